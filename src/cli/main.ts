@@ -1,0 +1,53 @@
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from '../config/config-error';
+import { registerCheck } from './check';
+import { registerDrivers } from './drivers';
+import { EXIT_FAILED, EXIT_USAGE, UsageError } from './exit-codes';
+import { printError } from './output';
+import { registerSpace } from './space';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { version } = require('../../package.json') as { version: string };
+
+export function buildProgram(): Command {
+  const program = new Command('depot')
+    .description('stores finished archives write-once on storage backends')
+    .version(version)
+    .showHelpAfterError()
+    .exitOverride();
+  registerCheck(program);
+  registerSpace(program);
+  registerDrivers(program);
+  for (const command of program.commands) command.exitOverride();
+  return program;
+}
+
+/** Runs the command line; resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end through here too, with exit code 0.
+      return error.exitCode === 0 ? 0 : EXIT_USAGE;
+    }
+    if (error instanceof ConfigError) {
+      printError(`configuration error in ${error.source}:`);
+      for (const issue of error.issues) process.stderr.write(`  ${issue.field}: ${issue.message}\n`);
+      return EXIT_USAGE;
+    }
+    if (error instanceof UsageError) {
+      printError(error.message);
+      return EXIT_USAGE;
+    }
+    printError(error instanceof Error ? error.message : String(error));
+    return EXIT_FAILED;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,159 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import type { FieldIssue } from '../contract';
+import { fieldIssues } from '../contract';
+import { SettingsError, StorageDriverFactory } from '../storage/factory';
+import { defaultDriverFactory } from '../storage/drivers';
+import { redactor as processRedactor, Redactor } from '../support/redaction';
+import { ConfigError } from './config-error';
+import { embeddedDefault } from './embedded-default';
+import { configSchema, GLOBAL_SECRET_FIELDS, GLOBAL_SECRET_LISTS, RawConfig } from './schema';
+import { interpolateAll, resolveSecretField, resolveSecretList, SecretContext } from './secrets';
+
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+
+export interface DriverConfig {
+  type: string;
+  [setting: string]: unknown;
+}
+
+/** The validated configuration; secrets resolved (and registered for redaction). */
+export type Config = Omit<RawConfig, 'redis' | 'drivers' | 'defaultDriver'> & {
+  /** The file it came from, or 'embedded default'. */
+  source: string;
+  redis: { url: string };
+  defaultDriver: string;
+  drivers: Record<string, DriverConfig>;
+};
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  factory?: StorageDriverFactory;
+  redactor?: Redactor;
+}
+
+/** Reads DEPOT_CONFIG (JSON or YAML) or the embedded default, and validates every field. Throws ConfigError. */
+export function loadConfig(options: LoadOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  const file = env.DEPOT_CONFIG ? path.resolve(cwd, env.DEPOT_CONFIG) : undefined;
+  const source = file ?? 'embedded default';
+  let raw: unknown;
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new ConfigError([{ field: 'DEPOT_CONFIG', message: `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}` }], source);
+    }
+    raw = parseText(text, source);
+  } else {
+    raw = embeddedDefault(env, cwd);
+  }
+  return validateConfig(raw, {
+    env,
+    source,
+    baseDir: file ? path.dirname(file) : cwd,
+    factory: options.factory ?? defaultDriverFactory(),
+    redactor: options.redactor ?? processRedactor,
+  });
+}
+
+/** YAML is a superset of JSON: one parser reads both. */
+function parseText(text: string, source: string): unknown {
+  try {
+    const parsed: unknown = YAML.parse(text, { uniqueKeys: true });
+    return parsed ?? {};
+  } catch (error) {
+    const message = (error as Error).message.split('\n')[0];
+    throw new ConfigError([{ field: '(file)', message: `not valid JSON or YAML: ${message}` }], source);
+  }
+}
+
+interface ValidateOptions {
+  env: NodeJS.ProcessEnv;
+  source: string;
+  baseDir: string;
+  factory: StorageDriverFactory;
+  redactor: Redactor;
+}
+
+export function validateConfig(raw: unknown, options: ValidateOptions): Config {
+  const { factory, source } = options;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new ConfigError([{ field: '(root)', message: 'must be a mapping of settings' }], source);
+  }
+  const issues: FieldIssue[] = [];
+  const ctx: SecretContext = { env: options.env, baseDir: options.baseDir, redactor: options.redactor, issues };
+  const tree = structuredClone(raw) as Record<string, unknown>;
+
+  // Secret fields are resolved apart from ordinary ${ENV} interpolation, which must never see them.
+  const secretAt: Array<{ holder: unknown; field: string; at: string; list: boolean }> = [];
+  for (const [holderPath, field, list] of [
+    ...GLOBAL_SECRET_FIELDS.map((p) => [p.slice(0, -1), p[p.length - 1], false] as const),
+    ...GLOBAL_SECRET_LISTS.map((p) => [p.slice(0, -1), p[p.length - 1], true] as const),
+  ]) {
+    secretAt.push({ holder: dig(tree, holderPath), field, at: holderPath.join('.'), list });
+  }
+  const drivers = tree.drivers;
+  if (drivers && typeof drivers === 'object') {
+    for (const [name, settings] of Object.entries(drivers as Record<string, unknown>)) {
+      const type = (settings as { type?: unknown } | null)?.type;
+      const definition = typeof type === 'string' ? factory.definition(type) : undefined;
+      for (const field of definition?.secretFields ?? []) {
+        secretAt.push({ holder: settings, field, at: `drivers.${name}`, list: false });
+      }
+    }
+  }
+  const skip = new Set(secretAt.flatMap((s) => [`${s.at}.${s.field}`, `${s.at}.${s.field}File`]));
+  interpolateAll(tree, '', ctx, skip);
+  for (const s of secretAt) (s.list ? resolveSecretList : resolveSecretField)(s.holder, s.field, s.at, ctx);
+  if (issues.length) throw new ConfigError(issues, source);
+
+  const parsed = configSchema.safeParse(tree);
+  if (!parsed.success) throw new ConfigError(fieldIssues(parsed.error), source);
+  const config = parsed.data;
+
+  const driverConfigs: Record<string, DriverConfig> = {};
+  for (const [name, settings] of Object.entries(config.drivers)) {
+    try {
+      driverConfigs[name] = factory.parseSettings(name, settings) as DriverConfig;
+    } catch (error) {
+      if (error instanceof SettingsError) issues.push(...error.issues);
+      else throw error;
+    }
+  }
+  const names = Object.keys(config.drivers);
+  if (names.length === 0) issues.push({ field: 'drivers', message: 'must configure at least one driver' });
+  const defaultDriver = config.defaultDriver ?? (names.length === 1 ? names[0] : undefined);
+  if (!defaultDriver && names.length > 1) issues.push({ field: 'defaultDriver', message: 'must name one of the drivers when there are several' });
+  if (config.defaultDriver && !names.includes(config.defaultDriver)) {
+    issues.push({ field: 'defaultDriver', message: `no driver named '${config.defaultDriver}' (drivers: ${names.join(', ')})` });
+  }
+  for (const [from, to] of Object.entries(config.failover)) {
+    if (!names.includes(from)) issues.push({ field: `failover.${from}`, message: `no driver named '${from}'` });
+    to.forEach((target, i) => {
+      if (!names.includes(target)) issues.push({ field: `failover.${from}[${i}]`, message: `no driver named '${target}'` });
+      else if (target === from) issues.push({ field: `failover.${from}[${i}]`, message: 'a driver cannot be its own fallback' });
+    });
+  }
+  const redisUrl = config.redis?.url ?? options.env.REDIS_URL ?? DEFAULT_REDIS_URL;
+  try {
+    const url = new URL(redisUrl);
+    if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new Error('protocol');
+    if (url.password) options.redactor.add(decodeURIComponent(url.password));
+  } catch {
+    issues.push({ field: config.redis?.url ? 'redis.url' : 'REDIS_URL', message: 'must be a redis:// or rediss:// URL' });
+  }
+  if (issues.length) throw new ConfigError(issues, source);
+
+  return { ...config, source, redis: { url: redisUrl }, defaultDriver: defaultDriver as string, drivers: driverConfigs };
+}
+
+function dig(tree: Record<string, unknown>, keys: readonly string[]): unknown {
+  let node: unknown = tree;
+  for (const key of keys) node = node && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined;
+  return node;
+}

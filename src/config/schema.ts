@@ -1,0 +1,53 @@
+import { z } from 'zod';
+
+/** CONTRACT §7: everything but the per-type driver settings, which each driver definition checks. */
+const name = z.string().min(1, 'must not be empty').max(64, 'must be at most 64 characters');
+
+const hostName = z.string().min(1).max(253);
+
+export const configSchema = z.strictObject({
+  redis: z.strictObject({ url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL') }).optional(),
+  queue: z
+    .strictObject({
+      name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 _ -').default('depot'),
+      prefix: z.string().min(1).max(64).default('bull'),
+      concurrency: z.number().int().min(1).max(1000).default(4),
+      attempts: z.number().int().min(1).max(100).default(5),
+      backoffMs: z.number().int().min(0).max(3_600_000).default(1000),
+      /** How long a worker's lock on a job lasts without renewal; a crashed worker's jobs come back after this. */
+      lockDurationMs: z.number().int().min(1000).max(600_000).default(10_000),
+      /** How often workers look for jobs whose worker died. */
+      stalledIntervalMs: z.number().int().min(500).max(600_000).default(5_000),
+    })
+    .prefault({}),
+  defaultDriver: name.optional(),
+  drivers: z.record(name, z.unknown()),
+  failover: z.record(name, z.array(name)).default({}),
+  callbacks: z
+    .strictObject({
+      url: z.url({ protocol: /^https?$/, error: 'must be an http or https URL' }).optional(),
+      secret: z.string().min(16, 'must be at least 16 characters').optional(),
+    })
+    .optional(),
+  http: z
+    .strictObject({
+      port: z.number().int().min(0).max(65535).default(3000),
+      host: z.string().default('127.0.0.1'),
+      tokens: z.array(z.string().min(16, 'must be at least 16 characters')).default([]),
+      auth: z.strictObject({ user: z.string().min(1), password: z.string().min(1) }).optional(),
+    })
+    .prefault({}),
+  paths: z.strictObject({ allowed: z.array(z.string().min(1)).optional() }).prefault({}),
+  sources: z.strictObject({ allowedHosts: z.array(hostName).optional() }).prefault({}),
+  limits: z.strictObject({ inlineBytes: z.number().int().min(0).max(64 * 1024 * 1024).default(1024 * 1024) }).prefault({}),
+});
+
+export type RawConfig = z.infer<typeof configSchema>;
+
+/** Where secrets sit outside the drivers: `secret` or `secretFile`, and so on. */
+export const GLOBAL_SECRET_FIELDS: ReadonlyArray<readonly string[]> = [
+  ['callbacks', 'secret'],
+  ['http', 'auth', 'password'],
+];
+/** Lists whose every entry is a secret. */
+export const GLOBAL_SECRET_LISTS: ReadonlyArray<readonly string[]> = [['http', 'tokens']];

@@ -1,0 +1,29 @@
+import { ErrorCode, NEVER_RETRIED } from './error-codes';
+
+/**
+ * The one error type that crosses module boundaries. `field` names the part of a
+ * task or config that is wrong, so the message can say it.
+ */
+export class DepotError extends Error {
+  readonly code: ErrorCode;
+  readonly field?: string;
+  /** `source_unavailable` is retried for URLs but not for missing files: the thrower decides. */
+  readonly retryable: boolean;
+
+  constructor(code: ErrorCode, message: string, options: { field?: string; retryable?: boolean; cause?: unknown } = {}) {
+    super(options.field ? `${options.field}: ${message}` : message, { cause: options.cause });
+    this.name = 'DepotError';
+    this.code = code;
+    this.field = options.field;
+    this.retryable = options.retryable ?? !NEVER_RETRIED.has(code);
+  }
+
+  /** `{ code, message }` as results, events and job failedReason carry it. */
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export function isDepotError(error: unknown): error is DepotError {
+  return error instanceof DepotError;
+}

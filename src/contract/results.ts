@@ -1,0 +1,64 @@
+import type { ErrorCode } from './error-codes';
+import type { StorageRef } from './tasks';
+
+/** `Space`: each figure present only where the backend reports it. */
+export interface Space {
+  totalBytes?: number;
+  freeBytes?: number;
+  usedBytes?: number;
+}
+
+/**
+ * The manifest every stored archive carries (CONTRACT §2, "Keys and write-once").
+ * Filesystem and FTP keep it in a sidecar `<key>.depot.json`.
+ */
+export interface Manifest {
+  name: string;
+  key: string;
+  size: number;
+  sha256: string;
+  storedAt: string;
+  taskId: string;
+  metadata: Record<string, string>;
+  retainUntil?: string;
+  deleteAfter?: string;
+}
+
+export interface StoreResult {
+  taskId: string;
+  ref: StorageRef;
+  name: string;
+  size: number;
+  sha256: string;
+  storedAt: string;
+  metadata: Record<string, string>;
+  driversTried: string[];
+  failedOver: boolean;
+  attempts: number;
+}
+
+export interface RetrieveResult {
+  taskId: string;
+  ref: StorageRef;
+  size: number;
+  sha256: string;
+  path?: string;
+  base64?: string;
+}
+
+export interface DeleteResult {
+  taskId: string;
+  ref: StorageRef;
+  deleted: true;
+}
+
+export interface CheckResult {
+  taskId?: string;
+  driver: string;
+  ok: boolean;
+  writeMs?: number;
+  readMs?: number;
+  deleteMs?: number;
+  space?: Space;
+  error?: { code: ErrorCode; message: string };
+}

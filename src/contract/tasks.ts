@@ -1,0 +1,133 @@
+import { z } from 'zod';
+import { archiveNameProblem, taskIdProblem } from './archive-name';
+import { parseArchiveKey } from './archive-key';
+import { DepotError } from './depot-error';
+import { fieldIssues } from './field-issues';
+
+/** The StorageTask jobs of CONTRACT §2: the job name is the operation, the data the task. */
+export const OPERATIONS = ['store', 'retrieve', 'delete', 'check'] as const;
+export type Operation = (typeof OPERATIONS)[number];
+
+const taskId = z.string().superRefine((value, ctx) => {
+  const problem = taskIdProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+const archiveName = z.string().superRefine((value, ctx) => {
+  const problem = archiveNameProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+const driverName = z.string().min(1, 'must not be empty').max(64, 'must be at most 64 characters');
+
+const archiveKey = z.string().superRefine((value, ctx) => {
+  const parsed = parseArchiveKey(value);
+  if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
+});
+
+// ISO 8601 date or date-time with zone; a bare local time would mean different moments on different workers.
+const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2}))?$/;
+const instant = z.string().refine((v) => ISO_INSTANT.test(v) && !Number.isNaN(Date.parse(v)), {
+  message: 'must be an ISO 8601 date or date-time with a time zone (e.g. 2036-01-31T00:00:00Z)',
+});
+
+const httpUrl = z.string().refine(
+  (v) => {
+    try {
+      const u = new URL(v);
+      return u.protocol === 'http:' || u.protocol === 'https:';
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be an http or https URL' },
+);
+
+const callbackUrl = httpUrl;
+
+export const storageRefSchema = z.strictObject({ driver: driverName, key: archiveKey });
+export type StorageRef = z.infer<typeof storageRefSchema>;
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+export const sourceSchema = z.union(
+  [
+    z.strictObject({ path: z.string().min(1, 'must not be empty') }),
+    z.strictObject({ url: httpUrl, headers: z.record(z.string(), z.string()).optional() }),
+    z.strictObject({ base64: z.string().refine((v) => v.length % 4 === 0 && BASE64.test(v), 'must be base64') }),
+  ],
+  { error: 'must be exactly one of { path }, { url, headers? } or { base64 }' },
+);
+export type Source = z.infer<typeof sourceSchema>;
+
+export const storeTaskSchema = z.strictObject({
+  taskId: taskId.optional(),
+  driver: driverName.optional(),
+  fallbacks: z.array(driverName).max(16).optional(),
+  source: sourceSchema,
+  name: archiveName,
+  sha256: z
+    .string()
+    .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits')
+    .transform((v) => v.toLowerCase())
+    .optional(),
+  size: z.number().int('must be a whole number').nonnegative('must not be negative').optional(),
+  metadata: z.record(z.string(), z.string()).optional(),
+  retainUntil: instant.optional(),
+  deleteAfter: instant.optional(),
+  callbackUrl: callbackUrl.optional(),
+});
+export type StoreTask = z.infer<typeof storeTaskSchema>;
+
+export const retrieveTaskSchema = z.strictObject({
+  taskId: taskId.optional(),
+  ref: storageRefSchema,
+  target: z.union([z.strictObject({ path: z.string().min(1, 'must not be empty') }), z.strictObject({ inline: z.literal(true) })], {
+    error: 'must be { path } or { inline: true }',
+  }),
+  callbackUrl: callbackUrl.optional(),
+});
+export type RetrieveTask = z.infer<typeof retrieveTaskSchema>;
+
+export const deleteTaskSchema = z.strictObject({
+  taskId: taskId.optional(),
+  ref: storageRefSchema,
+  callbackUrl: callbackUrl.optional(),
+});
+export type DeleteTask = z.infer<typeof deleteTaskSchema>;
+
+export const checkTaskSchema = z.strictObject({
+  taskId: taskId.optional(),
+  driver: driverName,
+});
+export type CheckTask = z.infer<typeof checkTaskSchema>;
+
+export interface TaskByOperation {
+  store: StoreTask;
+  retrieve: RetrieveTask;
+  delete: DeleteTask;
+  check: CheckTask;
+}
+
+const schemas = {
+  store: storeTaskSchema,
+  retrieve: retrieveTaskSchema,
+  delete: deleteTaskSchema,
+  check: checkTaskSchema,
+} as const;
+
+/** Validates a task; the error is `invalid_task` and names the first wrong field. */
+export function parseTask<O extends Operation>(operation: O, data: unknown): TaskByOperation[O] {
+  const schema = schemas[operation];
+  if (!schema) throw new DepotError('invalid_task', `unknown operation '${String(operation)}'`, { field: 'name' });
+  const parsed = schema.safeParse(data);
+  if (!parsed.success) {
+    const [first] = fieldIssues(parsed.error);
+    throw new DepotError('invalid_task', first.message, { field: first.field });
+  }
+  return parsed.data as TaskByOperation[O];
+}
+
+export function isOperation(value: unknown): value is Operation {
+  return typeof value === 'string' && (OPERATIONS as readonly string[]).includes(value);
+}

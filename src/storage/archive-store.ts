@@ -1,0 +1,193 @@
+import { Readable, pipeline } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { CheckResult, DepotError, Manifest, parseArchiveKey, Space } from '../contract';
+import { classifyError, errorBody } from '../support/error-handler';
+import { audit, Logger } from '../support/logging';
+import type { StorageDriver } from './driver';
+import { HashingStream } from './hashing-stream';
+
+export interface StoreInput {
+  key: string;
+  taskId: string;
+  name: string;
+  body: Readable;
+  /** Expected checksum and size from the task; a mismatch is `integrity` and nothing is published. */
+  sha256?: string;
+  size?: number;
+  metadata?: Record<string, string>;
+  retainUntil?: string;
+  deleteAfter?: string;
+  signal?: AbortSignal;
+  onBytes?: (bytes: number) => void;
+}
+
+export interface StoredArchive {
+  manifest: Manifest;
+  /** false when the key already held the same bytes (an idempotent re-store). */
+  created: boolean;
+}
+
+/**
+ * What every driver gets once, instead of each doing it again: key checks,
+ * sha256 and size computed in the same pass as the transfer, idempotent
+ * re-stores, retention on delete, verification on read, and the audit trail.
+ */
+export class ArchiveStore {
+  constructor(
+    readonly driver: StorageDriver,
+    private readonly logger: Logger,
+  ) {}
+
+  get name(): string {
+    return this.driver.name;
+  }
+
+  async store(input: StoreInput): Promise<StoredArchive> {
+    assertKey(input.key);
+    const signal = input.signal ?? new AbortController().signal;
+    const expected = { sha256: input.sha256, size: input.size };
+    const existing = await this.driver.stat(input.key);
+    if (existing) return this.settleExisting(input, existing, expected);
+
+    const hasher = new HashingStream(expected, input.onBytes);
+    // pipeline() carries a source failure into the hasher, so the driver sees it and publishes nothing.
+    const stream = pipeline(input.body, hasher, () => undefined);
+    const onAbort = () => input.body.destroy(new DepotError('unavailable', 'store aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    let outcome;
+    try {
+      outcome = await this.driver.store(
+        input.key,
+        {
+          stream,
+          manifest: () => ({
+            ...hasher.result(),
+            name: input.name,
+            key: input.key,
+            storedAt: new Date().toISOString(),
+            taskId: input.taskId,
+            metadata: input.metadata ?? {},
+            ...(input.retainUntil ? { retainUntil: input.retainUntil } : {}),
+            ...(input.deleteAfter ? { deleteAfter: input.deleteAfter } : {}),
+          }),
+        },
+        signal,
+      );
+    } catch (error) {
+      input.body.destroy();
+      throw classifyError(hasher.destroyed && hasher.errored ? hasher.errored : error);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+    if (outcome.status === 'exists') {
+      // Another attempt published first (a race or a crash after publish): same bytes or a conflict.
+      this.assertSameContent(input.key, outcome.existing, hasher.result());
+      this.auditStore(outcome.existing, 'exists');
+      return { manifest: outcome.existing, created: false };
+    }
+    this.auditStore(outcome.manifest, 'created');
+    return { manifest: outcome.manifest, created: true };
+  }
+
+  /** A retried store found its key taken: idempotent success when the bytes are the same, else `conflict`. */
+  private async settleExisting(input: StoreInput, existing: Manifest, expected: { sha256?: string; size?: number }): Promise<StoredArchive> {
+    if (expected.sha256 === existing.sha256 && (expected.size === undefined || expected.size === existing.size)) {
+      input.body.destroy();
+    } else {
+      const hasher = new HashingStream(expected, input.onBytes);
+      await new Promise<void>((resolve, reject) => {
+        pipeline(input.body, hasher, (error) => (error ? reject(classifyError(error)) : resolve()));
+        hasher.resume();
+      });
+      this.assertSameContent(input.key, existing, hasher.result());
+    }
+    this.auditStore(existing, 'exists');
+    return { manifest: existing, created: false };
+  }
+
+  private assertSameContent(key: string, existing: Manifest, actual: { sha256: string; size: number }): void {
+    if (existing.sha256 !== actual.sha256 || existing.size !== actual.size) {
+      throw new DepotError('conflict', `${this.name}:${key} already holds other content (sha256 ${existing.sha256})`);
+    }
+  }
+
+  private auditStore(manifest: Manifest, outcome: string): void {
+    audit(this.logger, {
+      action: 'store',
+      driver: this.name,
+      key: manifest.key,
+      taskId: manifest.taskId,
+      size: manifest.size,
+      sha256: manifest.sha256,
+      outcome,
+    });
+  }
+
+  /**
+   * The archive as a stream that is re-verified against its manifest while it is
+   * read: it errors with `integrity` at the end if the stored bytes were changed.
+   */
+  async retrieve(key: string, options: { signal?: AbortSignal; taskId?: string } = {}): Promise<{ manifest: Manifest; stream: Readable }> {
+    assertKey(key);
+    const signal = options.signal ?? new AbortController().signal;
+    const { body, manifest } = await this.driver.retrieve(key, signal);
+    const verifier = new HashingStream({ sha256: manifest.sha256, size: manifest.size });
+    const stream = pipeline(body, verifier, () => undefined);
+    finished(stream).then(
+      () => audit(this.logger, { action: 'retrieve', driver: this.name, key, taskId: options.taskId, size: manifest.size, sha256: manifest.sha256, outcome: 'read' }),
+      () => undefined,
+    );
+    return { manifest, stream };
+  }
+
+  async stat(key: string): Promise<Manifest | null> {
+    assertKey(key);
+    return this.driver.stat(key);
+  }
+
+  /** Deletes an archive unless it is under retention; `not_found` when there is none. */
+  async delete(key: string, options: { taskId?: string; now?: Date } = {}): Promise<void> {
+    assertKey(key);
+    const manifest = await this.driver.stat(key);
+    if (!manifest) throw new DepotError('not_found', `no archive ${this.name}:${key}`);
+    const now = options.now ?? new Date();
+    if (manifest.retainUntil && Date.parse(manifest.retainUntil) > now.getTime()) {
+      throw new DepotError('retention', `${this.name}:${key} is retained until ${manifest.retainUntil}`);
+    }
+    await this.driver.delete(key);
+    audit(this.logger, { action: 'delete', driver: this.name, key, taskId: options.taskId ?? manifest.taskId, size: manifest.size, sha256: manifest.sha256, outcome: 'deleted' });
+  }
+
+  list(prefix = ''): AsyncIterable<Manifest> {
+    return this.driver.list(prefix);
+  }
+
+  async space(): Promise<Space> {
+    return this.driver.space();
+  }
+
+  /** Connection check plus space; never throws, the result says what failed. */
+  async check(options: { signal?: AbortSignal } = {}): Promise<CheckResult> {
+    try {
+      const timings = await this.driver.check(options.signal ?? new AbortController().signal);
+      const result: CheckResult = { driver: this.name, ok: true, ...timings };
+      try {
+        result.space = await this.driver.space();
+      } catch (error) {
+        this.logger.warn(`space of ${this.name} not available`, { driver: this.name, error: errorBody(error) });
+      }
+      return result;
+    } catch (error) {
+      return { driver: this.name, ok: false, error: errorBody(error) };
+    }
+  }
+
+  close(): Promise<void> {
+    return this.driver.close();
+  }
+}
+
+function assertKey(key: string): void {
+  const parsed = parseArchiveKey(key);
+  if (typeof parsed === 'string') throw new DepotError('invalid_task', parsed, { field: 'ref.key' });
+}

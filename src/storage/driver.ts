@@ -1,0 +1,63 @@
+import type { Readable } from 'node:stream';
+import type { Manifest, Space } from '../contract';
+
+/** What a backend can do beyond the basics; callers ask instead of guessing. */
+export interface DriverCapabilities {
+  /** The backend itself enforces retainUntil (WORM); otherwise depot enforces it. */
+  retention: boolean;
+  /** space() reports figures of the backend's own. */
+  space: boolean;
+  list: boolean;
+}
+
+/**
+ * The bytes to store. `stream` is already hashed and size-checked by the shared
+ * layer: it errors at its end (code `integrity`) when the bytes are not what the
+ * task expected, so a driver that publishes only after the stream ended cleanly
+ * can never publish bad bytes. `manifest()` is complete once the stream ended.
+ */
+export interface ArchiveBody {
+  stream: Readable;
+  manifest(): Manifest;
+}
+
+/** A write-once store either created the key or found it taken (by the manifest there). */
+export type PublishOutcome = { status: 'created'; manifest: Manifest } | { status: 'exists'; existing: Manifest };
+
+/** Timings of a connection check: write a probe, read it back, delete it. */
+export interface ProbeTimings {
+  writeMs: number;
+  readMs: number;
+  deleteMs: number;
+}
+
+/**
+ * The one interface every backend implements. A driver moves bytes to one backend
+ * and keeps the manifest beside them; it knows nothing of queues, retries, other
+ * drivers, hashing or key rules, and reports failures as DepotError with the
+ * contract's codes. Keys given to a driver have passed parseArchiveKey.
+ */
+export interface StorageDriver {
+  /** Instance name from the config, e.g. `local`. */
+  readonly name: string;
+  /** Driver type, e.g. `filesystem`. */
+  readonly type: string;
+  readonly capabilities: DriverCapabilities;
+
+  /** Write-once: nothing is visible under `key` until the body ended cleanly; an existing key is never replaced. */
+  store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome>;
+  /** The stored bytes as they are (the shared layer verifies them) and their manifest; `not_found` when absent. */
+  retrieve(key: string, signal: AbortSignal): Promise<{ body: Readable; manifest: Manifest }>;
+  /** The manifest, or null when nothing is published under `key`. */
+  stat(key: string): Promise<Manifest | null>;
+  /** Removes archive and manifest; `not_found` when absent. Retention is checked by the caller (and by the backend where it can). */
+  delete(key: string): Promise<void>;
+  /** Manifests of the archives whose key starts with `prefix`. */
+  list(prefix: string): AsyncIterable<Manifest>;
+  /** Writes, reads back, verifies and deletes a probe outside the archive keys. */
+  check(signal: AbortSignal): Promise<ProbeTimings>;
+  /** Only the figures the backend reports. */
+  space(): Promise<Space>;
+  /** Releases connections and handles; the driver is not used afterwards. */
+  close(): Promise<void>;
+}

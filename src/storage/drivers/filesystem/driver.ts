@@ -1,0 +1,331 @@
+import { constants, createReadStream } from 'node:fs';
+import { FileHandle, link, lstat, mkdir, open, readdir, readFile, realpath, rmdir, statfs, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { DepotError, Manifest, parseArchiveKey, Space } from '../../../contract';
+import { classifyError } from '../../../support/error-handler';
+import type { ArchiveBody, DriverCapabilities, ProbeTimings, PublishOutcome, StorageDriver } from '../../driver';
+import { parseManifest, serializeManifest, sidecarName } from '../../manifest';
+import { probeName, runProbe } from '../../probe';
+import { DirSync } from './dir-sync';
+import type { FilesystemSettings } from './types';
+
+const STAGING_DIR = '.depot-tmp';
+const CHECK_DIR = '.depot-check';
+/** Keep one fdatasync in flight per this many bytes, so the final flush does not stall for seconds. */
+const SYNC_EVERY = 128 * 1024 * 1024;
+/** Staging files older than this are leftovers whatever their owner: no store runs a day without writing. */
+const STALE_MS = 24 * 60 * 60 * 1000;
+const READ_CHUNK = 1024 * 1024;
+
+/**
+ * Write-once archives in a directory tree: `<root>/YYYY/MM/DD/<taskId>/<name>`
+ * with a sidecar manifest. Bytes go to a staging file inside the root, are
+ * fsynced, and are published with link(2), which never replaces an existing
+ * name. Every path is derived from a checked key and resolved inside the root.
+ */
+export class FilesystemDriver implements StorageDriver {
+  readonly type = 'filesystem';
+  readonly capabilities: DriverCapabilities = { retention: false, space: true, list: true };
+  private readonly root: string;
+  private readonly staging: string;
+  private readonly dirSync = new DirSync();
+  private readonly tag = `${hostname().replace(/[^A-Za-z0-9.-]/g, '_')}-${process.pid}`;
+  private ready?: Promise<string>;
+
+  constructor(
+    readonly name: string,
+    private readonly settings: FilesystemSettings,
+  ) {
+    this.root = path.resolve(settings.root);
+    this.staging = path.join(this.root, STAGING_DIR);
+  }
+
+  /** Creates the root and staging area once, and removes what crashed stores left there. Resolves to the real root. */
+  private init(): Promise<string> {
+    this.ready ??= (async () => {
+      await mkdir(this.staging, { recursive: true, mode: 0o700 });
+      await this.removeLeftovers();
+      return realpath(this.root);
+    })();
+    this.ready.catch(() => (this.ready = undefined));
+    return this.ready;
+  }
+
+  /** Staging files whose writer is gone: our host with a dead pid, or untouched for a day (other hosts on a shared volume). */
+  private async removeLeftovers(): Promise<void> {
+    const host = this.tag.slice(0, this.tag.lastIndexOf('-'));
+    for (const entry of await readdir(this.staging)) {
+      const match = /^(.+)-(\d+)-[0-9a-f]+\.(part|manifest)$/.exec(entry);
+      const file = path.join(this.staging, entry);
+      let stale = false;
+      if (match && match[1] === host && !processAlive(Number(match[2]))) stale = true;
+      else {
+        const info = await lstat(file).catch(() => null);
+        stale = info !== null && Date.now() - info.mtimeMs > STALE_MS;
+      }
+      if (stale) await unlink(file).catch(() => undefined);
+    }
+  }
+
+  /** Paths of a key, after making sure its directory resolves inside the root (no symlink escape). */
+  private locate(key: string): { dir: string; file: string; sidecar: string; name: string } {
+    const parts = parseArchiveKey(key);
+    if (typeof parts === 'string') throw new DepotError('invalid_task', parts, { field: 'ref.key' });
+    const dir = path.join(this.root, parts.year, parts.month, parts.day, parts.taskId);
+    return { dir, file: path.join(dir, parts.name), sidecar: path.join(dir, sidecarName(parts.name)), name: parts.name };
+  }
+
+  private async assertInside(dir: string, realRoot: string): Promise<void> {
+    const real = await realpath(dir);
+    if (real !== realRoot && !real.startsWith(realRoot + path.sep)) {
+      throw new DepotError('internal', `${this.name}: a directory of the key resolves outside the root; refusing to follow it`);
+    }
+  }
+
+  async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+    const realRoot = await this.init();
+    const target = this.locate(key);
+    const stem = path.join(this.staging, `${this.tag}-${randomBytes(8).toString('hex')}`);
+    const dataTmp = `${stem}.part`;
+    const manifestTmp = `${stem}.manifest`;
+    try {
+      await this.writeStaged(dataTmp, body.stream, signal);
+      const manifest = body.manifest();
+      await this.writeFile(manifestTmp, serializeManifest(manifest));
+      signal.throwIfAborted();
+      await mkdir(target.dir, { recursive: true, mode: 0o755 });
+      await this.assertInside(target.dir, realRoot);
+      return await this.publish(key, target, dataTmp, manifestTmp, manifest);
+    } catch (error) {
+      body.stream.destroy();
+      throw classifyError(signal.aborted ? new DepotError('unavailable', 'store aborted', { cause: error }) : error);
+    } finally {
+      await Promise.all([unlink(dataTmp).catch(() => undefined), unlink(manifestTmp).catch(() => undefined)]);
+    }
+  }
+
+  /**
+   * Manifest first, then the archive: a crash between the two leaves a manifest
+   * without an archive, which is invisible and which a retry completes; never an
+   * archive without its manifest.
+   */
+  private async publish(
+    key: string,
+    target: { dir: string; file: string; sidecar: string },
+    dataTmp: string,
+    manifestTmp: string,
+    manifest: Manifest,
+  ): Promise<PublishOutcome> {
+    if (!(await linkOnce(manifestTmp, target.sidecar))) {
+      const existing = parseManifest(await readFile(target.sidecar), key);
+      if (existing.sha256 !== manifest.sha256 || existing.size !== manifest.size) return { status: 'exists', existing };
+      manifest = existing; // an earlier attempt of the same bytes got this far
+    }
+    if (!(await linkOnce(dataTmp, target.file))) return { status: 'exists', existing: manifest };
+    if (this.settings.fsync) await this.syncUp(target.dir);
+    return { status: 'created', manifest };
+  }
+
+  /** fsyncs the key's directory and its parents up to the root, so new directories survive a crash too. */
+  private async syncUp(dir: string): Promise<void> {
+    const syncs: Promise<void>[] = [];
+    for (let d = dir; d.length > this.root.length; d = path.dirname(d)) syncs.push(this.dirSync.sync(d));
+    syncs.push(this.dirSync.sync(this.root));
+    await Promise.all(syncs);
+  }
+
+  private async writeStaged(file: string, stream: Readable, signal: AbortSignal): Promise<void> {
+    const handle = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    let syncing: Promise<void> | undefined;
+    try {
+      let sinceSync = 0;
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        signal.throwIfAborted();
+        await writeAll(handle, chunk);
+        sinceSync += chunk.length;
+        if (this.settings.fsync && sinceSync >= SYNC_EVERY && !syncing) {
+          sinceSync = 0;
+          syncing = handle.datasync().finally(() => (syncing = undefined));
+        }
+      }
+      signal.throwIfAborted();
+      await syncing;
+      if (this.settings.fsync) await handle.sync();
+      await handle.chmod(this.settings.fileMode);
+    } finally {
+      await syncing?.catch(() => undefined);
+      await handle.close();
+    }
+  }
+
+  private async writeFile(file: string, bytes: Buffer): Promise<void> {
+    const handle = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    try {
+      await writeAll(handle, bytes);
+      if (this.settings.fsync) await handle.sync();
+      await handle.chmod(this.settings.fileMode);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async retrieve(key: string, signal: AbortSignal): Promise<{ body: Readable; manifest: Manifest }> {
+    const realRoot = await this.init();
+    const target = this.locate(key);
+    let handle: FileHandle | undefined;
+    try {
+      await this.assertInside(target.dir, realRoot);
+      handle = await open(target.file, constants.O_RDONLY | constants.O_NOFOLLOW);
+      const manifest = await this.readSidecar(key, target.sidecar);
+      if (!manifest) throw new DepotError('integrity', `${this.name}:${key} has no manifest`);
+      const body = createReadStream('', { fd: handle, highWaterMark: READ_CHUNK, signal });
+      handle = undefined; // the stream closes it now
+      return { body, manifest };
+    } catch (error) {
+      await handle?.close();
+      throw this.notFoundOr(error, key);
+    }
+  }
+
+  async stat(key: string): Promise<Manifest | null> {
+    const realRoot = await this.init();
+    const target = this.locate(key);
+    try {
+      await this.assertInside(target.dir, realRoot);
+      const info = await lstat(target.file);
+      if (!info.isFile()) throw new DepotError('integrity', `${this.name}:${key} is not a regular file`);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw classifyError(error);
+    }
+    const manifest = await this.readSidecar(key, target.sidecar);
+    // An archive without its manifest is never written by depot: someone changed the tree.
+    if (!manifest) throw new DepotError('integrity', `${this.name}:${key} has no manifest`);
+    return manifest;
+  }
+
+  private async readSidecar(key: string, sidecar: string): Promise<Manifest | null> {
+    try {
+      return parseManifest(await readFile(sidecar, { flag: constants.O_RDONLY | constants.O_NOFOLLOW }), key);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw classifyError(error);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    const realRoot = await this.init();
+    const target = this.locate(key);
+    try {
+      await this.assertInside(target.dir, realRoot);
+      // Archive first: a crash in between leaves an invisible manifest, not an archive without one.
+      await unlink(target.file);
+      await unlink(target.sidecar).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') throw error;
+      });
+      await rmdir(target.dir).catch(() => undefined); // only when the task's directory is now empty
+      if (this.settings.fsync) await this.dirSync.sync(path.dirname(target.dir));
+    } catch (error) {
+      throw this.notFoundOr(error, key);
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<Manifest> {
+    await this.init();
+    yield* this.walk(this.root, '', 0, prefix);
+  }
+
+  /** Depth 0..3 are the date and taskId directories; depth 4 holds archives and sidecars. */
+  private async *walk(dir: string, keyPrefix: string, depth: number, prefix: string): AsyncIterable<Manifest> {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw classifyError(error);
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    if (depth < 4) {
+      for (const entry of entries) {
+        if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
+        const sub = keyPrefix + entry.name + '/';
+        // Descend only where keys can still start with the prefix.
+        if (!sub.startsWith(prefix) && !prefix.startsWith(sub)) continue;
+        yield* this.walk(path.join(dir, entry.name), sub, depth + 1, prefix);
+      }
+      return;
+    }
+    const names = new Set(entries.filter((e) => e.isFile()).map((e) => e.name));
+    for (const name of names) {
+      const key = keyPrefix + name;
+      if (!key.startsWith(prefix) || !names.has(sidecarName(name))) continue;
+      if (typeof parseArchiveKey(key) === 'string') continue;
+      const manifest = await this.readSidecar(key, path.join(dir, sidecarName(name))).catch(() => null);
+      if (manifest && manifest.name === name) yield manifest;
+    }
+  }
+
+  async check(signal: AbortSignal): Promise<ProbeTimings> {
+    await this.init();
+    const dir = path.join(this.root, CHECK_DIR);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const file = path.join(dir, probeName());
+    return runProbe({
+      write: async (bytes) => {
+        signal.throwIfAborted();
+        await this.writeFile(file, bytes);
+      },
+      read: () => readFile(file, { signal }),
+      remove: () => unlink(file).catch(() => undefined),
+    });
+  }
+
+  async space(): Promise<Space> {
+    await this.init();
+    const s = await statfs(this.root);
+    return { totalBytes: s.blocks * s.bsize, freeBytes: s.bavail * s.bsize, usedBytes: (s.blocks - s.bfree) * s.bsize };
+  }
+
+  async close(): Promise<void> {
+    // Nothing is held open between calls.
+  }
+
+  private notFoundOr(error: unknown, key: string): DepotError {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return new DepotError('not_found', `no archive ${this.name}:${key}`);
+    if (code === 'ELOOP') return new DepotError('integrity', `${this.name}:${key} is a symbolic link; refusing to follow it`);
+    return classifyError(error);
+  }
+}
+
+/** link(2): false when the name exists. Never replaces it. */
+async function linkOnce(from: string, to: string): Promise<boolean> {
+  try {
+    await link(from, to);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  }
+}
+
+async function writeAll(handle: FileHandle, chunk: Buffer): Promise<void> {
+  let offset = 0;
+  while (offset < chunk.length) {
+    const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
+    offset += bytesWritten;
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+

@@ -1,0 +1,56 @@
+import { createHash, Hash } from 'node:crypto';
+import { Transform, TransformCallback } from 'node:stream';
+import { DepotError } from '../contract';
+
+export interface Expected {
+  sha256?: string;
+  size?: number;
+}
+
+/**
+ * Passes bytes through while computing sha256 and size in the same pass. With
+ * expectations it fails with `integrity` — early when the size is exceeded, else
+ * at the end — so whoever writes from it never completes with wrong bytes.
+ */
+export class HashingStream extends Transform {
+  private readonly hash: Hash = createHash('sha256');
+  private bytes = 0;
+  private digest?: string;
+
+  constructor(
+    private readonly expected: Expected = {},
+    private readonly onBytes?: (bytes: number) => void,
+  ) {
+    super({ readableHighWaterMark: 1024 * 1024, writableHighWaterMark: 1024 * 1024 });
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.expected.size !== undefined && this.bytes > this.expected.size) {
+      callback(new DepotError('integrity', `more than the expected ${this.expected.size} bytes`, { field: 'size' }));
+      return;
+    }
+    this.hash.update(chunk);
+    this.onBytes?.(this.bytes);
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.digest = this.hash.digest('hex');
+    if (this.expected.size !== undefined && this.bytes !== this.expected.size) {
+      callback(new DepotError('integrity', `got ${this.bytes} bytes, expected ${this.expected.size}`, { field: 'size' }));
+      return;
+    }
+    if (this.expected.sha256 !== undefined && this.digest !== this.expected.sha256) {
+      callback(new DepotError('integrity', `sha256 is ${this.digest}, expected ${this.expected.sha256}`, { field: 'sha256' }));
+      return;
+    }
+    callback();
+  }
+
+  /** sha256 and size of what passed; only after the stream ended. */
+  result(): { sha256: string; size: number } {
+    if (this.digest === undefined) throw new Error('HashingStream.result() before the end of the stream');
+    return { sha256: this.digest, size: this.bytes };
+  }
+}
