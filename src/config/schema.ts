@@ -18,6 +18,8 @@ export const configSchema = z.strictObject({
       lockDurationMs: z.number().int().min(1000).max(600_000).default(10_000),
       /** How often workers look for jobs whose worker died. */
       stalledIntervalMs: z.number().int().min(500).max(600_000).default(5_000),
+      /** On SIGTERM, how long running tasks may finish before they are handed back to the queue. */
+      shutdownGraceMs: z.number().int().min(0).max(600_000).default(30_000),
     })
     .prefault({}),
   defaultDriver: name.optional(),
@@ -38,7 +40,13 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   paths: z.strictObject({ allowed: z.array(z.string().min(1)).optional() }).prefault({}),
-  sources: z.strictObject({ allowedHosts: z.array(hostName).optional() }).prefault({}),
+  sources: z
+    .strictObject({
+      allowedHosts: z.array(hostName).optional(),
+      /** Connect, response and idle timeout of URL downloads. */
+      timeoutMs: z.number().int().min(100).max(3_600_000).default(30_000),
+    })
+    .prefault({}),
   limits: z.strictObject({ inlineBytes: z.number().int().min(0).max(64 * 1024 * 1024).default(1024 * 1024) }).prefault({}),
 });
 

@@ -22,7 +22,7 @@ export async function runProbe(steps: ProbeSteps): Promise<ProbeTimings> {
   let t = performance.now();
   await steps.write(bytes);
   const writeMs = performance.now() - t;
-  let readMs = 0;
+  let readMs: number;
   try {
     t = performance.now();
     const back = await steps.read();

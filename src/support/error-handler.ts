@@ -46,3 +46,52 @@ export function errorBody(error: unknown): { code: ErrorCode; message: string } 
   const depotError = classifyError(error);
   return { code: depotError.code, message: redactor.redact(depotError.message) };
 }
+
+export interface RetryPolicy {
+  /** Tries in all, the first included. */
+  attempts: number;
+  /** First delay; doubled on every retry, with jitter. */
+  backoffMs: number;
+  signal?: AbortSignal;
+  onRetry?: (error: DepotError, attempt: number, delayMs: number) => void;
+}
+
+/** Exponential backoff with jitter: between half and all of backoffMs·2^(attempt-1), at most a minute. */
+export function backoffDelay(backoffMs: number, attempt: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(backoffMs * 2 ** (attempt - 1), 60_000);
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
+
+/**
+ * Runs `operation` until it succeeds, fails with a code that is not retried
+ * (or that fails over at once), or the attempts are spent. Throws the last
+ * failure as a DepotError.
+ */
+export async function retryOperation<T>(operation: (attempt: number) => Promise<T>, policy: RetryPolicy): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await operation(attempt);
+    } catch (error) {
+      const failure = classifyError(error);
+      if (!failure.retryable || failsOverAtOnce(failure) || attempt >= policy.attempts || policy.signal?.aborted) throw failure;
+      const delay = backoffDelay(policy.backoffMs, attempt);
+      policy.onRetry?.(failure, attempt, delay);
+      await sleep(delay, policy.signal);
+    }
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -60,12 +60,8 @@ export class FilesystemDriver implements StorageDriver {
     for (const entry of await readdir(this.staging)) {
       const match = /^(.+)-(\d+)-[0-9a-f]+\.(part|manifest)$/.exec(entry);
       const file = path.join(this.staging, entry);
-      let stale = false;
-      if (match && match[1] === host && !processAlive(Number(match[2]))) stale = true;
-      else {
-        const info = await lstat(file).catch(() => null);
-        stale = info !== null && Date.now() - info.mtimeMs > STALE_MS;
-      }
+      const ownerDead = match !== null && match[1] === host && !processAlive(Number(match[2]));
+      const stale = ownerDead || (await isOlderThan(file, STALE_MS));
       if (stale) await unlink(file).catch(() => undefined);
     }
   }
@@ -318,6 +314,11 @@ async function writeAll(handle: FileHandle, chunk: Buffer): Promise<void> {
     const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
     offset += bytesWritten;
   }
+}
+
+async function isOlderThan(file: string, ms: number): Promise<boolean> {
+  const info = await lstat(file).catch(() => null);
+  return info !== null && Date.now() - info.mtimeMs > ms;
 }
 
 function processAlive(pid: number): boolean {

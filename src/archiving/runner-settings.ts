@@ -1,0 +1,20 @@
+import type { Config } from '../config/load';
+import type { RunnerSettings } from './task-runner';
+
+/** The parts of the config the task runner uses, read once at start rather than per job. */
+export function runnerSettings(config: Config): RunnerSettings {
+  return {
+    defaultDriver: config.defaultDriver,
+    failover: config.failover,
+    attempts: config.queue.attempts,
+    backoffMs: config.queue.backoffMs,
+    allowedPaths: config.paths.allowed,
+    inlineBytes: config.limits.inlineBytes,
+    sources: {
+      allowedPaths: config.paths.allowed,
+      allowedHosts: config.sources.allowedHosts,
+      inlineBytes: config.limits.inlineBytes,
+      timeoutMs: config.sources.timeoutMs,
+    },
+  };
+}

@@ -1,0 +1,132 @@
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import http, { IncomingMessage } from 'node:http';
+import https from 'node:https';
+import { Readable } from 'node:stream';
+import { DepotError, Source } from '../contract';
+import { allowedPath } from './path-policy';
+import { checkSourceUrl, guardedLookup } from './url-policy';
+
+export interface SourcePolicy {
+  allowedPaths?: string[];
+  allowedHosts?: string[];
+  inlineBytes: number;
+  /** Connect, response and idle timeout of URL downloads. */
+  timeoutMs: number;
+}
+
+export interface OpenedSource {
+  stream: Readable;
+  /** Known in advance for files, inline data and downloads with Content-Length. */
+  totalBytes?: number;
+}
+
+const MAX_REDIRECTS = 5;
+const CHUNK = 1024 * 1024;
+
+/** Opens a store task's source as a stream; each retry opens it anew. */
+export async function openSource(source: Source, policy: SourcePolicy, signal: AbortSignal): Promise<OpenedSource> {
+  let opened: OpenedSource;
+  if ('path' in source) opened = await openPath(source.path, policy);
+  else if ('base64' in source) opened = openInline(source.base64, policy);
+  else opened = await openUrl(checkSourceUrl(source.url, policy.allowedHosts), source.headers ?? {}, policy, signal, 0);
+  return { ...opened, stream: Readable.from(readingErrorsAsSource(opened.stream), { objectMode: false, highWaterMark: CHUNK }) };
+}
+
+/**
+ * A read that fails half-way is the source's fault, not the backend's: it must
+ * be retried as `source_unavailable`, never make a store fail over.
+ */
+async function* readingErrorsAsSource(stream: Readable): AsyncGenerator<Buffer> {
+  try {
+    for await (const chunk of stream) yield chunk as Buffer;
+  } catch (error) {
+    if (error instanceof DepotError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new DepotError('source_unavailable', `reading the source failed: ${code ?? (error as Error).message}`, { retryable: true, cause: error });
+  } finally {
+    stream.destroy();
+  }
+}
+
+async function openPath(raw: string, policy: SourcePolicy): Promise<OpenedSource> {
+  const file = await allowedPath(raw, 'source.path', policy.allowedPaths, 'source');
+  try {
+    const handle = await open(file, 'r');
+    const info = await handle.stat();
+    if (!info.isFile()) {
+      await handle.close();
+      throw new DepotError('source_unavailable', `${raw} is not a regular file`, { field: 'source.path', retryable: false });
+    }
+    return { stream: createReadStream('', { fd: handle, highWaterMark: CHUNK }), totalBytes: info.size };
+  } catch (error) {
+    if (error instanceof DepotError) throw error;
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    throw new DepotError('source_unavailable', `cannot read ${raw}: ${code}`, { field: 'source.path', retryable: false });
+  }
+}
+
+function openInline(base64: string, policy: SourcePolicy): OpenedSource {
+  // Checked before decoding, so an oversized job cannot make the worker allocate it.
+  const decodedLength = Math.floor((base64.length * 3) / 4) - (base64.endsWith('==') ? 2 : base64.endsWith('=') ? 1 : 0);
+  if (decodedLength > policy.inlineBytes) {
+    throw new DepotError('invalid_task', `${decodedLength} bytes exceed limits.inlineBytes (${policy.inlineBytes})`, { field: 'source.base64' });
+  }
+  const bytes = Buffer.from(base64, 'base64');
+  return { stream: Readable.from([bytes], { objectMode: false }), totalBytes: bytes.length };
+}
+
+/** Where a URL points, without its query (which may carry a token). */
+export function describeUrl(url: URL): string {
+  return `${url.origin}${url.pathname}`;
+}
+
+async function openUrl(url: URL, headers: Record<string, string>, policy: SourcePolicy, signal: AbortSignal, redirects: number): Promise<OpenedSource> {
+  const response = await request(url, headers, policy.timeoutMs, signal);
+  const status = response.statusCode ?? 0;
+  if (status >= 300 && status < 400 && response.headers.location) {
+    response.resume();
+    if (redirects >= MAX_REDIRECTS) {
+      throw new DepotError('source_unavailable', `more than ${MAX_REDIRECTS} redirects from ${describeUrl(url)}`, { field: 'source.url', retryable: false });
+    }
+    let next: URL;
+    try {
+      next = new URL(response.headers.location, url);
+    } catch {
+      throw new DepotError('source_unavailable', `bad redirect from ${describeUrl(url)}`, { field: 'source.url', retryable: false });
+    }
+    checkSourceUrl(next.href, policy.allowedHosts);
+    // Credentials meant for one origin are not handed to another.
+    const nextHeaders = next.origin === url.origin ? headers : {};
+    return openUrl(next, nextHeaders, policy, signal, redirects + 1);
+  }
+  if (status < 200 || status >= 300) {
+    response.resume();
+    // 4xx other than timeouts and throttling will not change by retrying.
+    const retryable = status >= 500 || status === 408 || status === 429;
+    throw new DepotError('source_unavailable', `${describeUrl(url)} answered HTTP ${status}`, { field: 'source.url', retryable });
+  }
+  const length = Number(response.headers['content-length']);
+  return { stream: response, totalBytes: Number.isFinite(length) && response.headers['content-length'] !== undefined ? length : undefined };
+}
+
+function request(url: URL, headers: Record<string, string>, timeoutMs: number, signal: AbortSignal): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const client = url.protocol === 'https:' ? https : http;
+    const req = client.request(url, { method: 'GET', headers, lookup: guardedLookup, signal, timeout: timeoutMs });
+    req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+    req.on('response', (response) => {
+      // The socket timeout keeps guarding the body: a stalled download fails instead of hanging.
+      response.on('error', () => undefined);
+      resolve(response);
+    });
+    req.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EFORBIDDEN') {
+        reject(new DepotError('invalid_task', error.message, { field: 'source.url' }));
+        return;
+      }
+      reject(new DepotError('source_unavailable', `${describeUrl(url)}: ${error.code ?? error.message}`, { field: 'source.url', retryable: true, cause: error }));
+    });
+    req.end();
+  });
+}

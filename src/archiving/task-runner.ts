@@ -1,0 +1,190 @@
+import {
+  archiveKey,
+  CheckResult,
+  CheckTask,
+  DeleteResult,
+  DeleteTask,
+  DepotError,
+  isOperation,
+  newTaskId,
+  Operation,
+  parseTask,
+  RetrieveResult,
+  RetrieveTask,
+  StoreResult,
+  StoreTask,
+  taskIdTime,
+} from '../contract';
+import type { StorageAPI } from '../storage/api';
+import { classifyError, retryOperation } from '../support/error-handler';
+import type { Logger } from '../support/logging';
+import { describeUrl, openSource, SourcePolicy } from './sources';
+import { readInline, writeToPath } from './targets';
+
+/** What the queue tells the runner about the job it runs; the runner knows nothing else of queues. */
+export interface TaskContext {
+  jobId: string;
+  /** When the job was created (ms since epoch): the key's day for producer-chosen taskIds. */
+  createdAt: number;
+  signal: AbortSignal;
+  progress(progress: { bytes: number; totalBytes?: number }): void;
+  /** Keeps a generated taskId on the job before any byte is written, so a retry reuses the key. */
+  keepTaskId(taskId: string): Promise<void>;
+}
+
+export interface RunnerSettings {
+  defaultDriver: string;
+  failover: Record<string, string[]>;
+  /** Tries per driver (the first included) and the first backoff delay. */
+  attempts: number;
+  backoffMs: number;
+  allowedPaths?: string[];
+  sources: SourcePolicy;
+  inlineBytes: number;
+}
+
+export type TaskResult = StoreResult | RetrieveResult | DeleteResult | CheckResult;
+
+/** Codes that say this backend cannot take the store now, so the next one may. */
+const FAILS_OVER = new Set(['auth', 'no_space', 'unavailable', 'internal']);
+
+/**
+ * AsyncTask.processTask: validates a task and runs it against its driver(s):
+ * retries with backoff on one driver, then fails over to the alternatives.
+ */
+export class TaskRunner {
+  constructor(
+    private readonly storage: StorageAPI,
+    private readonly settings: RunnerSettings,
+    private readonly logger: Logger,
+  ) {}
+
+  async processTask(operation: string, data: unknown, ctx: TaskContext): Promise<TaskResult> {
+    if (!isOperation(operation)) {
+      throw new DepotError('invalid_task', `unknown operation '${operation}' (one of store, retrieve, delete, check)`, { field: 'name' });
+    }
+    const op: Operation = operation;
+    switch (op) {
+      case 'store':
+        return this.store(parseTask('store', data), ctx);
+      case 'retrieve':
+        return this.retrieve(parseTask('retrieve', data), ctx);
+      case 'delete':
+        return this.delete(parseTask('delete', data), ctx);
+      case 'check':
+        return this.check(parseTask('check', data), ctx);
+    }
+  }
+
+  private async store(task: StoreTask, ctx: TaskContext): Promise<StoreResult> {
+    const primary = task.driver ?? this.settings.defaultDriver;
+    const drivers = [primary, ...(task.fallbacks ?? this.settings.failover[primary] ?? [])];
+    // Unknown names fail the task before anything is read or written.
+    for (const [i, name] of drivers.entries()) this.storageFor(name, i === 0 ? 'driver' : `fallbacks[${i - 1}]`);
+    const taskId = task.taskId ?? newTaskId();
+    if (!task.taskId) await ctx.keepTaskId(taskId);
+    const key = archiveKey(taskIdTime(taskId) ?? new Date(ctx.createdAt), taskId, task.name);
+
+    const driversTried: string[] = [];
+    let attempts = 0;
+    let lastError: DepotError | undefined;
+    for (const driver of drivers) {
+      driversTried.push(driver);
+      if (lastError) this.logger.warn(`failing over from ${driversTried.at(-2)} to ${driver}`, { taskId, jobId: ctx.jobId, error: lastError.toJSON() });
+      try {
+        const { manifest } = await retryOperation(
+          async () => {
+            attempts++;
+            return this.storeOnce(driver, key, taskId, task, ctx);
+          },
+          {
+            attempts: this.settings.attempts,
+            backoffMs: this.settings.backoffMs,
+            signal: ctx.signal,
+            onRetry: (error, attempt, delayMs) =>
+              this.logger.warn(`store on ${driver} failed, retrying in ${delayMs} ms`, { taskId, jobId: ctx.jobId, attempt, error: error.toJSON() }),
+          },
+        );
+        return {
+          taskId,
+          ref: { driver, key },
+          name: manifest.name,
+          size: manifest.size,
+          sha256: manifest.sha256,
+          storedAt: manifest.storedAt,
+          metadata: manifest.metadata,
+          driversTried,
+          failedOver: driversTried.length > 1,
+          attempts,
+        };
+      } catch (error) {
+        lastError = classifyError(error);
+        if (ctx.signal.aborted || !FAILS_OVER.has(lastError.code)) throw lastError;
+      }
+    }
+    throw lastError ?? new DepotError('internal', 'no driver to store to');
+  }
+
+  private async storeOnce(driver: string, key: string, taskId: string, task: StoreTask, ctx: TaskContext) {
+    const source = await openSource(task.source, this.settings.sources, ctx.signal);
+    const totalBytes = source.totalBytes ?? task.size;
+    ctx.progress({ bytes: 0, totalBytes });
+    this.logger.debug(`storing ${task.name} to ${driver}:${key}`, {
+      taskId,
+      jobId: ctx.jobId,
+      source: 'url' in task.source ? describeUrl(new URL(task.source.url)) : 'path' in task.source ? task.source.path : 'inline',
+    });
+    return this.storageFor(driver, 'driver').store({
+      key,
+      taskId,
+      name: task.name,
+      body: source.stream,
+      sha256: task.sha256,
+      size: task.size,
+      metadata: task.metadata,
+      retainUntil: task.retainUntil,
+      deleteAfter: task.deleteAfter,
+      signal: ctx.signal,
+      onBytes: (bytes) => ctx.progress({ bytes, totalBytes }),
+    });
+  }
+
+  private async retrieve(task: RetrieveTask, ctx: TaskContext): Promise<RetrieveResult> {
+    const store = this.storageFor(task.ref.driver, 'ref.driver');
+    const taskId = task.taskId ?? newTaskId();
+    return this.retrying(ctx, async () => {
+      const { manifest, stream } = await store.retrieve(task.ref.key, { signal: ctx.signal, taskId });
+      let bytes = 0;
+      stream.on('data', (chunk: Buffer) => ctx.progress({ bytes: (bytes += chunk.length), totalBytes: manifest.size }));
+      const base = { taskId, ref: task.ref, size: manifest.size, sha256: manifest.sha256 };
+      if ('path' in task.target) return { ...base, path: await writeToPath(stream, task.target.path, this.settings.allowedPaths) };
+      return { ...base, base64: await readInline(stream, manifest.size, this.settings.inlineBytes) };
+    });
+  }
+
+  private async delete(task: DeleteTask, ctx: TaskContext): Promise<DeleteResult> {
+    const store = this.storageFor(task.ref.driver, 'ref.driver');
+    const taskId = task.taskId ?? newTaskId();
+    await this.retrying(ctx, () => store.delete(task.ref.key, { taskId }));
+    return { taskId, ref: task.ref, deleted: true };
+  }
+
+  private async check(task: CheckTask, ctx: TaskContext): Promise<CheckResult> {
+    const result = await this.storageFor(task.driver, 'driver').check({ signal: ctx.signal });
+    return { taskId: task.taskId ?? newTaskId(), ...result };
+  }
+
+  private retrying<T>(ctx: TaskContext, operation: () => Promise<T>): Promise<T> {
+    return retryOperation(operation, { attempts: this.settings.attempts, backoffMs: this.settings.backoffMs, signal: ctx.signal });
+  }
+
+  private storageFor(driver: string, field: string) {
+    try {
+      return this.storage.getArchiveStore(driver);
+    } catch (error) {
+      const failure = classifyError(error);
+      if (failure.code === 'unknown_driver') throw new DepotError('unknown_driver', `no driver named '${driver}'`, { field });
+      throw failure;
+    }
+  }
+}

@@ -1,0 +1,116 @@
+import { Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import type { TaskContext } from '../archiving/task-runner';
+import { classifyError } from '../support/error-handler';
+import type { Logger } from '../support/logging';
+import { redactor } from '../support/redaction';
+import { createRedis } from './connection';
+
+/** Runs one task; the queue plumbing knows only this much of the storage logic. */
+export type TaskProcessor = (operation: string, data: unknown, ctx: TaskContext) => Promise<unknown>;
+
+export interface StorageWorkerOptions {
+  redisUrl: string;
+  queueName: string;
+  prefix: string;
+  concurrency: number;
+  lockDurationMs: number;
+  stalledIntervalMs: number;
+  /** How long a stop waits for running tasks before handing them back to the queue. */
+  shutdownGraceMs: number;
+  /** Worker name shown by `depot status` and bull-board. */
+  name?: string;
+}
+
+const PROGRESS_EVERY_MS = 250;
+/** Finished jobs are kept bounded, long enough for producers to read results. */
+const KEEP_COMPLETED = { count: 10_000, age: 7 * 24 * 3600 };
+const KEEP_FAILED = { count: 50_000, age: 30 * 24 * 3600 };
+
+export interface StorageWorker {
+  worker: Worker;
+  /** Stops fetching, waits up to the grace period, hands back what still runs, closes connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * The BullMQ Worker of queue `depot`: every failure leaves as `<code>: <message>`,
+ * the codes that are never retried as UnrecoverableError, whatever the job's
+ * own options say.
+ */
+export function startStorageWorker(processor: TaskProcessor, options: StorageWorkerOptions, logger: Logger): StorageWorker {
+  let stopping = false;
+  const connection = createRedis(options.redisUrl, 'worker');
+
+  const run = async (job: Job, token?: string, signal?: AbortSignal): Promise<unknown> => {
+    const abort = signal ?? new AbortController().signal;
+    const ctx: TaskContext = {
+      jobId: job.id ?? '',
+      createdAt: job.timestamp,
+      signal: abort,
+      progress: throttledProgress(job),
+      keepTaskId: (taskId) => job.updateData({ ...(job.data as object), taskId }),
+    };
+    try {
+      return redactor.redactValue(await processor(job.name, job.data, ctx));
+    } catch (error) {
+      if (stopping && abort.aborted && token) {
+        // Handed back, not failed: another worker (or this one restarted) runs it again.
+        await job.moveToWait(token);
+        logger.info(`job ${job.id} handed back to the queue on shutdown`, { jobId: job.id });
+        throw new WaitingError();
+      }
+      const failure = classifyError(error);
+      const reason = `${failure.code}: ${redactor.redact(failure.message)}`;
+      logger.warn(`job ${job.id} (${job.name}) failed: ${reason}`, { jobId: job.id, operation: job.name, code: failure.code, attempt: job.attemptsMade + 1 });
+      throw failure.retryable ? new Error(reason) : new UnrecoverableError(reason);
+    }
+  };
+
+  const worker = new Worker(options.queueName, run, {
+    connection,
+    prefix: options.prefix,
+    concurrency: options.concurrency,
+    lockDuration: options.lockDurationMs,
+    stalledInterval: options.stalledIntervalMs,
+    maxStalledCount: 2,
+    removeOnComplete: KEEP_COMPLETED,
+    removeOnFail: KEEP_FAILED,
+    name: options.name,
+  });
+  let lastConnectionError = 0;
+  worker.on('error', (error) => {
+    // Redis outages repeat this every reconnect; one line per ten seconds is enough.
+    if (Date.now() - lastConnectionError < 10_000) return;
+    lastConnectionError = Date.now();
+    logger.error(`queue connection: ${redactor.redact(error.message)}`);
+  });
+
+  const close = async () => {
+    if (stopping) return;
+    stopping = true;
+    const grace = setTimeout(() => {
+      logger.warn(`tasks still running after ${options.shutdownGraceMs} ms; handing them back to the queue`);
+      worker.cancelAllJobs('shutdown');
+    }, options.shutdownGraceMs);
+    try {
+      await worker.close();
+    } finally {
+      clearTimeout(grace);
+      connection.disconnect();
+    }
+  };
+  return { worker, close };
+}
+
+function throttledProgress(job: Job): TaskContext['progress'] {
+  let last = 0;
+  let lastBytes = -1;
+  return (progress) => {
+    const now = Date.now();
+    const done = progress.totalBytes !== undefined && progress.bytes >= progress.totalBytes;
+    if (progress.bytes === lastBytes || (now - last < PROGRESS_EVERY_MS && !done && progress.bytes !== 0)) return;
+    last = now;
+    lastBytes = progress.bytes;
+    job.updateProgress(progress).catch(() => undefined);
+  };
+}

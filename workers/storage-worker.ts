@@ -1,0 +1,79 @@
+import { hostname } from 'node:os';
+import { runnerSettings } from '../src/archiving/runner-settings';
+import { TaskRunner } from '../src/archiving/task-runner';
+import { ConfigError } from '../src/config/config-error';
+import { Config, loadConfig } from '../src/config/load';
+import { startStorageWorker } from '../src/queue/storage-worker';
+import { StorageAPI } from '../src/storage/api';
+import { defaultDriverFactory } from '../src/storage/drivers';
+import { createLogger, Logger, logSettingsFromEnv } from '../src/support/logging';
+
+/**
+ * The storage worker process: takes StorageTask jobs from queue `depot` and runs
+ * them until SIGTERM or SIGINT, then stops cleanly and exits 0.
+ */
+export async function runStorageWorker(config: Config, logger: Logger): Promise<void> {
+  const storage = new StorageAPI(config, defaultDriverFactory(), logger);
+  const runner = new TaskRunner(storage, runnerSettings(config), logger);
+  const worker = startStorageWorker((operation, data, ctx) => runner.processTask(operation, data, ctx), {
+    redisUrl: config.redis.url,
+    queueName: config.queue.name,
+    prefix: config.queue.prefix,
+    concurrency: config.queue.concurrency,
+    lockDurationMs: config.queue.lockDurationMs,
+    stalledIntervalMs: config.queue.stalledIntervalMs,
+    shutdownGraceMs: config.queue.shutdownGraceMs,
+    name: `${hostname()}:${process.pid}`,
+  }, logger);
+
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        logger.warn(`${signal} again: exiting at once; running tasks come back through stalled-job recovery`);
+        process.exit(1);
+      }
+      stopping = true;
+      logger.info(`${signal}: stopping; no new tasks are taken`);
+      worker
+        .close()
+        .then(() => storage.close())
+        .catch((error: Error) => logger.error(`stopping failed: ${error.message}`))
+        .finally(resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+    worker.worker.waitUntilReady().then(
+      () =>
+        logger.info('storage worker ready', {
+          queue: config.queue.name,
+          concurrency: config.queue.concurrency,
+          drivers: storage.driverNames(),
+          defaultDriver: config.defaultDriver,
+          config: config.source,
+        }),
+      () => undefined,
+    );
+  });
+  logger.info('storage worker stopped');
+}
+
+if (require.main === module) {
+  let config: Config;
+  let logger: Logger;
+  try {
+    logger = createLogger(logSettingsFromEnv(process.env, process.stdout));
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) for (const issue of error.issues) process.stderr.write(`depot: ${issue.field}: ${issue.message}\n`);
+    else process.stderr.write(`depot: ${(error as Error).message}\n`);
+    process.exit(2);
+  }
+  runStorageWorker(config, logger).then(
+    () => process.exit(0),
+    (error: Error) => {
+      logger.error(`storage worker failed: ${error.message}`);
+      process.exit(1);
+    },
+  );
+}
