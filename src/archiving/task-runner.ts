@@ -153,9 +153,14 @@ export class TaskRunner {
     const store = this.storageFor(task.ref.driver, 'ref.driver');
     const taskId = task.taskId ?? newTaskId();
     return this.retrying(ctx, async () => {
-      const { manifest, stream } = await store.retrieve(task.ref.key, { signal: ctx.signal, taskId });
-      let bytes = 0;
-      stream.on('data', (chunk: Buffer) => ctx.progress({ bytes: (bytes += chunk.length), totalBytes: manifest.size }));
+      // The size is known from the manifest only once the retrieve has started.
+      const known: { totalBytes?: number } = {};
+      const { manifest, stream } = await store.retrieve(task.ref.key, {
+        signal: ctx.signal,
+        taskId,
+        onBytes: (bytes) => ctx.progress({ bytes, totalBytes: known.totalBytes }),
+      });
+      known.totalBytes = manifest.size;
       const base = { taskId, ref: task.ref, size: manifest.size, sha256: manifest.sha256 };
       if ('path' in task.target) return { ...base, path: await writeToPath(stream, task.target.path, this.settings.allowedPaths) };
       return { ...base, base64: await readInline(stream, manifest.size, this.settings.inlineBytes) };

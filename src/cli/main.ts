@@ -4,7 +4,13 @@ import { registerCheck } from './check';
 import { registerDrivers } from './drivers';
 import { EXIT_FAILED, EXIT_USAGE, UsageError } from './exit-codes';
 import { printError } from './output';
+import { redactor } from '../support/redaction';
 import { registerSpace } from './space';
+import { registerStatus } from './status';
+import { registerStore } from './store';
+import { registerRetrieve } from './retrieve';
+import { registerDelete } from './delete';
+import { registerWorker } from './worker';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { version } = require('../../package.json') as { version: string };
@@ -15,8 +21,13 @@ export function buildProgram(): Command {
     .version(version)
     .showHelpAfterError()
     .exitOverride();
+  registerWorker(program);
+  registerStore(program);
+  registerRetrieve(program);
+  registerDelete(program);
   registerCheck(program);
   registerSpace(program);
+  registerStatus(program);
   registerDrivers(program);
   for (const command of program.commands) command.exitOverride();
   return program;
@@ -34,7 +45,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (error instanceof ConfigError) {
       printError(`configuration error in ${error.source}:`);
-      for (const issue of error.issues) process.stderr.write(`  ${issue.field}: ${issue.message}\n`);
+      for (const issue of error.issues) process.stderr.write(redactor.redact(`  ${issue.field}: ${issue.message}`) + '\n');
       return EXIT_USAGE;
     }
     if (error instanceof UsageError) {

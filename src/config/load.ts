@@ -9,7 +9,7 @@ import { redactor as processRedactor, Redactor } from '../support/redaction';
 import { ConfigError } from './config-error';
 import { embeddedDefault } from './embedded-default';
 import { configSchema, GLOBAL_SECRET_FIELDS, GLOBAL_SECRET_LISTS, RawConfig } from './schema';
-import { interpolateAll, resolveSecretField, resolveSecretList, SecretContext } from './secrets';
+import { interpolate, interpolateAll, resolveSecretField, resolveSecretList, SecretContext } from './secrets';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
@@ -100,6 +100,11 @@ export function validateConfig(raw: unknown, options: ValidateOptions): Config {
   const drivers = tree.drivers;
   if (drivers && typeof drivers === 'object') {
     for (const [name, settings] of Object.entries(drivers as Record<string, unknown>)) {
+      // The type decides which fields are secrets, so it is resolved before anything else.
+      if (settings && typeof settings === 'object' && typeof (settings as { type?: unknown }).type === 'string') {
+        const holder = settings as { type: string };
+        holder.type = interpolate(holder.type, `drivers.${name}.type`, ctx);
+      }
       const type = (settings as { type?: unknown } | null)?.type;
       const definition = typeof type === 'string' ? factory.definition(type) : undefined;
       for (const field of definition?.secretFields ?? []) {

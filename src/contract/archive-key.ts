@@ -11,6 +11,15 @@ export function archiveKey(day: Date, taskId: string, name: string): string {
   return `${yyyy}/${mm}/${dd}/${taskId}/${name}`;
 }
 
+/** `YYYY-MM-DD` or `YYYY/MM/DD` names a day that exists (no 30 February). */
+export function isCalendarDate(text: string): boolean {
+  const match = /^(\d{4})[-/](\d{2})[-/](\d{2})$/.exec(text);
+  if (!match) return false;
+  const [year, month, day] = [Number(match[1]), Number(match[2]), Number(match[3])];
+  const date = new Date(Date.UTC(year, month - 1, day));
+  return date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
+}
+
 export interface KeyParts {
   year: string;
   month: string;
@@ -27,7 +36,7 @@ export function parseArchiveKey(key: string): KeyParts | string {
   const parts = key.split('/');
   if (parts.length !== 5) return 'must have the form YYYY/MM/DD/<taskId>/<name>';
   const [year, month, day, taskId, name] = parts;
-  if (!/^\d{4}$/.test(year) || !/^(0[1-9]|1[0-2])$/.test(month) || !/^(0[1-9]|[12]\d|3[01])$/.test(day)) {
+  if (!/^\d{4}$/.test(year) || !/^\d{2}$/.test(month) || !/^\d{2}$/.test(day) || !isCalendarDate(`${year}/${month}/${day}`)) {
     return 'must start with a date YYYY/MM/DD';
   }
   const taskProblem = taskIdProblem(taskId);

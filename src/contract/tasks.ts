@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { archiveNameProblem, taskIdProblem } from './archive-name';
-import { parseArchiveKey } from './archive-key';
+import { isCalendarDate, parseArchiveKey } from './archive-key';
 import { DepotError } from './depot-error';
 import { fieldIssues } from './field-issues';
 
@@ -27,7 +27,7 @@ const archiveKey = z.string().superRefine((value, ctx) => {
 
 // ISO 8601 date or date-time with zone; a bare local time would mean different moments on different workers.
 const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2}))?$/;
-const instant = z.string().refine((v) => ISO_INSTANT.test(v) && !Number.isNaN(Date.parse(v)), {
+const instant = z.string().refine((v) => ISO_INSTANT.test(v) && !Number.isNaN(Date.parse(v)) && isCalendarDate(v.slice(0, 10)), {
   message: 'must be an ISO 8601 date or date-time with a time zone (e.g. 2036-01-31T00:00:00Z)',
 });
 
@@ -118,7 +118,7 @@ const schemas = {
 
 /** Validates a task; the error is `invalid_task` and names the first wrong field. */
 export function parseTask<O extends Operation>(operation: O, data: unknown): TaskByOperation[O] {
-  const schema = schemas[operation];
+  const schema = isOperation(operation) ? schemas[operation] : undefined;
   if (!schema) throw new DepotError('invalid_task', `unknown operation '${String(operation)}'`, { field: 'name' });
   const parsed = schema.safeParse(data);
   if (!parsed.success) {

@@ -81,6 +81,11 @@ export class ArchiveStore {
     }
     if (outcome.status === 'exists') {
       // Another attempt published first (a race or a crash after publish): same bytes or a conflict.
+      // A driver may find the key taken before reading the whole body: hash the rest here to tell which.
+      hasher.resume();
+      await finished(hasher).catch((error: unknown) => {
+        throw classifyError(error);
+      });
       this.assertSameContent(input.key, outcome.existing, hasher.result());
       this.auditStore(outcome.existing, 'exists');
       return { manifest: outcome.existing, created: false };
@@ -127,11 +132,14 @@ export class ArchiveStore {
    * The archive as a stream that is re-verified against its manifest while it is
    * read: it errors with `integrity` at the end if the stored bytes were changed.
    */
-  async retrieve(key: string, options: { signal?: AbortSignal; taskId?: string } = {}): Promise<{ manifest: Manifest; stream: Readable }> {
+  async retrieve(
+    key: string,
+    options: { signal?: AbortSignal; taskId?: string; onBytes?: (bytes: number) => void } = {},
+  ): Promise<{ manifest: Manifest; stream: Readable }> {
     assertKey(key);
     const signal = options.signal ?? new AbortController().signal;
     const { body, manifest } = await this.driver.retrieve(key, signal);
-    const verifier = new HashingStream({ sha256: manifest.sha256, size: manifest.size });
+    const verifier = new HashingStream({ sha256: manifest.sha256, size: manifest.size }, options.onBytes);
     const stream = pipeline(body, verifier, () => undefined);
     finished(stream).then(
       () => audit(this.logger, { action: 'retrieve', driver: this.name, key, taskId: options.taskId, size: manifest.size, sha256: manifest.sha256, outcome: 'read' }),

@@ -20,7 +20,12 @@ export function probeName(): string {
 export async function runProbe(steps: ProbeSteps): Promise<ProbeTimings> {
   const bytes = randomBytes(4096);
   let t = performance.now();
-  await steps.write(bytes);
+  try {
+    await steps.write(bytes);
+  } catch (error) {
+    await steps.remove().catch(() => undefined); // a half-written probe must not stay behind
+    throw error;
+  }
   const writeMs = performance.now() - t;
   let readMs: number;
   try {

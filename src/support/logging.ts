@@ -1,4 +1,5 @@
 import winston from 'winston';
+import { ConfigError } from '../config/config-error';
 import { redactor as processRedactor, Redactor } from './redaction';
 
 /**
@@ -41,11 +42,13 @@ const pretty = winston.format.printf((info) => {
 export function logSettingsFromEnv(env: NodeJS.ProcessEnv, stream: NodeJS.WritableStream): { level: LogLevel; format: LogFormat } {
   const level = (env.LOG_LEVEL ?? 'info').toLowerCase();
   if (!(LOG_LEVELS as readonly string[]).includes(level)) {
-    throw new Error(`LOG_LEVEL: must be one of ${LOG_LEVELS.join(', ')}, got '${env.LOG_LEVEL}'`);
+    throw new ConfigError([{ field: 'LOG_LEVEL', message: `must be one of ${LOG_LEVELS.join(', ')}, got '${env.LOG_LEVEL}'` }], 'environment');
   }
   const isTty = (stream as NodeJS.WriteStream).isTTY === true;
   const format = (env.LOG_FORMAT ?? (isTty ? 'pretty' : 'json')).toLowerCase();
-  if (format !== 'json' && format !== 'pretty') throw new Error(`LOG_FORMAT: must be json or pretty, got '${env.LOG_FORMAT}'`);
+  if (format !== 'json' && format !== 'pretty') {
+    throw new ConfigError([{ field: 'LOG_FORMAT', message: `must be json or pretty, got '${env.LOG_FORMAT}'` }], 'environment');
+  }
   return { level: level as LogLevel, format };
 }
 

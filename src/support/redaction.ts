@@ -7,7 +7,8 @@ export class Redactor {
 
   add(secret: string | undefined): void {
     if (!secret) return;
-    for (const form of new Set([secret, encodeURIComponent(secret)])) {
+    // As written, inside a URL, and inside a JSON string (quotes and backslashes escaped).
+    for (const form of new Set([secret, encodeURIComponent(secret), JSON.stringify(secret).slice(1, -1)])) {
       if (!this.patterns.includes(form)) this.patterns.push(form);
     }
     // Longest first, so a secret containing another is masked whole.

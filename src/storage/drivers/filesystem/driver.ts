@@ -81,6 +81,27 @@ export class FilesystemDriver implements StorageDriver {
     }
   }
 
+  /**
+   * Creates a key's directory, after checking that the part of its path which
+   * already exists resolves inside the root: mkdir would otherwise follow a
+   * planted symlink and create directories outside the root before any check.
+   */
+  private async makeKeyDir(dir: string, realRoot: string): Promise<void> {
+    let existing = dir;
+    for (;;) {
+      try {
+        await this.assertInside(existing, realRoot);
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || existing === this.root) throw error;
+        existing = path.dirname(existing);
+      }
+    }
+    if (existing === dir) return;
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    await this.assertInside(dir, realRoot);
+  }
+
   async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
     const realRoot = await this.init();
     const target = this.locate(key);
@@ -92,8 +113,7 @@ export class FilesystemDriver implements StorageDriver {
       const manifest = body.manifest();
       await this.writeFile(manifestTmp, serializeManifest(manifest));
       signal.throwIfAborted();
-      await mkdir(target.dir, { recursive: true, mode: 0o755 });
-      await this.assertInside(target.dir, realRoot);
+      await this.makeKeyDir(target.dir, realRoot);
       return await this.publish(key, target, dataTmp, manifestTmp, manifest);
     } catch (error) {
       body.stream.destroy();
@@ -246,7 +266,8 @@ export class FilesystemDriver implements StorageDriver {
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     if (depth < 4) {
       for (const entry of entries) {
-        if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
+        // Only the root holds the driver's own dot directories; a taskId may start with a dot.
+        if (!entry.isDirectory() || (depth === 0 && entry.name.startsWith('.'))) continue;
         const sub = keyPrefix + entry.name + '/';
         // Descend only where keys can still start with the prefix.
         if (!sub.startsWith(prefix) && !prefix.startsWith(sub)) continue;

@@ -1,0 +1,151 @@
+import { EventEmitter } from 'node:events';
+import { Job, JobsOptions, Queue, QueueEvents } from 'bullmq';
+import type { Redis } from 'ioredis';
+import {
+  CheckResult,
+  DeleteResult,
+  DepotError,
+  isErrorCode,
+  newTaskId,
+  Operation,
+  parseTask,
+  RetrieveResult,
+  RetrieveTask,
+  Source,
+  StorageRef,
+  StoreResult,
+  StoreTask,
+  TaskByOperation,
+} from '../contract';
+import { createRedis, waitForRedis } from '../queue/connection';
+import { DEFAULT_JOB_OPTIONS } from '../queue/job-options';
+import { DEFAULT_PREFIX, DEFAULT_QUEUE, jobIdFor } from '../queue/names';
+
+export interface ManagerOptions {
+  redisUrl: string;
+  queueName?: string;
+  prefix?: string;
+  /** Merged over DEFAULT_JOB_OPTIONS for every task. */
+  jobOptions?: JobsOptions;
+}
+
+export interface TaskHandle<R> {
+  taskId: string;
+  jobId: string;
+  /** The task's result; rejects with a DepotError carrying the contract's code when it failed. */
+  result(timeoutMs?: number): Promise<R>;
+}
+
+export type StoreOptions = Omit<StoreTask, 'source' | 'taskId'> & { taskId?: string };
+
+export interface ProgressEvent {
+  jobId: string;
+  bytes: number;
+  totalBytes?: number;
+}
+
+/**
+ * ArchivingManager: the producer side. Validates tasks before they are queued
+ * (a bad one fails here, not on a worker), gives each a UUIDv7 taskId that is
+ * also its jobId (so re-adding the same task is a no-op), and reports results
+ * and events. Fails fast when Redis is down.
+ */
+export class ArchivingManager extends EventEmitter {
+  private readonly connection: Redis;
+  private readonly queue: Queue;
+  private events?: QueueEvents;
+  private eventsConnection?: Redis;
+
+  constructor(private readonly options: ManagerOptions) {
+    super();
+    this.connection = createRedis(options.redisUrl, 'producer');
+    // A producer must not crash on an unhandled 'error' while Redis is away; calls reject instead.
+    this.connection.on('error', () => undefined);
+    this.queue = new Queue(options.queueName ?? DEFAULT_QUEUE, {
+      connection: this.connection,
+      prefix: options.prefix ?? DEFAULT_PREFIX,
+      defaultJobOptions: { ...DEFAULT_JOB_OPTIONS, ...options.jobOptions },
+    });
+    this.queue.on('error', () => undefined);
+  }
+
+  store(source: Source, options: StoreOptions): Promise<TaskHandle<StoreResult>> {
+    return this.enqueue('store', { ...options, source });
+  }
+
+  retrieve(ref: StorageRef, target: RetrieveTask['target'], options: { taskId?: string; callbackUrl?: string } = {}): Promise<TaskHandle<RetrieveResult>> {
+    return this.enqueue('retrieve', { ...options, ref, target });
+  }
+
+  delete(ref: StorageRef, options: { taskId?: string; callbackUrl?: string } = {}): Promise<TaskHandle<DeleteResult>> {
+    return this.enqueue('delete', { ...options, ref });
+  }
+
+  check(driver: string, options: { taskId?: string } = {}): Promise<TaskHandle<CheckResult>> {
+    return this.enqueue('check', { ...options, driver });
+  }
+
+  /** Validates and queues any task; the typed methods above are the usual way in. */
+  async enqueue<R>(operation: Operation, data: Record<string, unknown>, jobOptions: JobsOptions = {}): Promise<TaskHandle<R>> {
+    const taskId = typeof data.taskId === 'string' ? data.taskId : newTaskId();
+    const task: TaskByOperation[Operation] = parseTask(operation, { ...data, taskId });
+    const jobId = jobIdFor(taskId);
+    let job: Job;
+    try {
+      await waitForRedis(this.connection, 5_000);
+      job = await this.queue.add(operation, task, { ...jobOptions, jobId });
+    } catch (error) {
+      throw new DepotError('unavailable', `cannot queue the task: ${(error as Error).message}`, { cause: error });
+    }
+    return { taskId, jobId, result: (timeoutMs) => this.waitFor<R>(job, timeoutMs) };
+  }
+
+  private async waitFor<R>(job: Job, timeoutMs?: number): Promise<R> {
+    const events = await this.queueEvents();
+    try {
+      return (await job.waitUntilFinished(events, timeoutMs)) as R;
+    } catch (error) {
+      throw failureFromReason((error as Error).message);
+    }
+  }
+
+  /** QueueEvents on first use only: a producer that never waits holds one connection. */
+  private async queueEvents(): Promise<QueueEvents> {
+    if (!this.events) {
+      this.eventsConnection = createRedis(this.options.redisUrl, 'worker');
+      this.eventsConnection.on('error', () => undefined);
+      this.events = new QueueEvents(this.queue.name, { connection: this.eventsConnection, prefix: this.queue.opts.prefix });
+      this.events.on('error', () => undefined);
+      this.events.on('completed', ({ jobId, returnvalue }) => this.emit('completed', { jobId, result: returnvalue }));
+      this.events.on('failed', ({ jobId, failedReason }) => this.emit('failed', { jobId, error: failureFromReason(failedReason).toJSON() }));
+      this.events.on('progress', ({ jobId, data }) => {
+        if (typeof data === 'object' && data !== null) this.emit('progress', { jobId, ...(data as object) } as ProgressEvent);
+      });
+    }
+    await this.events.waitUntilReady();
+    return this.events;
+  }
+
+  /** Workers connected to the queue now. */
+  workerCount(): Promise<number> {
+    return this.queue.getWorkersCount();
+  }
+
+  /** Starts listening for `completed`, `failed` and `progress` of every task on the queue. */
+  async listen(): Promise<void> {
+    await this.queueEvents();
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.queue.close(), this.events?.close()]);
+    this.connection.disconnect();
+    this.eventsConnection?.disconnect();
+  }
+}
+
+/** `code: message`, as failedReason carries it, back into a DepotError. */
+export function failureFromReason(reason: string): DepotError {
+  const match = /^([a-z_]+): ([\s\S]*)$/.exec(reason);
+  if (match && isErrorCode(match[1])) return new DepotError(match[1], match[2]);
+  return new DepotError('internal', reason);
+}

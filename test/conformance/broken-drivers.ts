@@ -1,0 +1,456 @@
+/**
+ * Deliberately broken drivers for the meta-test: each wraps a real
+ * FilesystemDriver and breaks ONE behaviour, the way a real driver could get it
+ * wrong. The meta-test proves every conformance check fails against at least one.
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline, Readable, Transform } from 'node:stream';
+import { pipeline as pipelineAsync } from 'node:stream/promises';
+import { DepotError, Manifest, parseArchiveKey, Space } from '../../src/contract';
+import type { ArchiveBody, DriverCapabilities, ProbeTimings, PublishOutcome, StorageDriver } from '../../src/storage/driver';
+import type { FilesystemDriver } from '../../src/storage/drivers/filesystem';
+import { serializeManifest, sidecarName } from '../../src/storage/manifest';
+import { probeName, runProbe } from '../../src/storage/probe';
+import { digestOf, MiB, readAll } from '../helpers/streams';
+import { STAGING_DIR } from '../helpers/filesystem-harness';
+
+/** Delegates everything to the real driver; each broken driver overrides one behaviour. */
+export class PassThroughDriver implements StorageDriver {
+  constructor(
+    protected readonly inner: FilesystemDriver,
+    protected readonly root: string,
+  ) {}
+
+  get name(): string {
+    return this.inner.name;
+  }
+  get type(): string {
+    return this.inner.type;
+  }
+  get capabilities(): DriverCapabilities {
+    return this.inner.capabilities;
+  }
+  store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+    return this.inner.store(key, body, signal);
+  }
+  retrieve(key: string, signal: AbortSignal): Promise<{ body: Readable; manifest: Manifest }> {
+    return this.inner.retrieve(key, signal);
+  }
+  stat(key: string): Promise<Manifest | null> {
+    return this.inner.stat(key);
+  }
+  delete(key: string): Promise<void> {
+    return this.inner.delete(key);
+  }
+  list(prefix: string): AsyncIterable<Manifest> {
+    return this.inner.list(prefix);
+  }
+  check(signal: AbortSignal): Promise<ProbeTimings> {
+    return this.inner.check(signal);
+  }
+  space(): Promise<Space> {
+    return this.inner.space();
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+
+  /** Where the real driver keeps an archive. */
+  protected fileOf(key: string): string {
+    return path.join(this.root, ...key.split('/'));
+  }
+}
+
+/**
+ * Not broken: a legitimate variation the suite must accept. It looks for the key
+ * before uploading and answers 'exists' without reading the body (as an FTP
+ * driver checking SIZE first would).
+ */
+export class ChecksKeyBeforeUpload extends PassThroughDriver {
+  override async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+    const existing = await this.inner.stat(key);
+    if (existing) return { status: 'exists', existing };
+    return this.inner.store(key, body, signal);
+  }
+}
+
+// ---- helpers -------------------------------------------------------------
+
+function streamOf(bytes: Buffer): Readable {
+  return Readable.from(bytes.length > 0 ? [bytes] : [], { objectMode: false });
+}
+
+function bufferedBody(bytes: Buffer, manifest: () => Manifest): ArchiveBody {
+  return { stream: streamOf(bytes), manifest };
+}
+
+/** Reads until the end or the first error, keeping what arrived (the error is swallowed). */
+async function readUntilError(stream: Readable): Promise<{ bytes: Buffer; error?: unknown }> {
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
+    return { bytes: Buffer.concat(chunks) };
+  } catch (error) {
+    return { bytes: Buffer.concat(chunks), error };
+  }
+}
+
+/** A manifest for whatever bytes a careless driver decided to keep. */
+function manifestFor(key: string, bytes: Buffer, body?: ArchiveBody): Manifest {
+  let base: Partial<Manifest> = {};
+  try {
+    base = body?.manifest() ?? {};
+  } catch {
+    // The body failed before its end: no manifest from the shared layer.
+  }
+  const parts = parseArchiveKey(key);
+  if (typeof parts === 'string') throw new DepotError('invalid_task', parts);
+  return { name: parts.name, taskId: parts.taskId, metadata: {}, storedAt: new Date().toISOString(), ...base, key, ...digestOf(bytes) };
+}
+
+function isNotFound(error: unknown): boolean {
+  return error instanceof DepotError && error.code === 'not_found';
+}
+
+function nameOf(key: string): string {
+  return key.slice(key.lastIndexOf('/') + 1);
+}
+
+// ---- store ---------------------------------------------------------------
+
+/** Skips the upload of empty bodies ("nothing to send") but reports them stored. */
+class DropsEmptyArchives extends PassThroughDriver {
+  override async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+    const bytes = await readAll(body.stream);
+    if (bytes.length === 0) return { status: 'created', manifest: body.manifest() };
+    return this.inner.store(key, bufferedBody(bytes, body.manifest), signal);
+  }
+}
+
+/** A single-request upload limit that silently cuts large archives at 64 MiB. */
+class TruncatesLargeArchives extends PassThroughDriver {
+  override store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+    const limit = 64 * MiB;
+    let seen = 0;
+    const cut = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        const room = Math.max(0, limit - seen);
+        seen += chunk.length;
+        callback(null, chunk.subarray(0, room));
+      },
+    });
+    return this.inner.store(key, { stream: pipeline(body.stream, cut, () => undefined), manifest: body.manifest }, signal);
+  }
+}
+
+/** Writes straight to the final name while the bytes arrive, before knowing they are right. */
+class WritesFinalInPlace extends PassThroughDriver {
+  override async store(key: string, body: ArchiveBody): Promise<PublishOutcome> {
+    const file = this.fileOf(key);
+    await mkdir(path.dirname(file), { recursive: true });
+    await pipelineAsync(body.stream, createWriteStream(file, { flags: 'wx', mode: 0o444 }));
+    const manifest = body.manifest();
+    await writeFile(path.join(path.dirname(file), sidecarName(nameOf(key))), serializeManifest(manifest), { flag: 'wx', mode: 0o444 });
+    return { status: 'created', manifest };
+  }
+}
+
+/** Treats a failing stream as its end and publishes what arrived. */
+class IgnoresStreamErrors extends PassThroughDriver {
+  override async store(key: string, body: ArchiveBody): Promise<PublishOutcome> {
+    const { bytes } = await readUntilError(body.stream);
+    return this.inner.store(key, bufferedBody(bytes, () => manifestFor(key, bytes, body)), new AbortController().signal);
+  }
+}
+
+/** Ignores an abort: keeps what it had and publishes it anyway. */
+class IgnoresAbort extends PassThroughDriver {
+  override async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+    const { bytes, error } = await readUntilError(body.stream);
+    if (error !== undefined && !signal.aborted) throw error;
+    return this.inner.store(key, bufferedBody(bytes, () => manifestFor(key, bytes, body)), new AbortController().signal);
+  }
+}
+
+/** Stages in its own temp file and forgets to remove it when the store fails. */
+class LeaksStaging extends PassThroughDriver {
+  override async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+    const file = path.join(this.root, STAGING_DIR, `leaky-${randomBytes(6).toString('hex')}.part`);
+    await mkdir(path.dirname(file), { recursive: true });
+    await pipelineAsync(body.stream, createWriteStream(file, { flags: 'wx' }));
+    const outcome = await this.inner.store(key, { stream: createReadStream(file), manifest: body.manifest }, signal);
+    await unlink(file);
+    return outcome;
+  }
+}
+
+/** One staging file name for every store: concurrent stores write over each other. */
+class SharedStaging extends PassThroughDriver {
+  override async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+    const file = path.join(this.root, STAGING_DIR, 'upload.part');
+    await mkdir(path.dirname(file), { recursive: true });
+    await pipelineAsync(body.stream, createWriteStream(file));
+    return this.inner.store(key, { stream: createReadStream(file), manifest: body.manifest }, signal);
+  }
+}
+
+/** A plain PUT: whatever is under the key is replaced. */
+class OverwritesExisting extends PassThroughDriver {
+  override async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+    const bytes = await readAll(body.stream);
+    for (let attempt = 1; ; attempt++) {
+      if (await this.inner.stat(key)) await this.inner.delete(key);
+      const outcome = await this.inner.store(key, bufferedBody(bytes, body.manifest), signal);
+      if (outcome.status === 'created' || attempt >= 3) return outcome;
+    }
+  }
+}
+
+/** Forgets retainUntil when it writes the manifest. */
+class DropsRetention extends PassThroughDriver {
+  override store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+    const manifest = () => {
+      const m = { ...body.manifest() };
+      delete m.retainUntil;
+      return m;
+    };
+    return this.inner.store(key, { stream: body.stream, manifest }, signal);
+  }
+}
+
+/** Forgets the metadata when it writes the manifest. */
+class LosesMetadata extends PassThroughDriver {
+  override store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+    return this.inner.store(key, { stream: body.stream, manifest: () => ({ ...body.manifest(), metadata: {} }) }, signal);
+  }
+}
+
+/** A backend that NFC-normalizes names (as HFS+ and some FTP servers do). */
+class NormalizesNames extends PassThroughDriver {
+  override store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+    const manifest = () => {
+      const m = body.manifest();
+      return { ...m, key: m.key.normalize('NFC'), name: m.name.normalize('NFC') };
+    };
+    return this.inner.store(key.normalize('NFC'), { stream: body.stream, manifest }, signal);
+  }
+  override retrieve(key: string, signal: AbortSignal) {
+    return this.inner.retrieve(key.normalize('NFC'), signal);
+  }
+  override stat(key: string) {
+    return this.inner.stat(key.normalize('NFC'));
+  }
+  override delete(key: string) {
+    return this.inner.delete(key.normalize('NFC'));
+  }
+}
+
+// ---- retrieve and stat ------------------------------------------------------
+
+/** Loses the last byte on the way out (an off-by-one in a ranged read). */
+class TruncatesOnRetrieve extends PassThroughDriver {
+  override async retrieve(key: string, signal: AbortSignal) {
+    const { body, manifest } = await this.inner.retrieve(key, signal);
+    let held = Buffer.alloc(0);
+    const dropLast = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        const all = Buffer.concat([held, chunk]);
+        held = all.subarray(all.length - 1);
+        callback(null, all.subarray(0, all.length - 1));
+      },
+    });
+    return { body: pipeline(body, dropLast, () => undefined), manifest };
+  }
+}
+
+/** Serves retrieves from a cache keyed by the archive's name, not its key. */
+class RetrieveLatestByName extends PassThroughDriver {
+  private readonly latest = new Map<string, string>();
+  override async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+    const outcome = await this.inner.store(key, body, signal);
+    this.latest.set(nameOf(key), key);
+    return outcome;
+  }
+  override retrieve(key: string, signal: AbortSignal) {
+    return this.inner.retrieve(this.latest.get(nameOf(key)) ?? key, signal);
+  }
+}
+
+/** Takes the checksum from the bytes there now (like an ETag) instead of the stored manifest. */
+class TrustsCurrentBytes extends PassThroughDriver {
+  override async retrieve(key: string, signal: AbortSignal) {
+    const { body, manifest } = await this.inner.retrieve(key, signal);
+    const bytes = await readAll(body);
+    return { body: streamOf(bytes), manifest: { ...manifest, ...digestOf(bytes) } };
+  }
+}
+
+/** Answers a missing key with an empty archive instead of not_found. */
+class MissingAsEmpty extends PassThroughDriver {
+  override async stat(key: string) {
+    return (await this.inner.stat(key)) ?? manifestFor(key, Buffer.alloc(0));
+  }
+  override async retrieve(key: string, signal: AbortSignal) {
+    try {
+      return await this.inner.retrieve(key, signal);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      return { body: streamOf(Buffer.alloc(0)), manifest: manifestFor(key, Buffer.alloc(0)) };
+    }
+  }
+}
+
+/** Reports a missing key as an outage (so it would be retried forever). */
+class MissingAsOutage extends PassThroughDriver {
+  override async retrieve(key: string, signal: AbortSignal) {
+    try {
+      return await this.inner.retrieve(key, signal);
+    } catch (error) {
+      if (isNotFound(error)) throw new DepotError('unavailable', `the backend answered 404 for ${key}`);
+      throw error;
+    }
+  }
+}
+
+// ---- delete ----------------------------------------------------------------
+
+class DeleteIsNoop extends PassThroughDriver {
+  override async delete(): Promise<void> {
+    // Pretends to have deleted.
+  }
+}
+
+/** Removes the archive but leaves its manifest behind. */
+class DeleteLeavesManifest extends PassThroughDriver {
+  override async delete(key: string): Promise<void> {
+    await unlink(this.fileOf(key));
+  }
+}
+
+// ---- list ------------------------------------------------------------------
+
+class ListsNothing extends PassThroughDriver {
+  override async *list(): AsyncIterable<Manifest> {
+    yield* [];
+  }
+}
+
+class ListsDuplicates extends PassThroughDriver {
+  override async *list(prefix: string): AsyncIterable<Manifest> {
+    for await (const manifest of this.inner.list(prefix)) {
+      yield manifest;
+      yield manifest;
+    }
+  }
+}
+
+/** Hides entries whose name starts with a dot (an FTP LIST without -a). */
+class ListHidesDotEntries extends PassThroughDriver {
+  override async *list(prefix: string): AsyncIterable<Manifest> {
+    for await (const manifest of this.inner.list(prefix)) {
+      if (!manifest.key.split('/').some((segment) => segment.startsWith('.'))) yield manifest;
+    }
+  }
+}
+
+class ListIgnoresPrefix extends PassThroughDriver {
+  override list(): AsyncIterable<Manifest> {
+    return this.inner.list('');
+  }
+}
+
+// ---- check and space -------------------------------------------------------
+
+/** Its probe's delete step does nothing. */
+class CheckLeavesProbe extends PassThroughDriver {
+  override async check(): Promise<ProbeTimings> {
+    const file = path.join(this.root, '.depot-check', probeName());
+    await mkdir(path.dirname(file), { recursive: true });
+    return runProbe({ write: (bytes) => writeFile(file, bytes), read: () => readFile(file), remove: async () => undefined });
+  }
+}
+
+/** Reports timings without touching the backend. */
+class CheckWithoutBackend extends PassThroughDriver {
+  override async check(): Promise<ProbeTimings> {
+    return { writeMs: 1.5, readMs: 0.75, deleteMs: 0.25 };
+  }
+}
+
+/** Measures with a clock that can go backwards. */
+class CheckNegativeTimings extends PassThroughDriver {
+  override async check(signal: AbortSignal): Promise<ProbeTimings> {
+    const timings = await this.inner.check(signal);
+    return { ...timings, readMs: -1 - timings.readMs };
+  }
+}
+
+class SpaceNegative extends PassThroughDriver {
+  override async space(): Promise<Space> {
+    return { ...(await this.inner.space()), freeBytes: -1 };
+  }
+}
+
+class SpaceFreeBeyondTotal extends PassThroughDriver {
+  override async space(): Promise<Space> {
+    const space = await this.inner.space();
+    return { ...space, freeBytes: (space.totalBytes ?? 0) + 4096 };
+  }
+}
+
+/** Claims the space capability but reports nothing. */
+class SpaceMissing extends PassThroughDriver {
+  override async space(): Promise<Space> {
+    return {};
+  }
+}
+
+// ---- the catalogue -----------------------------------------------------------
+
+export interface BrokenDriver {
+  name: string;
+  breaks: string;
+  wrap(inner: FilesystemDriver, root: string): StorageDriver;
+}
+
+type Wrapper = new (inner: FilesystemDriver, root: string) => StorageDriver;
+
+const broken = (name: string, breaks: string, Driver: Wrapper): BrokenDriver => ({
+  name,
+  breaks,
+  wrap: (inner, root) => new Driver(inner, root),
+});
+
+export const brokenDrivers: BrokenDriver[] = [
+  broken('drops-empty-archives', 'reports empty archives stored without storing them', DropsEmptyArchives),
+  broken('truncates-large-archives', 'silently cuts archives at 64 MiB', TruncatesLargeArchives),
+  broken('writes-final-in-place', 'publishes while streaming, before the bytes are verified', WritesFinalInPlace),
+  broken('ignores-stream-errors', 'publishes what arrived when the stream fails', IgnoresStreamErrors),
+  broken('ignores-abort', 'publishes anyway when the store is aborted', IgnoresAbort),
+  broken('leaks-staging', 'leaves its staging file behind when a store fails', LeaksStaging),
+  broken('shared-staging', 'stages every store in one file', SharedStaging),
+  broken('overwrites-existing', 'replaces an existing key', OverwritesExisting),
+  broken('drops-retention', 'does not keep retainUntil', DropsRetention),
+  broken('loses-metadata', 'does not keep the metadata', LosesMetadata),
+  broken('normalizes-names', 'NFC-normalizes names', NormalizesNames),
+  broken('truncates-on-retrieve', 'drops the last byte when reading', TruncatesOnRetrieve),
+  broken('retrieve-latest-by-name', "returns another archive's bytes of the same name", RetrieveLatestByName),
+  broken('trusts-current-bytes', 'verifies reads against the bytes there now', TrustsCurrentBytes),
+  broken('missing-as-empty', 'answers missing keys with an empty archive', MissingAsEmpty),
+  broken('missing-as-outage', "answers missing keys with 'unavailable'", MissingAsOutage),
+  broken('delete-noop', 'does not delete', DeleteIsNoop),
+  broken('delete-leaves-manifest', 'deletes the archive but not its manifest', DeleteLeavesManifest),
+  broken('lists-nothing', 'lists nothing', ListsNothing),
+  broken('lists-duplicates', 'lists every archive twice', ListsDuplicates),
+  broken('list-ignores-prefix', 'lists everything whatever the prefix', ListIgnoresPrefix),
+  broken('list-hides-dot-entries', 'does not list taskIds or names starting with a dot', ListHidesDotEntries),
+  broken('check-leaves-probe', 'leaves its probe behind', CheckLeavesProbe),
+  broken('check-without-backend', 'reports timings without writing anything', CheckWithoutBackend),
+  broken('check-negative-timings', 'reports a negative timing', CheckNegativeTimings),
+  broken('space-negative', 'reports negative free space', SpaceNegative),
+  broken('space-free-beyond-total', 'reports more free space than there is in total', SpaceFreeBeyondTotal),
+  broken('space-missing', 'claims the space capability but reports nothing', SpaceMissing),
+];

@@ -1,0 +1,6 @@
+import { filesystemHarness } from '../helpers/filesystem-harness';
+import { describeConformance } from './suite';
+
+describe('filesystem driver: conformance', () => {
+  describeConformance(() => filesystemHarness());
+});
