@@ -5,6 +5,7 @@ import { registerDrivers } from './drivers';
 import { EXIT_FAILED, EXIT_USAGE, UsageError } from './exit-codes';
 import { printError } from './output';
 import { redactor } from '../support/redaction';
+import { packageVersion } from '../support/package-info';
 import { registerSpace } from './space';
 import { registerStatus } from './status';
 import { registerStore } from './store';
@@ -12,13 +13,11 @@ import { registerRetrieve } from './retrieve';
 import { registerDelete } from './delete';
 import { registerWorker } from './worker';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { version } = require('../../package.json') as { version: string };
 
 export function buildProgram(): Command {
   const program = new Command('depot')
     .description('stores finished archives write-once on storage backends')
-    .version(version)
+    .version(packageVersion())
     .showHelpAfterError()
     .exitOverride();
   registerWorker(program);

@@ -21,7 +21,8 @@ export function registerStatus(program: Command): void {
       try {
         await waitForRedis(connection, 5_000);
         const counts = await queue.getJobCounts(...STATES);
-        const workers = (await queue.getWorkers()).map((w) => ({ name: w.rawname ?? w.name, addr: w.addr, ageSeconds: Number(w.age) }));
+        // BullMQ names its connections `<prefix>:<base64 queue>:w:<worker name>`; show the worker name.
+        const workers = (await queue.getWorkers()).map((w) => ({ name: w.rawname?.split(':w:')[1] ?? w.name, addr: w.addr, ageSeconds: Number(w.age) }));
         if (options.json) printJson({ ok: true, queue: config.queue.name, counts, workers });
         else {
           printLine(`queue ${config.queue.name}: ${STATES.map((s) => `${s} ${counts[s] ?? 0}`).join(', ')}`);

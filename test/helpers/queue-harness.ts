@@ -1,0 +1,331 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Job, Queue, QueueEvents } from 'bullmq';
+import YAML from 'yaml';
+import { runnerSettings } from '../../src/archiving/runner-settings';
+import { TaskRunner } from '../../src/archiving/task-runner';
+import { Config, validateConfig } from '../../src/config/load';
+import { startStorageWorker } from '../../src/queue/storage-worker';
+import { StorageAPI } from '../../src/storage/api';
+import { defaultDriverFactory } from '../../src/storage/drivers';
+import { createLogger } from '../../src/support/logging';
+import { Redactor } from '../../src/support/redaction';
+import { Digest, patternSource } from './streams';
+
+/**
+ * End-to-end plumbing for the queue tests: temp dirs, configs, a storage worker
+ * in this process or as its own process, a local HTTP source, and a plain BullMQ
+ * client as any producer would use it.
+ */
+export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
+export const WORKER_ENTRY = path.join(PROJECT_ROOT, 'workers', 'storage-worker.ts');
+export const STAGING_DIR = '.depot-tmp';
+
+/** Temporary directories under os.tmpdir(), removed by cleanup(). */
+export class TempDirs {
+  private readonly dirs: string[] = [];
+
+  async make(prefix = 'depot-queue-'): Promise<string> {
+    const dir = await mkdtemp(path.join(tmpdir(), prefix));
+    this.dirs.push(dir);
+    return dir;
+  }
+
+  async cleanup(): Promise<void> {
+    await Promise.all(this.dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+  }
+}
+
+/** A validated config from a raw object, as the worker would load it from a file. */
+export function testConfig(raw: Record<string, unknown>, baseDir: string): Config {
+  return validateConfig(raw, { env: {}, source: 'queue-test', baseDir, factory: defaultDriverFactory(), redactor: new Redactor() });
+}
+
+/** Log lines, kept in memory so a failing test can show them. */
+class LineCollector extends Writable {
+  readonly lines: string[] = [];
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: () => void): void {
+    this.lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+    if (this.lines.length > 2000) this.lines.splice(0, this.lines.length - 2000);
+    callback();
+  }
+}
+
+export interface InProcessWorker {
+  logs: string[];
+  close(): Promise<void>;
+}
+
+/** The storage worker as workers/storage-worker.ts assembles it, in this process (no signal handlers). */
+export async function startInProcessWorker(config: Config): Promise<InProcessWorker> {
+  const collector = new LineCollector();
+  const logger = createLogger({ level: 'warn', format: 'json', stream: collector });
+  const storage = new StorageAPI(config, defaultDriverFactory(), logger);
+  const runner = new TaskRunner(storage, runnerSettings(config), logger);
+  const worker = startStorageWorker(
+    (operation, data, ctx) => runner.processTask(operation, data, ctx),
+    {
+      redisUrl: config.redis.url,
+      queueName: config.queue.name,
+      prefix: config.queue.prefix,
+      concurrency: config.queue.concurrency,
+      lockDurationMs: config.queue.lockDurationMs,
+      stalledIntervalMs: config.queue.stalledIntervalMs,
+      shutdownGraceMs: config.queue.shutdownGraceMs,
+      name: 'queue-test',
+    },
+    logger,
+  );
+  await worker.worker.waitUntilReady();
+  return {
+    logs: collector.lines,
+    close: async () => {
+      await worker.close();
+      await storage.close();
+    },
+  };
+}
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  pid: number;
+  /** Resolves when the process has exited. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** stdout and stderr so far (the tail), for failure messages. */
+  output(): string;
+  /** SIGKILL unless it already exited; resolves once it is gone. */
+  kill(): Promise<void>;
+}
+
+const running = new Set<WorkerProcess>();
+
+/** `node --import tsx workers/storage-worker.ts` with DEPOT_CONFIG, as operators run it. */
+export function spawnWorkerProcess(configFile: string, extraEnv: NodeJS.ProcessEnv = {}): WorkerProcess {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of ['DEPOT_DATA', 'REDIS_URL', 'LOG_LEVEL', 'LOG_FORMAT', 'NODE_OPTIONS']) delete env[name];
+  Object.assign(env, { DEPOT_CONFIG: configFile, LOG_FORMAT: 'json', LOG_LEVEL: 'info' }, extraEnv);
+  const child = spawn(process.execPath, ['--import', 'tsx', WORKER_ENTRY], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output += chunk.toString('utf8');
+    if (output.length > 64 * 1024) output = output.slice(-64 * 1024);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  const handle: WorkerProcess = {
+    child,
+    pid: child.pid ?? -1,
+    exited,
+    output: () => output,
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+  running.add(handle);
+  void exited.then(() => running.delete(handle));
+  return handle;
+}
+
+/** SIGKILLs every worker process these helpers spawned that is still running. */
+export async function killAllWorkerProcesses(): Promise<void> {
+  await Promise.all([...running].map((worker) => worker.kill()));
+}
+
+/** Resolves with the exit, or rejects after `ms` (the process is left running for the caller's cleanup). */
+export async function exitWithin(worker: WorkerProcess, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`worker ${worker.pid} did not exit within ${ms} ms; output:\n${worker.output()}`)), ms);
+  });
+  try {
+    return await Promise.race([worker.exited, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Writes a config file (YAML) for a worker process. */
+export async function writeConfigFile(dir: string, config: Record<string, unknown>): Promise<string> {
+  const file = path.join(dir, 'depot.yaml');
+  await writeFile(file, YAML.stringify(config));
+  return file;
+}
+
+/** Streams `size` pseudo-random bytes into `file` (never one big buffer) and returns their digest. */
+export async function writePatternFile(file: string, size: number, seed: string): Promise<Digest> {
+  const source = patternSource(size, seed);
+  await pipeline(source.stream, createWriteStream(file));
+  return source.sent();
+}
+
+export async function digestFile(file: string): Promise<Digest> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    size += chunk.length;
+  }
+  return { sha256: hash.digest('hex'), size };
+}
+
+export function sha256Hex(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/**
+ * Every file below a filesystem driver's root, as keys relative to it, outside
+ * the driver's own dot directories (staging, check probes).
+ */
+export async function filesBelowRoot(root: string): Promise<string[]> {
+  let entries;
+  try {
+    entries = await readdir(root, { recursive: true, withFileTypes: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  return entries
+    .filter((entry) => !entry.isDirectory())
+    .map((entry) => path.relative(root, path.join(entry.parentPath, entry.name)).split(path.sep).join('/'))
+    .filter((relative) => !relative.startsWith('.depot-'))
+    .sort();
+}
+
+/** Archive keys below a root: every file that is not a `.depot.json` sidecar. */
+export async function archiveKeysBelow(root: string): Promise<string[]> {
+  return (await filesBelowRoot(root)).filter((file) => !file.endsWith('.depot.json'));
+}
+
+export async function stagingEntries(root: string): Promise<string[]> {
+  return readdir(path.join(root, STAGING_DIR)).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return [];
+    throw error;
+  });
+}
+
+export type SourceHandler = (req: IncomingMessage, res: ServerResponse, requestNumber: number) => void | Promise<void>;
+
+export interface HttpSource {
+  url(pathname?: string): string;
+  /** Requests answered so far. */
+  readonly requests: number;
+  close(): Promise<void>;
+}
+
+/** An HTTP server on 127.0.0.1 and a free port, for URL sources. */
+export async function startHttpSource(handler: SourceHandler): Promise<HttpSource> {
+  let requests = 0;
+  const server: Server = createServer((req, res) => {
+    requests++;
+    res.on('error', () => undefined);
+    Promise.resolve(handler(req, res, requests)).catch(() => res.destroy());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const address = server.address();
+  if (typeof address !== 'object' || address === null) throw new Error('no address');
+  return {
+    url: (pathname = '/archive.zip') => `http://127.0.0.1:${address.port}${pathname}`,
+    get requests() {
+      return requests;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Writes `body` in `chunkSize` pieces, `intervalMs` apart, unless the client went away. */
+export async function trickle(res: ServerResponse, body: Buffer, chunkSize: number, intervalMs: number): Promise<void> {
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(body.length) });
+  for (let offset = 0; offset < body.length; offset += chunkSize) {
+    if (res.destroyed) return;
+    res.write(body.subarray(offset, offset + chunkSize));
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+  if (!res.destroyed) res.end();
+}
+
+export interface QueueClient {
+  queue: Queue;
+  events: QueueEvents;
+  close(): Promise<void>;
+}
+
+/** A plain BullMQ producer of queue `depot`, prefix `bull`, as any other service would make one. */
+export async function queueClient(port: number, name = 'depot'): Promise<QueueClient> {
+  const connection = { host: '127.0.0.1', port };
+  const queue = new Queue(name, { connection, prefix: 'bull' });
+  const events = new QueueEvents(name, { connection, prefix: 'bull' });
+  await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
+  return {
+    queue,
+    events,
+    close: async () => {
+      await Promise.allSettled([queue.close(), events.close()]);
+    },
+  };
+}
+
+export interface Settled {
+  job: Job;
+  state: string;
+  result?: unknown;
+  failedReason?: string;
+}
+
+/** Waits until the job finished, either way, and reads it back from Redis. */
+export async function settle(client: QueueClient, job: Job, timeoutMs = 20_000): Promise<Settled> {
+  let result: unknown;
+  try {
+    result = await job.waitUntilFinished(client.events, timeoutMs);
+  } catch {
+    // The job's final state and failedReason are read below.
+  }
+  const id = job.id ?? '';
+  const stored = await Job.fromId(client.queue, id);
+  if (!stored) throw new Error(`job ${id} disappeared`);
+  const state = await stored.getState();
+  return { job: stored, state, result: state === 'completed' ? result : undefined, failedReason: stored.failedReason || undefined };
+}
+
+/** UTC day `YYYY/MM/DD` of a moment, as the key scheme writes it. */
+export function keyDay(date: Date): string {
+  return `${date.getUTCFullYear()}/${String(date.getUTCMonth() + 1).padStart(2, '0')}/${String(date.getUTCDate()).padStart(2, '0')}`;
+}
+
+/** The time a UUIDv7 carries (its first 48 bits), read independently of the code under test. */
+export function uuidV7Time(taskId: string): Date {
+  expectUuidV7(taskId);
+  return new Date(parseInt(taskId.replace(/-/g, '').slice(0, 12), 16));
+}
+
+function expectUuidV7(taskId: string): void {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(taskId)) throw new Error(`${taskId} is not a UUIDv7`);
+}
+
+/** Polls `check` until it returns a value, or fails after `ms`. */
+export async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, ms: number, what: string): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
