@@ -92,7 +92,7 @@ export class ArchivingManager extends EventEmitter {
     const jobId = jobIdFor(taskId);
     let job: Job;
     try {
-      await waitForRedis(this.connection, 5_000);
+      await waitForRedis(this.connection, 5_000, true);
       job = await this.queue.add(operation, task, { ...jobOptions, jobId });
     } catch (error) {
       throw new DepotError('unavailable', `cannot queue the task: ${(error as Error).message}`, { cause: error });

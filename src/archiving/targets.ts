@@ -12,8 +12,15 @@ import { allowedPath } from './path-policy';
  * appears only once complete and verified (the stream errors otherwise).
  */
 export async function writeToPath(stream: Readable, rawPath: string, allowed: string[] | undefined): Promise<string> {
-  const target = await allowedPath(rawPath, 'target.path', allowed, 'target');
-  if (await exists(target)) throw new DepotError('conflict', `${rawPath} already exists; it is never replaced`, { field: 'target.path' });
+  let target: string;
+  try {
+    target = await allowedPath(rawPath, 'target.path', allowed, 'target');
+    if (await exists(target)) throw new DepotError('conflict', `${rawPath} already exists; it is never replaced`, { field: 'target.path' });
+  } catch (error) {
+    // The archive is already open for reading: a refused target must not leave it open.
+    stream.destroy();
+    throw error;
+  }
   const temp = path.join(path.dirname(target), `.${path.basename(target).slice(0, 200)}.${randomBytes(6).toString('hex')}.depot-part`);
   try {
     const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);

@@ -18,8 +18,9 @@ export function registerStatus(program: Command): void {
       const connection = createRedis(config.redis.url, 'producer');
       connection.on('error', () => undefined);
       const queue = new Queue(config.queue.name, { connection, prefix: config.queue.prefix });
+      queue.on('error', () => undefined); // reported below, once
       try {
-        await waitForRedis(connection, 5_000);
+        await waitForRedis(connection, 5_000, true);
         const counts = await queue.getJobCounts(...STATES);
         // BullMQ names its connections `<prefix>:<base64 queue>:w:<worker name>`; show the worker name.
         const workers = (await queue.getWorkers()).map((w) => ({ name: w.rawname?.split(':w:')[1] ?? w.name, addr: w.addr, ageSeconds: Number(w.age) }));

@@ -22,8 +22,11 @@ export function createRedis(url: string, role: ConnectionRole): Redis {
   return new IORedis(url, redisOptions(role));
 }
 
-/** Waits until the connection is ready, or fails after `timeoutMs`. */
-export async function waitForRedis(redis: Redis, timeoutMs = 5_000): Promise<void> {
+/**
+ * Waits until the connection is ready, or fails after `timeoutMs` — or at the
+ * first connection error with `failFast`, as producers want.
+ */
+export async function waitForRedis(redis: Redis, timeoutMs = 5_000, failFast = false): Promise<void> {
   if (redis.status === 'ready') return;
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -38,12 +41,18 @@ export async function waitForRedis(redis: Redis, timeoutMs = 5_000): Promise<voi
       cleanup();
       reject(new Error('Redis connection closed'));
     };
+    const onError = (error: Error) => {
+      cleanup();
+      reject(error);
+    };
     const cleanup = () => {
       clearTimeout(timer);
       redis.off('ready', onReady);
       redis.off('end', onEnd);
+      redis.off('error', onError);
     };
     redis.on('ready', onReady);
     redis.on('end', onEnd);
+    if (failFast) redis.on('error', onError);
   });
 }

@@ -105,6 +105,16 @@ export interface WorkerProcess {
 }
 
 const running = new Set<WorkerProcess>();
+let exitHookInstalled = false;
+
+/** Should the test process itself go away, its worker processes go with it. */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const worker of running) worker.child.kill('SIGKILL');
+  });
+}
 
 /** `node --import tsx workers/storage-worker.ts` with DEPOT_CONFIG, as operators run it. */
 export function spawnWorkerProcess(configFile: string, extraEnv: NodeJS.ProcessEnv = {}): WorkerProcess {
@@ -132,6 +142,7 @@ export function spawnWorkerProcess(configFile: string, extraEnv: NodeJS.ProcessE
       await exited;
     },
   };
+  installExitHook();
   running.add(handle);
   void exited.then(() => running.delete(handle));
   return handle;
@@ -140,6 +151,19 @@ export function spawnWorkerProcess(configFile: string, extraEnv: NodeJS.ProcessE
 /** SIGKILLs every worker process these helpers spawned that is still running. */
 export async function killAllWorkerProcesses(): Promise<void> {
   await Promise.all([...running].map((worker) => worker.kill()));
+}
+
+/** Runs every cleanup step even when one fails, then rethrows the first failure. */
+export async function cleanupAll(...steps: Array<() => Promise<unknown> | undefined>): Promise<void> {
+  let first: unknown;
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (error) {
+      first ??= error;
+    }
+  }
+  if (first !== undefined) throw first;
 }
 
 /** Resolves with the exit, or rejects after `ms` (the process is left running for the caller's cleanup). */

@@ -1,0 +1,130 @@
+import { readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { ArchivingManager, ProgressEvent } from '../../src/archiving/manager';
+import type { StoreResult } from '../../src/contract';
+import {
+  archiveKeysBelow,
+  cleanupAll,
+  digestFile,
+  eventually,
+  exitWithin,
+  killAllWorkerProcesses,
+  queueClient,
+  QueueClient,
+  spawnWorkerProcess,
+  stagingEntries,
+  TempDirs,
+  WorkerProcess,
+  writeConfigFile,
+  writePatternFile,
+} from '../helpers/queue-harness';
+import { RedisServer, startRedis } from '../helpers/redis-server';
+import { MiB } from '../helpers/streams';
+
+/**
+ * CONTRACT §3: a worker process killed with SIGKILL in the middle of a 200 MiB
+ * store loses no task. A new worker finishes it; the backend then holds exactly
+ * one intact archive for the task and no staging leftovers.
+ */
+jest.setTimeout(150_000);
+
+const SIZE = 200 * MiB;
+const temp = new TempDirs();
+let redis: RedisServer;
+let manager: ArchivingManager | undefined;
+let client: QueueClient | undefined;
+let work: string;
+let root: string;
+let sourceFile: string;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  work = await temp.make('depot-crash-');
+  root = path.join(work, 'archive');
+  sourceFile = path.join(work, 'source-200MiB.bin');
+});
+
+afterEach(async () => {
+  await killAllWorkerProcesses();
+});
+
+afterAll(async () => {
+  await cleanupAll(
+    () => killAllWorkerProcesses(),
+    () => manager?.close(),
+    () => client?.close(),
+    () => redis?.stop(),
+    () => temp.cleanup(),
+  );
+});
+
+it('SIGKILL during a 200 MiB store: a new worker completes the task; one intact archive, no staging files', async () => {
+  const source = await writePatternFile(sourceFile, SIZE, 'crash-200MiB');
+  expect(source.size).toBe(SIZE);
+  const configFile = await writeConfigFile(work, {
+    redis: { url: redis.url },
+    queue: { lockDurationMs: 2000, stalledIntervalMs: 1000, attempts: 3, backoffMs: 50 },
+    drivers: { local: { type: 'filesystem', root } },
+  });
+
+  manager = new ArchivingManager({ redisUrl: redis.url });
+  const progress: ProgressEvent[] = [];
+  manager.on('progress', (event: ProgressEvent) => progress.push(event));
+  await manager.listen();
+  client = await queueClient(redis.port);
+
+  const first: WorkerProcess = spawnWorkerProcess(configFile);
+  await eventually(async () => ((await manager?.workerCount()) ?? 0) >= 1 || undefined, 30_000, `worker ${first.pid} to connect`);
+
+  const handle = await manager.store({ path: sourceFile }, { name: 'course-backup.mbz', metadata: { courseId: '99' } });
+  const midway = await eventually(
+    () => {
+      const mine = progress.filter((p) => p.jobId === handle.jobId);
+      if (mine.some((p) => p.bytes >= SIZE)) throw new Error(`the store finished before it could be killed: ${JSON.stringify(mine)}`);
+      return mine.find((p) => p.bytes > 20 * MiB && p.bytes < SIZE);
+    },
+    60_000,
+    'progress past 20 MiB',
+  );
+  expect(midway.totalBytes).toBe(SIZE);
+  first.child.kill('SIGKILL');
+  expect(await exitWithin(first, 10_000)).toEqual({ code: null, signal: 'SIGKILL' });
+
+  // Killed mid-store: the job is still active (nobody finished it), nothing is under a final key, a staging file is left.
+  const job = await client.queue.getJob(handle.jobId);
+  expect(await job?.getState()).toBe('active');
+  expect(await archiveKeysBelow(root)).toEqual([]);
+  const leftovers = await stagingEntries(root);
+  expect(leftovers.some((entry) => entry.endsWith('.part'))).toBe(true);
+
+  const second = spawnWorkerProcess(configFile);
+  const result: StoreResult = await handle.result(90_000).catch((error: Error) => {
+    throw new Error(`${error.message}\nsecond worker output:\n${second.output()}`);
+  });
+  expect(result).toMatchObject({
+    taskId: handle.taskId,
+    ref: { driver: 'local', key: expect.stringMatching(new RegExp(`^\\d{4}/\\d{2}/\\d{2}/${handle.taskId}/course-backup\\.mbz$`)) },
+    size: SIZE,
+    sha256: source.sha256,
+    metadata: { courseId: '99' },
+    driversTried: ['local'],
+    failedOver: false,
+  });
+
+  // Exactly one archive, for this task, with its manifest; no staging files remain.
+  expect(await archiveKeysBelow(root)).toEqual([result.ref.key]);
+  const taskDir = path.join(root, ...result.ref.key.split('/').slice(0, 4));
+  expect((await readdir(taskDir)).sort()).toEqual(['course-backup.mbz', 'course-backup.mbz.depot.json']);
+  expect(await stagingEntries(root)).toEqual([]);
+
+  // The retrieved bytes are the source's.
+  const retrievedFile = path.join(work, 'retrieved.mbz');
+  const retrieved = await (await manager.retrieve(result.ref, { path: retrievedFile })).result(90_000);
+  expect(retrieved).toMatchObject({ size: SIZE, sha256: source.sha256 });
+  expect(await digestFile(retrievedFile)).toEqual(source);
+  await rm(retrievedFile, { force: true });
+
+  second.child.kill('SIGTERM');
+  expect(await exitWithin(second, 30_000)).toEqual({ code: 0, signal: null });
+  await rm(sourceFile, { force: true });
+});
