@@ -3,6 +3,7 @@ import { runnerSettings } from '../src/archiving/runner-settings';
 import { TaskRunner } from '../src/archiving/task-runner';
 import { ConfigError } from '../src/config/config-error';
 import { Config, loadConfig } from '../src/config/load';
+import { scheduleExpiry } from '../src/queue/expiry-schedule';
 import { startStorageWorker } from '../src/queue/storage-worker';
 import { StorageAPI } from '../src/storage/api';
 import { defaultDriverFactory } from '../src/storage/drivers';
@@ -25,6 +26,13 @@ export async function runStorageWorker(config: Config, logger: Logger): Promise<
     shutdownGraceMs: config.queue.shutdownGraceMs,
     name: `${hostname()}:${process.pid}`,
   }, logger);
+
+  scheduleExpiry({
+    redisUrl: config.redis.url,
+    queueName: config.queue.name,
+    prefix: config.queue.prefix,
+    everyMs: config.queue.expiryIntervalMs,
+  }).catch((error: Error) => logger.warn(`automatic deletion not scheduled: ${error.message}`));
 
   await new Promise<void>((resolve) => {
     let stopping = false;

@@ -5,6 +5,7 @@ import {
   DeleteResult,
   DeleteTask,
   DepotError,
+  EXPIRE_OPERATION,
   isOperation,
   newTaskId,
   Operation,
@@ -18,6 +19,7 @@ import {
 import type { StorageAPI } from '../storage/api';
 import { classifyError, retryOperation } from '../support/error-handler';
 import type { Logger } from '../support/logging';
+import { deleteExpired, ExpiryReport } from './expiry';
 import { describeUrl, openSource, SourcePolicy } from './sources';
 import { readInline, writeToPath } from './targets';
 
@@ -43,7 +45,7 @@ export interface RunnerSettings {
   inlineBytes: number;
 }
 
-export type TaskResult = StoreResult | RetrieveResult | DeleteResult | CheckResult;
+export type TaskResult = StoreResult | RetrieveResult | DeleteResult | CheckResult | { expired: ExpiryReport[] };
 
 /** Codes that say this backend cannot take the store now, so the next one may. */
 const FAILS_OVER = new Set(['auth', 'no_space', 'unavailable', 'internal']);
@@ -60,6 +62,7 @@ export class TaskRunner {
   ) {}
 
   async processTask(operation: string, data: unknown, ctx: TaskContext): Promise<TaskResult> {
+    if (operation === EXPIRE_OPERATION) return this.expire(data, ctx);
     if (!isOperation(operation)) {
       throw new DepotError('invalid_task', `unknown operation '${operation}' (one of store, retrieve, delete, check)`, { field: 'name' });
     }
@@ -177,6 +180,14 @@ export class TaskRunner {
   private async check(task: CheckTask, ctx: TaskContext): Promise<CheckResult> {
     const result = await this.storageFor(task.driver, 'driver').check({ signal: ctx.signal });
     return { taskId: task.taskId ?? newTaskId(), ...result };
+  }
+
+  /** The scheduled automatic deletion run (not a contract task; see docs/CONTRACT.md). */
+  private async expire(data: unknown, ctx: TaskContext): Promise<{ expired: ExpiryReport[] }> {
+    if (typeof data !== 'object' || data === null || Object.keys(data).length > 0) {
+      throw new DepotError('invalid_task', 'an expire job takes no data', { field: 'data' });
+    }
+    return { expired: await deleteExpired(this.storage, { logger: this.logger, signal: ctx.signal }) };
   }
 
   private retrying<T>(ctx: TaskContext, operation: () => Promise<T>): Promise<T> {

@@ -20,6 +20,12 @@ export const configSchema = z.strictObject({
       stalledIntervalMs: z.number().int().min(500).max(600_000).default(5_000),
       /** On SIGTERM, how long running tasks may finish before they are handed back to the queue. */
       shutdownGraceMs: z.number().int().min(0).max(600_000).default(30_000),
+      /** How often archives past their deleteAfter are deleted; 0 turns automatic deletion off. */
+      expiryIntervalMs: z
+        .number()
+        .int()
+        .refine((v) => v === 0 || (v >= 60_000 && v <= 7 * 24 * 3_600_000), 'must be 0 (off) or between 60000 and 604800000')
+        .default(3_600_000),
     })
     .prefault({}),
   defaultDriver: name.optional(),

@@ -8,6 +8,9 @@ import { fieldIssues } from './field-issues';
 export const OPERATIONS = ['store', 'retrieve', 'delete', 'check'] as const;
 export type Operation = (typeof OPERATIONS)[number];
 
+/** The job name of depot's own scheduled automatic deletion run; not a task for producers. */
+export const EXPIRE_OPERATION = 'expire';
+
 const taskId = z.string().superRefine((value, ctx) => {
   const problem = taskIdProblem(value);
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
