@@ -17,6 +17,7 @@ import {
   taskIdTime,
 } from '../contract';
 import type { StorageAPI } from '../storage/api';
+import type { ArchiveStore } from '../storage/archive-store';
 import { classifyError, retryOperation } from '../support/error-handler';
 import type { Logger } from '../support/logging';
 import { deleteExpired, ExpiryReport } from './expiry';
@@ -129,6 +130,15 @@ export class TaskRunner {
   }
 
   private async storeOnce(driver: string, key: string, taskId: string, task: StoreTask, ctx: TaskContext) {
+    const release = await this.storage.transferSlot(driver, ctx.signal);
+    try {
+      return await this.transferToDriver(driver, key, taskId, task, ctx);
+    } finally {
+      release();
+    }
+  }
+
+  private async transferToDriver(driver: string, key: string, taskId: string, task: StoreTask, ctx: TaskContext) {
     const source = await openSource(task.source, this.settings.sources, ctx.signal);
     const totalBytes = source.totalBytes ?? task.size;
     ctx.progress({ bytes: 0, totalBytes });
@@ -156,18 +166,27 @@ export class TaskRunner {
     const store = this.storageFor(task.ref.driver, 'ref.driver');
     const taskId = task.taskId ?? newTaskId();
     return this.retrying(ctx, async () => {
-      // The size is known from the manifest only once the retrieve has started.
-      const known: { totalBytes?: number } = {};
-      const { manifest, stream } = await store.retrieve(task.ref.key, {
-        signal: ctx.signal,
-        taskId,
-        onBytes: (bytes) => ctx.progress({ bytes, totalBytes: known.totalBytes }),
-      });
-      known.totalBytes = manifest.size;
-      const base = { taskId, ref: task.ref, size: manifest.size, sha256: manifest.sha256 };
-      if ('path' in task.target) return { ...base, path: await writeToPath(stream, task.target.path, this.settings.allowedPaths) };
-      return { ...base, base64: await readInline(stream, manifest.size, this.settings.inlineBytes) };
+      const release = await this.storage.transferSlot(task.ref.driver, ctx.signal);
+      try {
+        return await this.retrieveOnce(store, task, taskId, ctx);
+      } finally {
+        release();
+      }
     });
+  }
+
+  private async retrieveOnce(store: ArchiveStore, task: RetrieveTask, taskId: string, ctx: TaskContext): Promise<RetrieveResult> {
+    // The size is known from the manifest only once the retrieve has started.
+    const known: { totalBytes?: number } = {};
+    const { manifest, stream } = await store.retrieve(task.ref.key, {
+      signal: ctx.signal,
+      taskId,
+      onBytes: (bytes) => ctx.progress({ bytes, totalBytes: known.totalBytes }),
+    });
+    known.totalBytes = manifest.size;
+    const base = { taskId, ref: task.ref, size: manifest.size, sha256: manifest.sha256 };
+    if ('path' in task.target) return { ...base, path: await writeToPath(stream, task.target.path, this.settings.allowedPaths) };
+    return { ...base, base64: await readInline(stream, manifest.size, this.settings.inlineBytes) };
   }
 
   private async delete(task: DeleteTask, ctx: TaskContext): Promise<DeleteResult> {

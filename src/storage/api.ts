@@ -1,12 +1,13 @@
 import { DepotError } from '../contract';
 import type { Logger } from '../support/logging';
+import { Semaphore } from '../support/semaphore';
 import { ArchiveStore } from './archive-store';
 import type { StorageDriver } from './driver';
 import type { StorageDriverFactory } from './factory';
 
 export interface StorageConfig {
   defaultDriver: string;
-  drivers: Record<string, { type: string }>;
+  drivers: Record<string, { type: string; maxConcurrent?: unknown }>;
 }
 
 /**
@@ -16,6 +17,7 @@ export interface StorageConfig {
 export class StorageAPI {
   private readonly drivers = new Map<string, StorageDriver>();
   private readonly stores = new Map<string, ArchiveStore>();
+  private readonly slots = new Map<string, Semaphore>();
 
   constructor(
     private readonly config: StorageConfig,
@@ -53,6 +55,21 @@ export class StorageAPI {
       this.stores.set(name, store);
     }
     return store;
+  }
+
+  /**
+   * A transfer slot on driver `name` (its `maxConcurrent`, per process); call
+   * the returned function when the transfer is over. Unlimited when not set.
+   */
+  async transferSlot(name: string, signal?: AbortSignal): Promise<() => void> {
+    const limit = this.config.drivers[name]?.maxConcurrent;
+    if (typeof limit !== 'number') return () => undefined;
+    let slots = this.slots.get(name);
+    if (!slots) {
+      slots = new Semaphore(limit);
+      this.slots.set(name, slots);
+    }
+    return slots.acquire(signal);
   }
 
   async close(): Promise<void> {
