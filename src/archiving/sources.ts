@@ -30,7 +30,10 @@ export async function openSource(source: Source, policy: SourcePolicy, signal: A
   if ('path' in source) opened = await openPath(source.path, policy);
   else if ('base64' in source) opened = openInline(source.base64, policy);
   else opened = await openUrl(checkSourceUrl(source.url, policy.allowedHosts), source.headers ?? {}, policy, signal, 0);
-  return { ...opened, stream: Readable.from(readingErrorsAsSource(opened.stream), { objectMode: false, highWaterMark: CHUNK }) };
+  const stream = Readable.from(readingErrorsAsSource(opened.stream), { objectMode: false, highWaterMark: CHUNK });
+  // Destroyed before its first read, the wrapper never runs its generator: close the source here too.
+  stream.once('close', () => opened.stream.destroy());
+  return { ...opened, stream };
 }
 
 /**
