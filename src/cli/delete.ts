@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { DeleteResult } from '../contract';
 import { managerFromConfig } from './queue-context';
-import { printOutcome, warnWithoutWorkers } from './task-outcome';
+import { enqueueOrReport, printOutcome, warnWithoutWorkers } from './task-outcome';
 
 /** `depot delete DRIVER KEY`: deletes an archive unless it is under retention. */
 export function registerDelete(program: Command): void {
@@ -14,7 +14,8 @@ export function registerDelete(program: Command): void {
     .action(async (driver: string, key: string, options: { json?: boolean }) => {
       const { config, manager } = managerFromConfig();
       try {
-        const handle = await manager.delete({ driver, key });
+        const handle = await enqueueOrReport(options.json === true, () => manager.delete({ driver, key }));
+        if (!handle) return;
         await warnWithoutWorkers(manager, config.queue.name);
         process.exitCode = await printOutcome<DeleteResult>(handle, options.json === true, (r) => `deleted ${r.ref.driver}:${r.ref.key}`);
       } finally {

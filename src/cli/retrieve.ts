@@ -4,7 +4,7 @@ import type { RetrieveResult } from '../contract';
 import { formatBytes } from './output';
 import { showProgress } from './progress-bar';
 import { managerFromConfig } from './queue-context';
-import { printOutcome, warnWithoutWorkers } from './task-outcome';
+import { enqueueOrReport, printOutcome, warnWithoutWorkers } from './task-outcome';
 
 /** `depot retrieve DRIVER KEY --out PATH`: reads an archive back, verified, into a new file. */
 export function registerRetrieve(program: Command): void {
@@ -18,7 +18,8 @@ export function registerRetrieve(program: Command): void {
     .action(async (driver: string, key: string, options: { out: string; json?: boolean }) => {
       const { config, manager } = managerFromConfig();
       try {
-        const handle = await manager.retrieve({ driver, key }, { path: path.resolve(options.out) });
+        const handle = await enqueueOrReport(options.json === true, () => manager.retrieve({ driver, key }, { path: path.resolve(options.out) }));
+        if (!handle) return;
         await warnWithoutWorkers(manager, config.queue.name);
         await manager.listen();
         const stopProgress = showProgress(manager, handle.jobId);

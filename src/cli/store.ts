@@ -5,7 +5,7 @@ import { EXIT_OK, UsageError } from './exit-codes';
 import { formatBytes, printJson, printLine } from './output';
 import { showProgress } from './progress-bar';
 import { managerFromConfig } from './queue-context';
-import { printOutcome, warnWithoutWorkers } from './task-outcome';
+import { enqueueOrReport, printOutcome, warnWithoutWorkers } from './task-outcome';
 
 /** `depot store FILE`: queues a store task for a file the workers can read, and waits for it. */
 export function registerStore(program: Command): void {
@@ -31,17 +31,20 @@ export function registerStore(program: Command): void {
       const absolute = path.resolve(file);
       const { config, manager } = managerFromConfig();
       try {
-        const handle = await manager.store(
-          { path: absolute },
-          {
-            name: options.name ?? path.basename(absolute),
-            driver: options.driver,
-            sha256: options.sha256,
-            metadata,
-            retainUntil: options.retainUntil,
-            deleteAfter: options.deleteAfter,
-          },
+        const handle = await enqueueOrReport(options.json === true, () =>
+          manager.store(
+            { path: absolute },
+            {
+              name: options.name ?? path.basename(absolute),
+              driver: options.driver,
+              sha256: options.sha256,
+              metadata,
+              retainUntil: options.retainUntil,
+              deleteAfter: options.deleteAfter,
+            },
+          ),
         );
+        if (!handle) return;
         if (!options.wait) {
           if (options.json) printJson({ ok: true, taskId: handle.taskId, jobId: handle.jobId });
           else printLine(handle.taskId);
