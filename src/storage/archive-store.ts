@@ -60,6 +60,7 @@ export class ArchiveStore {
         input.key,
         {
           stream,
+          declared: { size: input.size, retainUntil: input.retainUntil },
           manifest: () => ({
             ...hasher.result(),
             name: input.name,

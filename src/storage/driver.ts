@@ -19,6 +19,11 @@ export interface DriverCapabilities {
 export interface ArchiveBody {
   stream: Readable;
   manifest(): Manifest;
+  /**
+   * What the task declared before the first byte: backends that must decide
+   * early (S3's part size, a multipart upload's Object Lock date) use it.
+   */
+  declared: { size?: number; retainUntil?: string };
 }
 
 /** A write-once store either created the key or found it taken (by the manifest there). */

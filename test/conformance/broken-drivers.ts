@@ -84,7 +84,7 @@ function streamOf(bytes: Buffer): Readable {
 }
 
 function bufferedBody(bytes: Buffer, manifest: () => Manifest): ArchiveBody {
-  return { stream: streamOf(bytes), manifest };
+  return { stream: streamOf(bytes), manifest, declared: {} };
 }
 
 /** Reads until the end or the first error, keeping what arrived (the error is swallowed). */
@@ -142,7 +142,7 @@ class TruncatesLargeArchives extends PassThroughDriver {
         callback(null, chunk.subarray(0, room));
       },
     });
-    return this.inner.store(key, { stream: pipeline(body.stream, cut, () => undefined), manifest: body.manifest }, signal);
+    return this.inner.store(key, { stream: pipeline(body.stream, cut, () => undefined), manifest: body.manifest, declared: body.declared }, signal);
   }
 }
 
@@ -181,7 +181,7 @@ class LeaksStaging extends PassThroughDriver {
     const file = path.join(this.root, STAGING_DIR, `leaky-${randomBytes(6).toString('hex')}.part`);
     await mkdir(path.dirname(file), { recursive: true });
     await pipelineAsync(body.stream, createWriteStream(file, { flags: 'wx' }));
-    const outcome = await this.inner.store(key, { stream: createReadStream(file), manifest: body.manifest }, signal);
+    const outcome = await this.inner.store(key, { stream: createReadStream(file), manifest: body.manifest, declared: body.declared }, signal);
     await unlink(file);
     return outcome;
   }
@@ -193,7 +193,7 @@ class SharedStaging extends PassThroughDriver {
     const file = path.join(this.root, STAGING_DIR, 'upload.part');
     await mkdir(path.dirname(file), { recursive: true });
     await pipelineAsync(body.stream, createWriteStream(file));
-    return this.inner.store(key, { stream: createReadStream(file), manifest: body.manifest }, signal);
+    return this.inner.store(key, { stream: createReadStream(file), manifest: body.manifest, declared: body.declared }, signal);
   }
 }
 
@@ -217,14 +217,14 @@ class DropsRetention extends PassThroughDriver {
       delete m.retainUntil;
       return m;
     };
-    return this.inner.store(key, { stream: body.stream, manifest }, signal);
+    return this.inner.store(key, { stream: body.stream, manifest, declared: body.declared }, signal);
   }
 }
 
 /** Forgets the metadata when it writes the manifest. */
 class LosesMetadata extends PassThroughDriver {
   override store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
-    return this.inner.store(key, { stream: body.stream, manifest: () => ({ ...body.manifest(), metadata: {} }) }, signal);
+    return this.inner.store(key, { stream: body.stream, manifest: () => ({ ...body.manifest(), metadata: {} }), declared: body.declared }, signal);
   }
 }
 
@@ -235,7 +235,7 @@ class NormalizesNames extends PassThroughDriver {
       const m = body.manifest();
       return { ...m, key: m.key.normalize('NFC'), name: m.name.normalize('NFC') };
     };
-    return this.inner.store(key.normalize('NFC'), { stream: body.stream, manifest }, signal);
+    return this.inner.store(key.normalize('NFC'), { stream: body.stream, manifest, declared: body.declared }, signal);
   }
   override retrieve(key: string, signal: AbortSignal) {
     return this.inner.retrieve(key.normalize('NFC'), signal);

@@ -111,7 +111,7 @@ test('path traversal keys are refused with invalid_task; nothing is written outs
   ];
   const manifest = (): Manifest => ({ ...digestOf(Buffer.from('x')), name: 'x.zip', key: 'x', storedAt: '', taskId, metadata: {} });
   for (const key of keys) {
-    const body: ArchiveBody = { stream: bodyOf(Buffer.from('x')), manifest };
+    const body: ArchiveBody = { stream: bodyOf(Buffer.from('x')), manifest, declared: {} };
     await expectCode(driver.store(key, body, new AbortController().signal), 'invalid_task');
     await expectCode(driver.retrieve(key, new AbortController().signal), 'invalid_task');
     await expectCode(driver.stat(key), 'invalid_task');

@@ -1,7 +1,8 @@
 import { StorageDriverFactory } from '../factory';
 import { filesystemDriver } from './filesystem';
+import { s3Driver } from './s3';
 
 /** The factory with every driver type this build has. */
 export function defaultDriverFactory(): StorageDriverFactory {
-  return new StorageDriverFactory().register(filesystemDriver);
+  return new StorageDriverFactory().register(filesystemDriver).register(s3Driver);
 }

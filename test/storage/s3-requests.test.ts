@@ -1,0 +1,311 @@
+/**
+ * What no server here enforces — conditional writes, Object Lock, checksums,
+ * encryption, storage class — checked on the exact requests the SDK sends (a
+ * middleware at the last step before the wire records them), against s3rver.
+ * A second server answers `If-None-Match: *` with 412 like AWS does, for the
+ * driver's paths that only such a store reaches.
+ */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { GetObjectCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
+import { archiveKey, DepotError, Manifest, newTaskId } from '../../src/contract';
+import { ArchiveStore } from '../../src/storage/archive-store';
+import { S3Driver } from '../../src/storage/drivers/s3';
+import { silentLogger } from '../../src/support/logging';
+import { S3Server, s3rverSettings, startS3Server, uniqueBucket } from '../helpers/s3-server';
+import { digestOf, MiB, patternBytes } from '../helpers/streams';
+import { archiveBody, commandTrail, firstTimes, injectFaults, recordRequests, SentRequest } from './s3-test-kit';
+
+const DAY = 24 * 60 * 60 * 1000;
+const logger = silentLogger();
+
+let plain: S3Server;
+let conditional: S3Server;
+let raw: S3Client;
+const drivers: S3Driver[] = [];
+
+beforeAll(async () => {
+  [plain, conditional] = await Promise.all([startS3Server(), startS3Server({ conditionalWrites: true })]);
+  raw = plain.client();
+});
+
+afterEach(async () => {
+  await Promise.all(drivers.splice(0).map((d) => d.close()));
+});
+
+afterAll(async () => {
+  await Promise.all([plain?.destroy(), conditional?.destroy()]);
+});
+
+async function driverOn(server: S3Server, overrides: Record<string, unknown> = {}) {
+  const bucket = uniqueBucket('requests');
+  await server.createBucket(bucket);
+  const driver = new S3Driver('worm', s3rverSettings(server, bucket, { prefix: 'p/', ...overrides }), logger);
+  drivers.push(driver);
+  return { driver, bucket, sent: recordRequests(driver.client), store: new ArchiveStore(driver, logger) };
+}
+
+function newKey(name = 'exam.zip'): string {
+  return archiveKey(new Date(), newTaskId(), name);
+}
+
+const md5 = (bytes: Buffer) => createHash('md5').update(bytes).digest('base64');
+const only = (sent: SentRequest[], command: string, sidecar?: boolean) =>
+  sent.filter((r) => r.command === `${command}Command` && (sidecar === undefined || r.path.endsWith('.depot.json') === sidecar));
+const one = (sent: SentRequest[], command: string, sidecar?: boolean): SentRequest => {
+  const found = only(sent, command, sidecar);
+  expect(found).toHaveLength(1);
+  return found[0];
+};
+const lockDate = (r: SentRequest) => Date.parse(r.headers['x-amz-object-lock-retain-until-date']);
+
+const worm = {
+  objectLock: { mode: 'GOVERNANCE', days: 30 },
+  sse: 'aws:kms',
+  kmsKeyId: 'arn:aws:kms:eu-central-1:111122223333:key/depot-test',
+  storageClass: 'STANDARD_IA',
+};
+
+describe('a small archive (one PutObject)', () => {
+  test('manifest first, then the object; both If-None-Match: *, Content-MD5, Object Lock and SSE; storage class on the object only', async () => {
+    const { sent, store } = await driverOn(plain, worm);
+    const key = newKey('Prüfung 試験.zip');
+    const bytes = patternBytes(100_000, 'small');
+    const before = Date.now();
+    await store.store({ key, taskId: key.split('/')[3], name: 'Prüfung 試験.zip', body: archiveBody(key, bytes).stream });
+
+    const puts = only(sent, 'PutObject');
+    expect(puts.map((r) => r.path.endsWith('.depot.json'))).toEqual([true, false]); // manifest, then archive
+    const [sidecar, object] = puts;
+    for (const r of puts) {
+      expect(r.headers['if-none-match']).toBe('*');
+      expect(r.headers['x-amz-object-lock-mode']).toBe('GOVERNANCE');
+      expect(r.headers['x-amz-server-side-encryption']).toBe('aws:kms');
+      expect(r.headers['x-amz-server-side-encryption-aws-kms-key-id']).toBe(worm.kmsKeyId);
+      expect(r.headers['content-md5']).toMatch(/^[A-Za-z0-9+/]{22}==$/);
+    }
+    expect(object.headers['content-md5']).toBe(md5(bytes));
+    // The later of now + 30 days and the task's (absent) retainUntil; object and manifest alike.
+    expect(lockDate(object)).toBeGreaterThanOrEqual(before + 30 * DAY - 1000);
+    expect(lockDate(object)).toBeLessThanOrEqual(Date.now() + 30 * DAY + 1000);
+    expect(lockDate(sidecar)).toBe(lockDate(object));
+    expect(object.headers['x-amz-storage-class']).toBe('STANDARD_IA');
+    expect(sidecar.headers['x-amz-storage-class']).toBeUndefined(); // every stat reads it: never a cold class
+    // Metadata is ASCII: the name percent-encoded; sha256 and size known, since the PUT follows the last byte.
+    expect(object.headers['x-amz-meta-depot-name']).toBe(encodeURIComponent('Prüfung 試験.zip'));
+    expect(object.headers['x-amz-meta-depot-sha256']).toBe(digestOf(bytes).sha256);
+    expect(object.headers['x-amz-meta-depot-size']).toBe(String(bytes.length));
+  });
+
+  test("a task's later retainUntil wins over objectLock.days", async () => {
+    const { sent, store } = await driverOn(plain, worm);
+    const key = newKey();
+    const retainUntil = new Date(Date.now() + 400 * DAY).toISOString();
+    await store.store({ key, taskId: key.split('/')[3], name: 'exam.zip', body: archiveBody(key, patternBytes(10, 'x')).stream, retainUntil });
+    for (const r of only(sent, 'PutObject')) expect(new Date(lockDate(r)).toISOString()).toBe(retainUntil);
+  });
+
+  test('without objectLock, sse or storageClass: none of their headers', async () => {
+    const { sent, store } = await driverOn(plain);
+    const key = newKey();
+    await store.store({ key, taskId: key.split('/')[3], name: 'exam.zip', body: archiveBody(key, patternBytes(10, 'x')).stream, retainUntil: '2099-01-01' });
+    for (const r of only(sent, 'PutObject')) {
+      expect(Object.keys(r.headers).filter((h) => /object-lock|server-side-encryption|storage-class/.test(h))).toEqual([]);
+      expect(r.headers['if-none-match']).toBe('*');
+    }
+  });
+
+  test.each([
+    ['when_required', false],
+    ['when_supported', true],
+  ])('checksums: %s → SDK checksum header %s, Content-MD5 always; the bytes arrive intact either way', async (checksums, sdkChecksum) => {
+    const { driver, bucket, sent, store } = await driverOn(plain, { checksums });
+    const key = newKey();
+    const bytes = patternBytes(200_000, 'checksums');
+    await store.store({ key, taskId: key.split('/')[3], name: 'exam.zip', body: archiveBody(key, bytes).stream });
+    const object = one(sent, 'PutObject', false);
+    expect(Object.keys(object.headers).some((h) => h.startsWith('x-amz-checksum-'))).toBe(sdkChecksum);
+    expect(object.headers['content-md5']).toBe(md5(bytes));
+    // The driver never streams a body (always a buffer), so no aws-chunked framing reaches the store.
+    expect(object.headers['content-encoding'] ?? '').not.toContain('aws-chunked');
+    const back = await raw.send(new GetObjectCommand({ Bucket: bucket, Key: `p/${key}` }));
+    expect(digestOf(Buffer.from((await back.Body?.transformToByteArray()) ?? []))).toEqual(digestOf(bytes));
+    expect(driver.capabilities.retention).toBe(false);
+  });
+});
+
+describe('a large archive (multipart through lib-storage)', () => {
+  const size = 12 * MiB; // three parts of 5 MiB
+  const trailOf = (sent: SentRequest[]) => commandTrail(sent).filter((c) => !c.startsWith('Head') && !c.startsWith('ListMultipartUploads'));
+
+  test('lock at CreateMultipartUpload, Content-MD5 on every part, manifest before Complete, If-None-Match on Complete', async () => {
+    const { sent, store, driver } = await driverOn(plain, worm);
+    expect(driver.capabilities.retention).toBe(true);
+    const key = newKey();
+    const bytes = patternBytes(size, 'large');
+    await store.store({ key, taskId: key.split('/')[3], name: 'exam.zip', body: archiveBody(key, bytes).stream });
+
+    expect(trailOf(sent)).toEqual([
+      'GetObject (sidecar)', // the shared layer's stat
+      'CreateMultipartUpload',
+      'UploadPart',
+      'UploadPart',
+      'UploadPart',
+      'GetObject (sidecar)', // the manifest step: nothing there yet
+      'PutObject (sidecar)',
+      'CompleteMultipartUpload',
+    ]);
+    const create = one(sent, 'CreateMultipartUpload');
+    expect(create.headers['x-amz-object-lock-mode']).toBe('GOVERNANCE');
+    expect(lockDate(create)).toBeGreaterThan(Date.now() + 30 * DAY - 60_000);
+    expect(create.headers['x-amz-server-side-encryption']).toBe('aws:kms');
+    expect(create.headers['x-amz-server-side-encryption-aws-kms-key-id']).toBe(worm.kmsKeyId);
+    expect(create.headers['x-amz-storage-class']).toBe('STANDARD_IA');
+    expect(create.headers['x-amz-meta-depot-task-id']).toBe(key.split('/')[3]);
+    expect(create.headers['x-amz-meta-depot-sha256']).toBeUndefined(); // not known at the start
+    const parts = only(sent, 'UploadPart');
+    for (const [i, part] of parts.entries()) {
+      const chunk = bytes.subarray(i * 5 * MiB, (i + 1) * 5 * MiB);
+      expect(part.headers['content-md5']).toBe(md5(chunk));
+    }
+    const complete = one(sent, 'CompleteMultipartUpload');
+    expect(complete.headers['if-none-match']).toBe('*');
+    const sidecar = one(sent, 'PutObject', true);
+    expect(sidecar.headers['if-none-match']).toBe('*');
+    expect(lockDate(sidecar)).toBe(lockDate(create));
+  });
+
+  test("through ArchiveStore, a task's later retainUntil is the multipart upload's lock from the start", async () => {
+    const { sent, store } = await driverOn(plain, worm);
+    const key = newKey();
+    const retainUntil = new Date(Date.now() + 3650 * DAY).toISOString();
+    await store.store({ key, taskId: key.split('/')[3], name: 'exam.zip', body: archiveBody(key, patternBytes(size, 'large')).stream, retainUntil });
+    expect(trailOf(sent)).not.toContain('PutObjectRetention');
+    expect(new Date(lockDate(one(sent, 'CreateMultipartUpload'))).toISOString()).toBe(retainUntil);
+    expect(new Date(lockDate(one(sent, 'PutObject', true))).toISOString()).toBe(retainUntil);
+  });
+
+  test("a driver called without the declared retainUntil extends the lock after Complete (PutObjectRetention)", async () => {
+    const { driver, sent } = await driverOn(plain, worm);
+    const key = newKey();
+    const retainUntil = new Date(Date.now() + 3650 * DAY).toISOString();
+    const outcome = await driver.store(key, archiveBody(key, patternBytes(size, 'large'), { retainUntil }), new AbortController().signal);
+    expect(outcome.status).toBe('created');
+    const trail = trailOf(sent);
+    expect(trail.slice(-2)).toEqual(['CompleteMultipartUpload', 'PutObjectRetention']);
+    const retention = one(sent, 'PutObjectRetention');
+    expect(retention.body).toContain('<Mode>GOVERNANCE</Mode>');
+    expect(retention.body).toContain(`<RetainUntilDate>${retainUntil}</RetainUntilDate>`);
+    expect(new Date(lockDate(one(sent, 'PutObject', true))).toISOString()).toBe(retainUntil);
+  });
+
+  test('with the declared retainUntil and size: lock and part size set at the start', async () => {
+    const { driver, sent } = await driverOn(plain, worm);
+    const key = newKey();
+    const retainUntil = new Date(Date.now() + 3650 * DAY).toISOString();
+    const bytes = patternBytes(23 * MiB, 'declared');
+    // 110 GiB would need 11,264 parts of 10 MiB: the part size grows to 12 MiB (whole MiB).
+    const declared = { size: 110 * 1024 * MiB, retainUntil };
+    const outcome = await driver.store(key, archiveBody(key, bytes, { retainUntil, declared }), new AbortController().signal);
+    expect(outcome.status).toBe('created');
+    expect(new Date(lockDate(one(sent, 'CreateMultipartUpload'))).toISOString()).toBe(retainUntil);
+    expect(only(sent, 'PutObjectRetention')).toHaveLength(0);
+    expect(only(sent, 'UploadPart').map((p) => p.headers['content-length'])).toEqual([String(12 * MiB), String(11 * MiB)]);
+  });
+
+  test('a body that fails its check at the end never reaches Complete; the upload is aborted', async () => {
+    const { driver, bucket, sent, store } = await driverOn(plain, worm);
+    const key = newKey();
+    const bytes = patternBytes(size, 'bad');
+    const wrong = digestOf(patternBytes(size, 'other')).sha256;
+    await expect(store.store({ key, taskId: key.split('/')[3], name: 'exam.zip', body: archiveBody(key, bytes).stream, sha256: wrong })).rejects.toMatchObject({
+      code: 'integrity',
+    });
+    const trail = trailOf(sent);
+    expect(trail).toContain('CreateMultipartUpload');
+    expect(trail[trail.length - 1]).toBe('AbortMultipartUpload');
+    expect(trail.filter((c) => c === 'CompleteMultipartUpload' || c === 'PutObject (sidecar)' || c === 'PutObject')).toEqual([]);
+    const abort = one(sent, 'AbortMultipartUpload');
+    expect(abort.query.uploadId).toBe(only(sent, 'UploadPart')[0].query.uploadId);
+    expect((await raw.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? []).toEqual([]);
+    expect(await driver.stat(key)).toBeNull();
+  });
+});
+
+test('the connection check writes its probe without Object Lock or storage class', async () => {
+  const { sent, store } = await driverOn(plain, worm);
+  expect((await store.check()).ok).toBe(true);
+  const probe = one(sent, 'PutObject');
+  expect(probe.path).toMatch(/\/p\/\.depot-check\/probe-/);
+  expect(Object.keys(probe.headers).filter((h) => /object-lock|storage-class/.test(h))).toEqual([]);
+  expect(probe.headers['x-amz-server-side-encryption']).toBe('aws:kms');
+  expect(probe.headers['content-md5']).toBeDefined();
+  expect(one(sent, 'DeleteObject').path).toBe(probe.path);
+});
+
+describe('a store that enforces If-None-Match (412), when the driver read the key as free', () => {
+  // The driver's own reads before writing are made to miss, as in a race with another worker.
+  const staleRead = (times: number, command: string, suffix = '') =>
+    firstTimes(times, (r) => r.command === `${command}Command` && (r.key ?? '').endsWith(suffix), { code: 'NoSuchKey', status: 404 });
+
+  async function storedOnce(bytes: Buffer): Promise<{ driver: S3Driver; bucket: string; sent: SentRequest[]; key: string; first: Manifest }> {
+    const { driver, bucket, sent } = await driverOn(conditional);
+    const key = newKey();
+    const outcome = await driver.store(key, archiveBody(key, bytes), new AbortController().signal);
+    if (outcome.status !== 'created') throw new Error(`the first store found ${key} taken`);
+    sent.length = 0;
+    return { driver, bucket, sent, key, first: outcome.manifest };
+  }
+  const inOrder = (...deciders: Array<ReturnType<typeof staleRead>>) => (r: { command: string; key?: string }) =>
+    deciders.reduce<ReturnType<ReturnType<typeof staleRead>>>((found, decide) => found ?? decide(r), undefined);
+
+  test('manifest PUT answered 412 with other bytes there: exists, nothing replaced', async () => {
+    const original = patternBytes(1000, 'original');
+    const { driver, sent, key, first } = await storedOnce(original);
+    injectFaults(driver.client, staleRead(1, 'GetObject', '.depot.json'));
+    const outcome = await driver.store(key, archiveBody(key, patternBytes(1000, 'other')), new AbortController().signal);
+    expect(outcome).toEqual({ status: 'exists', existing: first });
+    expect(sent.filter((r) => r.command === 'PutObjectCommand').map((r) => r.path.endsWith('.depot.json'))).toEqual([true]); // only the refused manifest PUT
+    const { stream } = await new ArchiveStore(driver, logger).retrieve(key);
+    expect(digestOf(Buffer.concat(await stream.toArray()))).toEqual(digestOf(original));
+  });
+
+  test('object PUT answered 412 (same bytes, an earlier attempt got there): exists', async () => {
+    const bytes = patternBytes(1000, 'same');
+    const { driver, sent, key, first } = await storedOnce(bytes);
+    injectFaults(driver.client, inOrder(staleRead(1, 'GetObject', '.depot.json'), staleRead(1, 'HeadObject')));
+    const outcome = await driver.store(key, archiveBody(key, bytes), new AbortController().signal);
+    expect(outcome).toEqual({ status: 'exists', existing: first });
+    expect(sent.filter((r) => r.command === 'PutObjectCommand')).toHaveLength(2); // manifest 412, object 412
+  });
+
+  test('CompleteMultipartUpload answered 412: exists, and the upload is aborted', async () => {
+    const bytes = patternBytes(12 * MiB, 'same large');
+    const { driver, bucket, sent, key, first } = await storedOnce(bytes);
+    injectFaults(driver.client, inOrder(staleRead(1, 'GetObject', '.depot.json'), staleRead(1, 'HeadObject')));
+    const outcome = await driver.store(key, archiveBody(key, bytes), new AbortController().signal);
+    expect(outcome).toEqual({ status: 'exists', existing: first });
+    const trail = commandTrail(sent);
+    expect(trail.slice(trail.indexOf('CompleteMultipartUpload'))).toEqual(['CompleteMultipartUpload', 'AbortMultipartUpload', 'GetObject (sidecar)']);
+    expect((await raw.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? []).toEqual([]);
+  });
+});
+
+test('a second store of one key in the same process is refused while the first runs', async () => {
+  const { driver } = await driverOn(plain);
+  const key = newKey();
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  async function* slow() {
+    yield patternBytes(6 * MiB, 'a');
+    await held;
+    yield patternBytes(MiB, 'b');
+  }
+  const first = driver.store(key, archiveBody(key, Readable.from(slow())), new AbortController().signal);
+  await new Promise((r) => setTimeout(r, 300));
+  const second = driver.store(key, archiveBody(key, patternBytes(7 * MiB, 'c')), new AbortController().signal);
+  await expect(second).rejects.toBeInstanceOf(DepotError);
+  await expect(second).rejects.toMatchObject({ code: 'unavailable' });
+  release();
+  expect((await first).status).toBe('created');
+});
