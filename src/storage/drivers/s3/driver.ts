@@ -234,9 +234,10 @@ export class S3Driver implements StorageDriver {
   }
 
   /**
-   * A multipart upload's Object Lock is fixed when it starts, before the task's
-   * retainUntil can be read from the body; a later retainUntil is applied once
-   * the object exists (retention can always be extended). A failure here is
+   * A multipart upload's Object Lock is fixed when it starts, from what the task
+   * declared; should the manifest hold a later retainUntil (a caller that did not
+   * declare it), it is applied once the object exists (retention can always be
+   * extended). A failure here is
    * logged, not thrown: the archive is published, and depot still refuses to
    * delete it before its manifest's retainUntil.
    */
