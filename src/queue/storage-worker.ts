@@ -102,15 +102,24 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
   return { worker, close };
 }
 
+/**
+ * Progress goes to Redis at most every 250 ms, and not at all for a task that
+ * finishes sooner: each update is a round trip and an event, which would cost
+ * small archives more than their bytes. Once a task has reported, its 100% is
+ * reported too, so progress bars end full.
+ */
 function throttledProgress(job: Job): TaskContext['progress'] {
-  let last = 0;
+  let last = Date.now();
+  let reported = false;
   let lastBytes = -1;
   return (progress) => {
     const now = Date.now();
     const done = progress.totalBytes !== undefined && progress.bytes >= progress.totalBytes;
-    if (progress.bytes === lastBytes || (now - last < PROGRESS_EVERY_MS && !done && progress.bytes !== 0)) return;
+    if (progress.bytes === lastBytes) return;
+    if (now - last < PROGRESS_EVERY_MS && !(done && reported)) return;
     last = now;
     lastBytes = progress.bytes;
+    reported = true;
     job.updateProgress(progress).catch(() => undefined);
   };
 }
