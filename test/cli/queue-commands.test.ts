@@ -10,6 +10,8 @@ import { RedisServer, startRedis } from '../helpers/redis-server';
  * a private Redis: what an operator types, and the exit codes of CONTRACT §5.
  */
 const MAIN = path.join(PROJECT_ROOT, 'src', 'cli', 'main.ts');
+// Each command is a process of its own (about a second each, more on a loaded machine).
+jest.setTimeout(180_000);
 const temp = new TempDirs();
 let redis: RedisServer;
 let worker: WorkerProcess | undefined;
