@@ -4,7 +4,7 @@ import { CheckResult, DepotError, Manifest, parseArchiveKey, Space } from '../co
 import { classifyError, errorBody } from '../support/error-handler';
 import { audit, Logger } from '../support/logging';
 import type { StorageDriver } from './driver';
-import { HashingStream } from './hashing-stream';
+import { HashingStream, pipeInto } from './hashing-stream';
 
 export interface StoreInput {
   key: string;
@@ -50,8 +50,8 @@ export class ArchiveStore {
     if (existing) return this.settleExisting(input, existing, expected);
 
     const hasher = new HashingStream(expected, input.onBytes);
-    // pipeline() carries a source failure into the hasher, so the driver sees it and publishes nothing.
-    const stream = pipeline(input.body, hasher, () => undefined);
+    // A source failure is carried into the hasher, so the driver sees it and publishes nothing.
+    const stream = pipeInto(input.body, hasher);
     const onAbort = () => input.body.destroy(new DepotError('unavailable', 'store aborted'));
     signal.addEventListener('abort', onAbort, { once: true });
     let outcome;
@@ -141,7 +141,7 @@ export class ArchiveStore {
     const signal = options.signal ?? new AbortController().signal;
     const { body, manifest } = await this.driver.retrieve(key, signal);
     const verifier = new HashingStream({ sha256: manifest.sha256, size: manifest.size }, options.onBytes);
-    const stream = pipeline(body, verifier, () => undefined);
+    const stream = pipeInto(body, verifier);
     finished(stream).then(
       () => audit(this.logger, { action: 'retrieve', driver: this.name, key, taskId: options.taskId, size: manifest.size, sha256: manifest.sha256, outcome: 'read' }),
       () => undefined,

@@ -1,5 +1,5 @@
 import { createHash, Hash } from 'node:crypto';
-import { Transform, TransformCallback } from 'node:stream';
+import { finished, Readable, Transform, TransformCallback, Writable } from 'node:stream';
 import { DepotError } from '../contract';
 
 export interface Expected {
@@ -53,4 +53,21 @@ export class HashingStream extends Transform {
     if (this.digest === undefined) throw new Error('HashingStream.result() before the end of the stream');
     return { sha256: this.digest, size: this.bytes };
   }
+}
+
+/**
+ * `source` piped into `target` the way stream.pipeline() connects them — an
+ * error or early close on either side destroys the other, so whoever reads
+ * `target` sees a source failure — without pipeline's per-call AbortController,
+ * whose teardown costs more than hashing a small archive.
+ */
+export function pipeInto<T extends Writable>(source: Readable, target: T): T {
+  finished(source, { writable: false }, (error) => {
+    if (error) target.destroy(error);
+  });
+  finished(target, (error) => {
+    if (error) source.destroy();
+  });
+  source.pipe(target);
+  return target;
 }

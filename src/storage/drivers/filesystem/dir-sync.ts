@@ -1,4 +1,5 @@
-import { open } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { closeFd, fsyncFd, openFd } from './fd';
 
 /**
  * Group commit for directory fsyncs: stores that publish into the same
@@ -32,11 +33,12 @@ export class DirSync {
   }
 }
 
+/** The descriptor is closed in the background: waiters need the fsync, not the close. */
 async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
+  const fd = await openFd(dir, constants.O_RDONLY);
   try {
-    await handle.sync();
+    await fsyncFd(fd);
   } finally {
-    await handle.close();
+    closeFd(fd).catch(() => undefined);
   }
 }

@@ -10,6 +10,7 @@ import type { ArchiveBody, DriverCapabilities, ProbeTimings, PublishOutcome, Sto
 import { parseManifest, serializeManifest, sidecarName } from '../../manifest';
 import { probeName, runProbe } from '../../probe';
 import { DirSync } from './dir-sync';
+import { closeFd, fchmodFd, fdatasyncFd, fsyncFd, openFd, writeAllFd } from './fd';
 import type { FilesystemSettings } from './types';
 
 const STAGING_DIR = '.depot-tmp';
@@ -19,6 +20,8 @@ const SYNC_EVERY = 128 * 1024 * 1024;
 /** Staging files older than this are leftovers whatever their owner: no store runs a day without writing. */
 const STALE_MS = 24 * 60 * 60 * 1000;
 const READ_CHUNK = 1024 * 1024;
+/** Date directories remembered as flushed into their parents; a bound, not a tuning knob (a few per day are used). */
+const MAX_DURABLE = 10_000;
 
 /**
  * Write-once archives in a directory tree: `<root>/YYYY/MM/DD/<taskId>/<name>`
@@ -32,7 +35,12 @@ export class FilesystemDriver implements StorageDriver {
   private readonly root: string;
   private readonly staging: string;
   private readonly dirSync = new DirSync();
+  /** Date directories whose entry in their parent this process has flushed since they were made. */
+  private readonly durable = new Set<string>();
   private readonly tag = `${hostname().replace(/[^A-Za-z0-9.-]/g, '_')}-${process.pid}`;
+  /** Staging names: a random part per driver instance and a counter (hex), instead of random bytes per store. */
+  private readonly stagingSeed = randomBytes(6).toString('hex');
+  private stagingCount = 0;
   private ready?: Promise<string>;
 
   constructor(
@@ -66,6 +74,11 @@ export class FilesystemDriver implements StorageDriver {
     }
   }
 
+  private stagingId(): string {
+    this.stagingCount += 1;
+    return `${this.stagingSeed}${this.stagingCount.toString(16).padStart(8, '0')}`;
+  }
+
   /** Paths of a key, after making sure its directory resolves inside the root (no symlink escape). */
   private locate(key: string): { dir: string; file: string; sidecar: string; name: string } {
     const parts = parseArchiveKey(key);
@@ -85,8 +98,20 @@ export class FilesystemDriver implements StorageDriver {
    * Creates a key's directory, after checking that the part of its path which
    * already exists resolves inside the root: mkdir would otherwise follow a
    * planted symlink and create directories outside the root before any check.
+   * Returns the directories it created, outermost first.
    */
-  private async makeKeyDir(dir: string, realRoot: string): Promise<void> {
+  private async makeKeyDir(dir: string, realRoot: string): Promise<string[]> {
+    // Usually the day's directory exists already: check it, create the task's directory in it, check that.
+    try {
+      await this.assertInside(path.dirname(dir), realRoot);
+      await mkdir(dir, { mode: 0o755 });
+      await this.assertInside(dir, realRoot);
+      return [dir];
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'EEXIST') throw error;
+    }
+    // A new day (or a retry whose directory exists): find the deepest existing directory and check it.
     let existing = dir;
     for (;;) {
       try {
@@ -97,29 +122,39 @@ export class FilesystemDriver implements StorageDriver {
         existing = path.dirname(existing);
       }
     }
-    if (existing === dir) return;
-    await mkdir(dir, { recursive: true, mode: 0o755 });
+    if (existing === dir) return [];
+    const first = await mkdir(dir, { recursive: true, mode: 0o755 });
     await this.assertInside(dir, realRoot);
+    const created: string[] = [];
+    if (first !== undefined) for (let d = dir; d.length >= first.length; d = path.dirname(d)) created.unshift(d);
+    return created;
   }
 
   async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
     const realRoot = await this.init();
     const target = this.locate(key);
-    const stem = path.join(this.staging, `${this.tag}-${randomBytes(8).toString('hex')}`);
-    const dataTmp = `${stem}.part`;
-    const manifestTmp = `${stem}.manifest`;
+    const stem = path.join(this.staging, `${this.tag}-${this.stagingId()}`);
+    const staged = { data: `${stem}.part`, manifest: `${stem}.manifest` };
+    // The key's directory is made while the bytes are written; a store that publishes nothing removes it again.
+    const making = this.makeKeyDir(target.dir, realRoot);
+    making.catch(() => undefined); // its failure is reported below, once the bytes are written
+    let published = false;
     try {
-      await this.writeStaged(dataTmp, body.stream, signal);
-      const manifest = body.manifest();
-      await this.writeFile(manifestTmp, serializeManifest(manifest));
+      const manifest = await this.stage(staged, body, signal);
       signal.throwIfAborted();
-      await this.makeKeyDir(target.dir, realRoot);
-      return await this.publish(key, target, dataTmp, manifestTmp, manifest);
+      const created = await making;
+      const outcome = await this.publish(key, target, staged, manifest);
+      published = outcome.status === 'created';
+      // The staging names go while the directories are flushed.
+      const syncing = published && this.settings.fsync ? this.syncUp(target.dir, created) : Promise.resolve();
+      await settleAll([removeStaged(staged), syncing]);
+      return outcome;
     } catch (error) {
       body.stream.destroy();
+      await removeStaged(staged);
       throw classifyError(signal.aborted ? new DepotError('unavailable', 'store aborted', { cause: error }) : error);
     } finally {
-      await Promise.all([unlink(dataTmp).catch(() => undefined), unlink(manifestTmp).catch(() => undefined)]);
+      if (!published) await removeEmpty(await making.catch(() => []));
     }
   }
 
@@ -131,60 +166,92 @@ export class FilesystemDriver implements StorageDriver {
   private async publish(
     key: string,
     target: { dir: string; file: string; sidecar: string },
-    dataTmp: string,
-    manifestTmp: string,
+    staged: { data: string; manifest: string },
     manifest: Manifest,
   ): Promise<PublishOutcome> {
-    if (!(await linkOnce(manifestTmp, target.sidecar))) {
+    if (!(await linkOnce(staged.manifest, target.sidecar))) {
       const existing = parseManifest(await readFile(target.sidecar), key);
       if (existing.sha256 !== manifest.sha256 || existing.size !== manifest.size) return { status: 'exists', existing };
       manifest = existing; // an earlier attempt of the same bytes got this far
     }
-    if (!(await linkOnce(dataTmp, target.file))) return { status: 'exists', existing: manifest };
-    if (this.settings.fsync) await this.syncUp(target.dir);
+    if (!(await linkOnce(staged.data, target.file))) return { status: 'exists', existing: manifest };
     return { status: 'created', manifest };
   }
 
-  /** fsyncs the key's directory and its parents up to the root, so new directories survive a crash too. */
-  private async syncUp(dir: string): Promise<void> {
-    const syncs: Promise<void>[] = [];
-    for (let d = dir; d.length > this.root.length; d = path.dirname(d)) syncs.push(this.dirSync.sync(d));
-    syncs.push(this.dirSync.sync(this.root));
+  /**
+   * fsyncs the key's directory and its parents up to the root, so new
+   * directories survive a crash too. A parent is skipped when this process has
+   * already flushed it since the child's entry was made (`durable`); concurrent
+   * stores share the fsyncs that remain (DirSync).
+   */
+  private async syncUp(dir: string, created: string[]): Promise<void> {
+    for (const d of created) this.durable.delete(d);
+    const syncs: Promise<void>[] = [this.dirSync.sync(dir)];
+    for (let d = dir; d.length > this.root.length && !this.durable.has(d); d = path.dirname(d)) {
+      const child = d;
+      const remember = child !== dir; // date directories only: task directories are never revisited
+      syncs.push(this.dirSync.sync(path.dirname(child)).then(() => void (remember && this.rememberDurable(child))));
+    }
     await Promise.all(syncs);
   }
 
-  private async writeStaged(file: string, stream: Readable, signal: AbortSignal): Promise<void> {
-    const handle = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  private rememberDurable(dir: string): void {
+    if (this.durable.size >= MAX_DURABLE) this.durable.clear();
+    this.durable.add(dir);
+  }
+
+  /**
+   * Writes the archive and its manifest to new staging files and flushes both.
+   * Both are created at once; after the last byte of the archive, the manifest
+   * is written and the two are flushed side by side. Descriptors are closed in
+   * the background: nothing needs to wait for close(2) once fsync succeeded.
+   */
+  private async stage(staged: { data: string; manifest: string }, body: ArchiveBody, signal: AbortSignal): Promise<Manifest> {
+    const [data, sidecar] = await createAll([staged.data, staged.manifest]);
     let syncing: Promise<void> | undefined;
     try {
       let sinceSync = 0;
-      for await (const chunk of stream as AsyncIterable<Buffer>) {
+      for await (const chunk of body.stream as AsyncIterable<Buffer>) {
         signal.throwIfAborted();
-        await writeAll(handle, chunk);
+        await writeAllFd(data, chunk);
         sinceSync += chunk.length;
         if (this.settings.fsync && sinceSync >= SYNC_EVERY && !syncing) {
           sinceSync = 0;
-          syncing = handle.datasync().finally(() => (syncing = undefined));
+          syncing = fdatasyncFd(data).finally(() => (syncing = undefined));
         }
       }
       signal.throwIfAborted();
-      await syncing;
-      if (this.settings.fsync) await handle.sync();
-      await handle.chmod(this.settings.fileMode);
+      const manifest = body.manifest();
+      const completeData = async () => {
+        await syncing;
+        await this.complete(data);
+      };
+      const writeSidecar = async () => {
+        await writeAllFd(sidecar, serializeManifest(manifest));
+        await this.complete(sidecar);
+      };
+      await settleAll([completeData(), writeSidecar()]);
+      return manifest;
     } finally {
       await syncing?.catch(() => undefined);
-      await handle.close();
+      closeQuietly(data);
+      closeQuietly(sidecar);
     }
   }
 
+  /** A staging file, fully written: flushed (fsync) and given its final mode. */
+  private complete(fd: number): Promise<void> {
+    return settleAll([this.settings.fsync ? fsyncFd(fd) : Promise.resolve(), fchmodFd(fd, this.settings.fileMode)]);
+  }
+
   private async writeFile(file: string, bytes: Buffer): Promise<void> {
-    const handle = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    const fd = await openFd(file, CREATE_NEW, 0o600);
     try {
-      await writeAll(handle, bytes);
-      if (this.settings.fsync) await handle.sync();
-      await handle.chmod(this.settings.fileMode);
+      await writeAllFd(fd, bytes);
+      if (this.settings.fsync) await fsyncFd(fd);
+      await fchmodFd(fd, this.settings.fileMode);
     } finally {
-      await handle.close();
+      await closeFd(fd);
     }
   }
 
@@ -318,6 +385,42 @@ export class FilesystemDriver implements StorageDriver {
   }
 }
 
+const CREATE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
+
+/** New files (mode 0600), opened side by side; none is left open when one fails. */
+async function createAll(files: string[]): Promise<number[]> {
+  const opened = await Promise.allSettled(files.map((file) => openFd(file, CREATE_NEW, 0o600)));
+  const fds = opened.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    fds.forEach(closeQuietly);
+    throw failed.reason;
+  }
+  return fds;
+}
+
+function closeQuietly(fd: number): void {
+  closeFd(fd).catch(() => undefined);
+}
+
+/** Waits for all, then fails with the first failure: nothing is left running behind a rejection. */
+async function settleAll(operations: Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(operations);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+function removeStaged(staged: { data: string; manifest: string }): Promise<unknown> {
+  return Promise.all([unlink(staged.data).catch(() => undefined), unlink(staged.manifest).catch(() => undefined)]);
+}
+
+/** Directories this store made and left empty, deepest first; one in use by another store is kept (ENOTEMPTY). */
+async function removeEmpty(created: string[]): Promise<void> {
+  for (const dir of [...created].reverse()) {
+    if (!(await rmdir(dir).then(() => true, () => false))) return;
+  }
+}
+
 /** link(2): false when the name exists. Never replaces it. */
 async function linkOnce(from: string, to: string): Promise<boolean> {
   try {
@@ -326,14 +429,6 @@ async function linkOnce(from: string, to: string): Promise<boolean> {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw error;
-  }
-}
-
-async function writeAll(handle: FileHandle, chunk: Buffer): Promise<void> {
-  let offset = 0;
-  while (offset < chunk.length) {
-    const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
-    offset += bytesWritten;
   }
 }
 
