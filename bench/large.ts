@@ -1,0 +1,109 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { BenchContext, startDepotRun, stopAll } from './context';
+import { Producer } from './producer';
+import { GiB, MiB, rotated } from './stats';
+import { writeRandomFile } from './scratch';
+
+function run(command: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(command, args, { maxBuffer: 1024 * 1024 }, (error, _stdout, stderr) => (error ? reject(new Error(`${command} failed: ${stderr || error.message}`)) : resolve()));
+  });
+}
+
+async function timed(action: () => Promise<void>): Promise<number> {
+  const start = performance.now();
+  await action();
+  return (performance.now() - start) / 1000;
+}
+
+export async function sha256File(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file, { highWaterMark: MiB })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Stores one path source through the queue; resolves with seconds from enqueue to completion. */
+export async function depotStore(producer: Producer, file: string, expectedSha256?: string): Promise<number> {
+  const start = performance.now();
+  const { jobId, done } = await producer.store({ path: file }, path.basename(file));
+  const end = await done;
+  if (expectedSha256) {
+    const job = await producer.queue.getJob(jobId);
+    const result = job?.returnvalue as { sha256?: string } | undefined;
+    if (result?.sha256 !== expectedSha256) throw new Error(`depot stored sha256 ${result?.sha256}, expected ${expectedSha256}`);
+  }
+  return (end - start) / 1000;
+}
+
+/** Removes the archives under a driver root (not its own dot directories). */
+async function removeArchives(root: string): Promise<void> {
+  for (const entry of await readdir(root)) if (!entry.startsWith('.')) await rm(path.join(root, entry), { recursive: true, force: true });
+}
+
+export interface LargeResult {
+  bytes: number;
+  /** Seconds per run, paired by index. */
+  depot: number[];
+  rclone: number[];
+  cpSyncOpenssl: number[];
+}
+
+/**
+ * Measurement 1: one large archive from a path source, depot (enqueue → completed:
+ * hashed, fsynced, published) against rclone and against cp + sync + openssl,
+ * alternately, on the same disk.
+ */
+export async function largeArchive(ctx: BenchContext, runs: number, bytes = GiB): Promise<LargeResult> {
+  const depot = await startDepotRun(ctx, 'large');
+  const peers = await ctx.scratch.layout('large-peers', ['rclone', 'cp']);
+  const source = path.join(depot.sources, 'large.bin');
+  ctx.log(`  writing ${bytes / MiB} MiB of random bytes`);
+  writeRandomFile(source, bytes);
+  const expected = await sha256File(source);
+  const rcloneConfig = path.join(peers.base, 'rclone.conf');
+  await writeFile(rcloneConfig, '');
+  const producer = new Producer(ctx.redisUrl, depot.queue);
+  const result: LargeResult = { bytes, depot: [], rclone: [], cpSyncOpenssl: [] };
+  try {
+    await producer.listen();
+    const rcloneTarget = path.join(peers.rclone, 'copy.bin');
+    const cpTarget = path.join(peers.cp, 'copy.bin');
+    const once = {
+      depot: () => depotStore(producer, source, expected),
+      rclone: () => timed(() => run('rclone', ['--config', rcloneConfig, 'copyto', '--checksum', source, rcloneTarget])),
+      cp: () => timed(() => run('sh', ['-c', 'cp "$1" "$2" && sync && openssl dgst -sha256 "$1" >/dev/null', 'sh', source, cpTarget])),
+    };
+    // Each copy is deleted (one big file: harmless) and everything flushed before the next
+    // measurement: the next writer reuses page-cache memory instead of faulting in fresh pages
+    // (slow on this VM), and rclone's unflushed pages do not slow down whoever comes next.
+    const settle = async () => {
+      await removeArchives(depot.root);
+      await rm(rcloneTarget, { force: true });
+      await rm(cpTarget, { force: true });
+      await run('sync', []);
+    };
+    for (let i = -1; i < runs; i++) {
+      const seconds = { depot: 0, rclone: 0, cp: 0 };
+      for (const who of rotated(['depot', 'rclone', 'cp'] as const, i + 1)) {
+        seconds[who] = await once[who]();
+        await settle();
+      }
+      if (i < 0) continue; // the warm-up round
+      result.depot.push(seconds.depot);
+      result.rclone.push(seconds.rclone);
+      result.cpSyncOpenssl.push(seconds.cp);
+      const mibs = (s: number) => (bytes / MiB / s).toFixed(0);
+      ctx.log(`  large run ${i + 1}: depot ${mibs(seconds.depot)} MiB/s, rclone ${mibs(seconds.rclone)}, cp+sync+openssl ${mibs(seconds.cp)}`);
+    }
+    return result;
+  } finally {
+    await producer.close();
+    await stopAll(depot.workers);
+    await ctx.scratch.remove(peers.base);
+    await ctx.scratch.remove(depot.dir);
+  }
+}

@@ -1,0 +1,114 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import YAML from 'yaml';
+import { PROJECT_ROOT } from './env';
+
+/** A worker process under test; its stdout and stderr go to a log file in its run directory. */
+export interface WorkerProcess {
+  pid: number;
+  logFile: string;
+  /** VmHWM (peak resident set) from /proc/<pid>/status, in bytes. */
+  peakRss(): number;
+  /** User + system CPU seconds the process has used so far. */
+  cpuSeconds(): number;
+  /** SIGKILL, as a crash would. */
+  crash(): void;
+  /** SIGTERM and wait for the exit. */
+  stop(): Promise<void>;
+  exited: Promise<void>;
+}
+
+export interface DepotWorkerConfig {
+  redisUrl: string;
+  queue: string;
+  root: string;
+  /** Directory that path sources must lie in (paths.allowed, as production sets it). */
+  allowedPath: string;
+  concurrency: number;
+  lockDurationMs?: number;
+  stalledIntervalMs?: number;
+}
+
+/** The YAML config an operator would write for one filesystem driver. */
+export async function writeDepotConfig(dir: string, config: DepotWorkerConfig): Promise<string> {
+  const file = path.join(dir, 'depot.yaml');
+  const queue: Record<string, unknown> = { name: config.queue, concurrency: config.concurrency };
+  if (config.lockDurationMs !== undefined) queue.lockDurationMs = config.lockDurationMs;
+  if (config.stalledIntervalMs !== undefined) queue.stalledIntervalMs = config.stalledIntervalMs;
+  const raw = {
+    redis: { url: config.redisUrl },
+    queue,
+    defaultDriver: 'bench',
+    drivers: { bench: { type: 'filesystem', root: config.root } },
+    paths: { allowed: [config.allowedPath] },
+  };
+  await writeFile(file, YAML.stringify(raw));
+  return file;
+}
+
+/** BENCH_WORKER_ENTRY measures another build of the worker (e.g. a patched copy of dist/) against the same load. */
+const depotEntry = () => process.env.BENCH_WORKER_ENTRY ?? path.join(PROJECT_ROOT, 'dist', 'workers', 'storage-worker.js');
+const BARE_ENTRY = path.join(PROJECT_ROOT, 'bench', 'bare-worker.ts');
+
+/** The compiled depot worker (what production runs), reading its config from DEPOT_CONFIG. */
+export function startDepotWorker(configFile: string, logFile: string, nodeArgs: string[] = []): Promise<WorkerProcess> {
+  const env: NodeJS.ProcessEnv = { ...process.env, DEPOT_CONFIG: configFile, LOG_FORMAT: 'json', LOG_LEVEL: 'info' };
+  for (const name of ['DEPOT_DATA', 'REDIS_URL', 'NODE_OPTIONS']) delete env[name];
+  return startProcess([...nodeArgs, depotEntry()], env, logFile, 'storage worker ready');
+}
+
+/** bench/bare-worker.ts: a plain BullMQ worker that writes and fsyncs each job's bytes. */
+export function startBareWorker(redisUrl: string, queue: string, dir: string, concurrency: number, logFile: string): Promise<WorkerProcess> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.NODE_OPTIONS;
+  return startProcess(['--import', 'tsx', BARE_ENTRY, redisUrl, queue, dir, String(concurrency)], env, logFile, 'bare worker ready');
+}
+
+async function startProcess(args: string[], env: NodeJS.ProcessEnv, logFile: string, readyLine: string): Promise<WorkerProcess> {
+  const out = openSync(logFile, 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(process.execPath, args, { cwd: PROJECT_ROOT, env, stdio: ['ignore', out, out] });
+  } finally {
+    closeSync(out);
+  }
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`cannot start ${args.join(' ')}`);
+  let gone = false;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve())).then(() => {
+    gone = true;
+  });
+  const worker: WorkerProcess = {
+    pid,
+    logFile,
+    exited,
+    peakRss: () => {
+      const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (!match) throw new Error(`no VmHWM for pid ${pid}`);
+      return Number(match[1]) * 1024;
+    },
+    cpuSeconds: () => {
+      // Fields 14 and 15 of /proc/<pid>/stat (after the parenthesised name): utime and stime in clock ticks.
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      return (Number(fields[11]) + Number(fields[12])) / 100;
+    },
+    crash: () => {
+      if (!gone) child.kill('SIGKILL');
+    },
+    stop: async () => {
+      if (!gone) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+  const deadline = Date.now() + 20_000;
+  while (!readFileSync(logFile, 'utf8').includes(readyLine)) {
+    if (gone || Date.now() > deadline) {
+      worker.crash();
+      throw new Error(`worker did not start (${args.join(' ')}):\n${readFileSync(logFile, 'utf8').slice(-2000)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return worker;
+}

@@ -1,0 +1,235 @@
+import type { CrashResult, CrashSettings, StallResult } from './crash';
+import type { MachineFacts } from './env';
+import type { LargeResult } from './large';
+import type { MemoryResult } from './memory';
+import type { LatencyRun, ScalingResult, SmallResult } from './small';
+import { fmt, fmtSpread, median, MiB, pairedRatios } from './stats';
+
+export interface BenchResults {
+  facts: MachineFacts;
+  startedAt: Date;
+  minutes: number;
+  loadBefore: number[];
+  loadAfter: number[];
+  large: LargeResult;
+  memory: MemoryResult;
+  small: SmallResult;
+  latency: LatencyRun[];
+  scaling: ScalingResult;
+  crash: CrashResult[];
+  stalls: StallResult;
+}
+
+interface Row {
+  measurement: string;
+  depot: string;
+  peer: string;
+  ratio: string;
+  target: string;
+  met: boolean | undefined;
+}
+
+const mibs = (bytes: number, seconds: number[]) => seconds.map((s) => bytes / MiB / s);
+const mib = (bytes: number) => bytes / MiB;
+const crashLabel = (c: CrashSettings) => `${c.lockDurationMs}/${c.stalledIntervalMs} ms${c.handBack ? ' + hand-back' : ''}`;
+
+/** Every figure is a median over runs; every ratio is the median of ratios of runs measured side by side. */
+export function rows(r: BenchResults): Row[] {
+  const depotMibs = mibs(r.large.bytes, r.large.depot);
+  const rcloneMibs = mibs(r.large.bytes, r.large.rclone);
+  const cpMibs = mibs(r.large.bytes, r.large.cpSyncOpenssl);
+  const vsRclone = median(pairedRatios(depotMibs, rcloneMibs));
+  const vsCp = median(pairedRatios(depotMibs, cpMibs));
+  const oneGiB = median(r.memory.oneGiB.map(mib));
+  const fourGiB = median(r.memory.fourGiB.map(mib));
+  const concurrent = median(r.memory.concurrent.map(mib));
+  const smallRatio = median(pairedRatios(r.small.depot, r.small.bare));
+  const p50Gap = median(r.latency.map((l) => l.depot.p50 - l.bare.p50));
+  const scale = median(pairedRatios(r.scaling.two, r.scaling.one));
+  const defaults = r.crash[0];
+  const crashSeconds = median(defaults.seconds);
+  const size = `${r.large.bytes / MiB} MiB`;
+  const list: Row[] = [
+    {
+      measurement: `1. large archive (${size}) vs rclone copyto --checksum`,
+      depot: `${fmtSpread(depotMibs, 0)} MiB/s`,
+      peer: `${fmtSpread(rcloneMibs, 0)} MiB/s`,
+      ratio: `${fmt(vsRclone)}×`,
+      target: '≥ 1.0×',
+      met: vsRclone >= 1.0,
+    },
+    {
+      measurement: `1. large archive (${size}) vs cp + sync + openssl dgst -sha256`,
+      depot: `${fmtSpread(depotMibs, 0)} MiB/s`,
+      peer: `${fmtSpread(cpMibs, 0)} MiB/s`,
+      ratio: `${fmt(vsCp)}×`,
+      target: '≥ 0.8×',
+      met: vsCp >= 0.8,
+    },
+    {
+      measurement: '2. worker peak RSS (VmHWM), 1 GiB / 4 GiB archive',
+      depot: `${fmt(oneGiB, 0)} / ${fmt(fourGiB, 0)} MiB`,
+      peer: `idle worker ${fmt(median(r.memory.idle.map(mib)), 0)} MiB`,
+      ratio: `4 GiB / 1 GiB ${fmt(fourGiB / oneGiB)}×`,
+      target: '< 200 MiB, flat (≤ 1.10×)',
+      met: oneGiB < 200 && fourGiB < 200 && fourGiB / oneGiB <= 1.1,
+    },
+    {
+      measurement: `2. worker peak RSS, ${r.memory.concurrentStores} concurrent ${r.memory.concurrentBytes / MiB} MiB stores`,
+      depot: `${fmt(concurrent, 0)} MiB`,
+      peer: '',
+      ratio: '',
+      target: '< 200 MiB',
+      met: concurrent < 200,
+    },
+    {
+      measurement: `3. small archives (${r.small.count} × 4 KiB, concurrency ${r.small.concurrency}) vs bare BullMQ worker`,
+      depot: `${fmtSpread(r.small.depot, 0)} /s`,
+      peer: `${fmtSpread(r.small.bare, 0)} /s`,
+      ratio: `${fmt(smallRatio)}×`,
+      target: '≥ 0.5×',
+      met: smallRatio >= 0.5,
+    },
+    {
+      measurement: '4. latency enqueue → completed, 4 KiB, one at a time: p50',
+      depot: `${fmtSpread(r.latency.map((l) => l.depot.p50))} ms`,
+      peer: `${fmtSpread(r.latency.map((l) => l.bare.p50))} ms`,
+      ratio: `+${fmt(p50Gap)} ms`,
+      target: '≤ +2 ms',
+      met: p50Gap <= 2,
+    },
+    {
+      measurement: '4. latency: p99',
+      depot: `${fmtSpread(r.latency.map((l) => l.depot.p99))} ms`,
+      peer: `${fmtSpread(r.latency.map((l) => l.bare.p99))} ms`,
+      ratio: `+${fmt(median(r.latency.map((l) => l.depot.p99 - l.bare.p99)))} ms`,
+      target: '(reported)',
+      met: undefined,
+    },
+    {
+      measurement: `5. scaling: 2 worker processes vs 1 (small-archive load)`,
+      depot: `${fmtSpread(r.scaling.two, 0)} /s`,
+      peer: `${fmtSpread(r.scaling.one, 0)} /s`,
+      ratio: `${fmt(scale)}×`,
+      target: '≥ 1.3×',
+      met: scale >= 1.3,
+    },
+    {
+      measurement: `6. crash recovery, kill -9 mid-store (200 MiB), ${crashLabel(defaults)} (defaults)`,
+      depot: `${fmtSpread(defaults.seconds)} s`,
+      peer: '',
+      ratio: '',
+      target: '≤ 6 s',
+      met: crashSeconds <= 6,
+    },
+  ];
+  for (const variant of r.crash.slice(1)) {
+    list.push({
+      measurement: `6. crash recovery, ${crashLabel(variant)}`,
+      depot: `${fmtSpread(variant.seconds)} s`,
+      peer: '',
+      ratio: '',
+      target: '(explored)',
+      met: undefined,
+    });
+  }
+  list.push({
+    measurement: `6. jobs taken for stalled under load (${r.stalls.jobs} × 100 MiB), ${crashLabel(r.stalls)}`,
+    depot: `${r.stalls.stalled}`,
+    peer: '',
+    ratio: '',
+    target: '(cost of short locks)',
+    met: undefined,
+  });
+  return list;
+}
+
+const verdict = (met: boolean | undefined) => (met === undefined ? '' : met ? 'met' : 'MISSED');
+
+/** The table for the terminal. */
+export function textTable(list: Row[]): string {
+  const cells = [['measurement', 'depot', 'peer', 'ratio', 'target', ''], ...list.map((r) => [r.measurement, r.depot, r.peer, r.ratio, r.target, verdict(r.met)])];
+  const widths = cells[0].map((_, i) => Math.max(...cells.map((row) => row[i].length)));
+  return cells.map((row) => row.map((cell, i) => cell.padEnd(widths[i])).join('  ')).join('\n');
+}
+
+function markdownTable(header: string[], body: string[][]): string {
+  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...body.map((row) => `| ${row.join(' | ')} |`)].join('\n');
+}
+
+const list = (values: number[], digits = 0) => values.map((v) => fmt(v, digits)).join(', ');
+
+/** docs/BENCHMARKS.md: the figures of this run, the raw runs, and the hand-written findings. */
+export function markdown(r: BenchResults, findings: string): string {
+  const f = r.facts;
+  const table = markdownTable(
+    ['measurement', 'depot', 'peer', 'ratio', 'target', ''],
+    rows(r).map((row) => [row.measurement, row.depot, row.peer, row.ratio, row.target, row.met === undefined ? '' : row.met ? 'met' : '**missed**']),
+  );
+  const raw = [
+    `- large archive, seconds per run (depot / rclone / cp+sync+openssl): ${list(r.large.depot, 2)} / ${list(r.large.rclone, 2)} / ${list(r.large.cpSyncOpenssl, 2)}`,
+    `- peak RSS MiB, idle: ${list(r.memory.idle.map(mib))}; 1 GiB: ${list(r.memory.oneGiB.map(mib))}; 4 GiB: ${list(r.memory.fourGiB.map(mib))}; ${r.memory.concurrentStores} × ${r.memory.concurrentBytes / MiB} MiB: ${list(r.memory.concurrent.map(mib))}`,
+    `- small archives per second (depot / bare): ${list(r.small.depot)} / ${list(r.small.bare)}`,
+    `- latency ms per run, p50 depot / bare: ${list(r.latency.map((l) => l.depot.p50), 2)} / ${list(r.latency.map((l) => l.bare.p50), 2)}; p99: ${list(r.latency.map((l) => l.depot.p99), 2)} / ${list(r.latency.map((l) => l.bare.p99), 2)}`,
+    `- scaling, per second (1 worker / 2 workers): ${list(r.scaling.one)} / ${list(r.scaling.two)}`,
+    ...r.crash.map((c) => `- crash recovery ${crashLabel(c)}, seconds: ${list(c.seconds, 2)}`),
+    `- stalled events under load with ${crashLabel(r.stalls)}: ${r.stalls.stalled} of ${r.stalls.jobs} jobs`,
+  ].join('\n');
+  return `# depot benchmarks
+
+Generated by \`npm run bench\` (sources in \`bench/\`) on ${r.startedAt.toISOString()}; the run took ${fmt(r.minutes, 1)} minutes.
+Every figure is the median of several runs (range in brackets); every ratio is the median of
+the ratios of runs made side by side (A B A B …), because absolute times on a shared machine drift.
+
+## Machine
+
+| | |
+|---|---|
+| cores | ${f.cores} (${f.cpuModel}) |
+| memory | ${f.memoryGiB} GiB |
+| kernel | ${f.kernel} |
+| Node | ${f.node} |
+| Redis | ${f.redis} (private redis-server started for the run) |
+| bullmq / ioredis | ${f.bullmq} / ${f.ioredis} |
+| rclone | ${f.rclone} |
+| openssl | ${f.openssl} |
+| disk | ${f.filesystem} at ${f.tmpdir} |
+| load average before / after | ${r.loadBefore.map((v) => fmt(v)).join(' ')} / ${r.loadAfter.map((v) => fmt(v)).join(' ')} |
+
+## Results
+
+${table}
+
+Raw runs:
+
+${raw}
+
+## How it is measured
+
+- depot runs as operators run it: \`node dist/workers/storage-worker.js\` (built first with \`npm run build\`)
+  with \`DEPOT_CONFIG\` pointing at a YAML file (one filesystem driver with fsync on, \`paths.allowed\` set,
+  queue concurrency 16), against a private \`redis-server\` on a free port. Tasks are added the way
+  \`ArchivingManager\` adds them (UUIDv7 taskId as jobId, its default job options).
+- Every run writes into fresh directories under the system temp directory. Directories full of small files
+  are deleted only at the end, because this disk is slow to hand out freed inodes again right after a big
+  delete (running the benchmark twice within a few minutes lowers the small-archive figures of the second run).
+- 1: enqueue → completion event for a \`path\` source of random bytes; the stored sha256 is checked.
+  rclone: \`rclone copyto --checksum\` to a new file on the same disk (rclone does not fsync; a \`sync\`
+  after it, not timed, keeps its dirty pages out of the next measurement). cp: \`cp\`, \`sync\` and
+  \`openssl dgst -sha256\` of the same file, timed together.
+- 2: VmHWM from \`/proc/<pid>/status\` of a fresh worker process per load.
+- 3 and 5: the tasks are queued while the queue is paused, then released at once; the rate is the number of
+  jobs over the span from the first job taken to the last job finished (the workers' own timestamps).
+  The bare worker (\`bench/bare-worker.ts\`) is a plain BullMQ worker at the same concurrency that writes
+  each job's bytes to a new file and fsyncs it.
+- 4: one task at a time, alternately to depot and to the bare worker (both running), timed from before
+  \`queue.add\` to the completion event seen by a QueueEvents listener; after 100 warm-up tasks each.
+- 6: a 200 MiB store is killed with SIGKILL once half of it is staged; a new worker process is started at
+  once; the figure is the time from the kill to the completion event. "hand-back" is a prototype of a
+  faster recovery (see the findings).
+
+## Findings
+
+${findings.trim()}
+`;
+}

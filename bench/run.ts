@@ -1,0 +1,100 @@
+/**
+ * `npm run bench`: measures depot against its peers on this machine, prints a
+ * table and writes docs/BENCHMARKS.md. BENCH_QUICK=1 makes a short smoke run
+ * (fewer and smaller runs) whose figures are not meant to be kept.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startRedis } from '../test/helpers/redis-server';
+import { BenchContext } from './context';
+import { crashRecovery, CrashSettings, stallsUnderLoad } from './crash';
+import { ensureRclone, machineFacts, PROJECT_ROOT, requireTools } from './env';
+import { largeArchive } from './large';
+import { workerMemory } from './memory';
+import { BenchResults, markdown, rows, textTable } from './report';
+import { Scratch } from './scratch';
+import { latency, scaling, smallArchives } from './small';
+import { GiB, MiB } from './stats';
+
+const QUICK = process.env.BENCH_QUICK === '1';
+
+const PLAN = QUICK
+  ? { largeRuns: 2, largeBytes: 256 * MiB, memoryRuns: 1, smallRuns: 2, smallCount: 1000, latencyRuns: 2, latencyPerRun: 100, scalingRuns: 1, crashRuns: 1 }
+  : { largeRuns: 5, largeBytes: GiB, memoryRuns: 3, smallRuns: 5, smallCount: 5000, latencyRuns: 5, latencyPerRun: 300, scalingRuns: 3, crashRuns: 5 };
+
+/** Worker concurrency for the small-archive loads, depot and bare worker alike. */
+const SMALL_CONCURRENCY = 16;
+
+const DEFAULT_LOCKS: CrashSettings = { lockDurationMs: 10_000, stalledIntervalMs: 5_000, handBack: false };
+const SHORT_LOCKS: CrashSettings = { lockDurationMs: 2_000, stalledIntervalMs: 1_000, handBack: false };
+const CRASH_VARIANTS: CrashSettings[] = [
+  DEFAULT_LOCKS,
+  { lockDurationMs: 4_000, stalledIntervalMs: 2_000, handBack: false },
+  SHORT_LOCKS,
+  { ...DEFAULT_LOCKS, handBack: true },
+];
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const log = (line: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}`);
+  ensureRclone(log);
+  requireTools();
+  log('building dist/ (npm run build): the worker runs compiled, as in production');
+  execFileSync('npm', ['run', 'build', '--silent'], { cwd: PROJECT_ROOT, stdio: 'inherit' });
+  const facts = machineFacts();
+  const loadBefore = os.loadavg();
+  const redis = await startRedis();
+  const scratch = new Scratch();
+  const ctx: BenchContext = { redisUrl: redis.url, scratch, log, nodeArgs: [] };
+  try {
+    log(`1. large archive (${PLAN.largeBytes / MiB} MiB): depot, rclone, cp+sync+openssl`);
+    const large = await largeArchive(ctx, PLAN.largeRuns, PLAN.largeBytes);
+    log('2. worker peak memory');
+    const memory = await workerMemory(ctx, PLAN.memoryRuns);
+    log(`3. small archives: ${PLAN.smallCount} × 4 KiB, depot and the bare worker`);
+    const small = await smallArchives(ctx, PLAN.smallRuns, PLAN.smallCount, SMALL_CONCURRENCY);
+    log('4. latency, one 4 KiB store at a time');
+    const lat = await latency(ctx, PLAN.latencyRuns, PLAN.latencyPerRun);
+    log('5. scaling: one and two worker processes');
+    const scale = await scaling(ctx, PLAN.scalingRuns, PLAN.smallCount, SMALL_CONCURRENCY);
+    log('6. crash recovery (kill -9 mid-store)');
+    const crash = await crashRecovery(ctx, PLAN.crashRuns, CRASH_VARIANTS);
+    log(`6. stalled jobs under load with ${SHORT_LOCKS.lockDurationMs}/${SHORT_LOCKS.stalledIntervalMs} ms locks`);
+    const stalls = await stallsUnderLoad(ctx, SHORT_LOCKS);
+    log('removing the benchmark files');
+    await scratch.remove();
+    const results: BenchResults = {
+      facts,
+      startedAt: new Date(started),
+      minutes: (Date.now() - started) / 60_000,
+      loadBefore,
+      loadAfter: os.loadavg(),
+      large,
+      memory,
+      small,
+      latency: lat,
+      scaling: scale,
+      crash,
+      stalls,
+    };
+    console.log(`\n${textTable(rows(results))}\n`);
+    const findings = readFileSync(path.join(__dirname, 'findings.md'), 'utf8');
+    // A quick run's figures are not kept in the repository.
+    const target = QUICK ? path.join(os.tmpdir(), 'depot-BENCHMARKS.quick.md') : path.join(PROJECT_ROOT, 'docs', 'BENCHMARKS.md');
+    writeFileSync(target, markdown(results, findings));
+    log(`wrote ${target}`);
+  } finally {
+    await scratch.remove();
+    await redis.stop();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: Error) => {
+    console.error(`bench failed: ${error.stack ?? error.message}`);
+    process.exit(1);
+  },
+);

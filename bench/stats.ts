@@ -1,0 +1,43 @@
+/** Small statistics for benchmark samples. */
+
+export function median(values: number[]): number {
+  return percentile(values, 50);
+}
+
+/** Nearest-rank percentile (p in 0..100) of the samples. */
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))];
+}
+
+/** Ratios a[i] / b[i] of paired runs (measured side by side). */
+export function pairedRatios(a: number[], b: number[]): number[] {
+  return a.map((value, i) => value / b[i]);
+}
+
+/**
+ * `items` rotated by `round`: who goes first changes from round to round, so
+ * an advantage of going first (or last) does not favour one side.
+ */
+export function rotated<T>(items: readonly T[], round: number): T[] {
+  const k = ((round % items.length) + items.length) % items.length;
+  return [...items.slice(k), ...items.slice(0, k)];
+}
+
+export const MiB = 1024 * 1024;
+export const GiB = 1024 * MiB;
+
+export function fmt(value: number, digits = 2): string {
+  if (!Number.isFinite(value)) return 'n/a';
+  return value.toFixed(digits);
+}
+
+/** "1.23 (1.10–1.31)": the median and the range of the runs. */
+export function fmtSpread(values: number[], digits = 2): string {
+  if (values.length === 0) return 'n/a';
+  const min = Math.min(...values);
+  const max = Math.max(...values);
+  return `${fmt(median(values), digits)} (${fmt(min, digits)}–${fmt(max, digits)})`;
+}
