@@ -27,11 +27,12 @@ const PLAN = QUICK
 /** Worker concurrency for the small-archive loads, depot and bare worker alike. */
 const SMALL_CONCURRENCY = 16;
 
-const DEFAULT_LOCKS: CrashSettings = { lockDurationMs: 10_000, stalledIntervalMs: 5_000, handBack: false };
+// The config's defaults (queue.lockDurationMs / stalledIntervalMs) come first; the others are explored.
+const DEFAULT_LOCKS: CrashSettings = { lockDurationMs: 4_000, stalledIntervalMs: 2_000, handBack: false };
 const SHORT_LOCKS: CrashSettings = { lockDurationMs: 2_000, stalledIntervalMs: 1_000, handBack: false };
 const CRASH_VARIANTS: CrashSettings[] = [
   DEFAULT_LOCKS,
-  { lockDurationMs: 4_000, stalledIntervalMs: 2_000, handBack: false },
+  { lockDurationMs: 10_000, stalledIntervalMs: 5_000, handBack: false },
   SHORT_LOCKS,
   { ...DEFAULT_LOCKS, handBack: true },
 ];

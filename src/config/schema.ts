@@ -15,9 +15,9 @@ export const configSchema = z.strictObject({
       attempts: z.number().int().min(1).max(100).default(5),
       backoffMs: z.number().int().min(0).max(3_600_000).default(1000),
       /** How long a worker's lock on a job lasts without renewal; a crashed worker's jobs come back after this. */
-      lockDurationMs: z.number().int().min(1000).max(600_000).default(10_000),
+      lockDurationMs: z.number().int().min(1000).max(600_000).default(4_000),
       /** How often workers look for jobs whose worker died. */
-      stalledIntervalMs: z.number().int().min(500).max(600_000).default(5_000),
+      stalledIntervalMs: z.number().int().min(500).max(600_000).default(2_000),
       /** On SIGTERM, how long running tasks may finish before they are handed back to the queue. */
       shutdownGraceMs: z.number().int().min(0).max(600_000).default(30_000),
       /** How often archives past their deleteAfter are deleted; 0 turns automatic deletion off. */
