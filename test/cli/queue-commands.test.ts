@@ -34,9 +34,27 @@ function depot(args: string[]): Promise<Run> {
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    // A command that waits for a task no worker finishes must fail the test, not hang it.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr: code === null ? `${stderr}\n[killed after 60 s; worker output:]\n${worker?.output() ?? ''}` : stderr });
+    });
   });
+}
+
+/** The worker process is connected to the queue, as `depot status` sees it. */
+async function workerConnected(): Promise<void> {
+  await eventually(
+    async () => {
+      const status = await depot(['status', '--json']);
+      const report = JSON.parse(status.stdout || '{}') as { workers?: unknown[] };
+      return report.workers?.length === 1 ? true : undefined;
+    },
+    60_000,
+    `the worker to connect (worker output: ${worker?.output() ?? ''})`,
+  );
 }
 
 beforeAll(async () => {
@@ -77,17 +95,18 @@ test('without a worker, store --no-wait queues the task and status counts it', a
 
 test('store, retrieve and delete through a worker; status names the worker', async () => {
   worker = spawnWorkerProcess(configFile);
+  await workerConnected();
   const file = path.join(work, 'exam.zip');
   const bytes = Buffer.from('exam records '.repeat(1000));
   await writeFile(file, bytes);
 
   const stored = await depot(['store', file, '--meta', 'courseId=12', '--json']);
+  expect(stored.stderr).not.toContain('killed after');
   expect(stored.code).toBe(0);
   const result = (JSON.parse(stored.stdout) as { result: StoreResult }).result;
   expect(result).toMatchObject({ name: 'exam.zip', size: bytes.length, metadata: { courseId: '12' }, ref: { driver: 'local' } });
 
   const status = JSON.parse((await depot(['status', '--json'])).stdout) as { counts: Record<string, number>; workers: Array<{ name: string }> };
-  expect(status.workers).toHaveLength(1);
   expect(status.workers[0].name).toContain(`:${worker.pid}`);
   // The task queued by the previous test ran too, once the worker came.
   await eventually(async () => ((await archiveKeysBelow(root)).length === 2 ? true : undefined), 10_000, 'both archives stored');
