@@ -11,7 +11,7 @@ import { RedisServer, startRedis } from '../helpers/redis-server';
  */
 const MAIN = path.join(PROJECT_ROOT, 'src', 'cli', 'main.ts');
 // Each command is a process of its own (about a second each, more on a loaded machine).
-jest.setTimeout(180_000);
+jest.setTimeout(400_000);
 const temp = new TempDirs();
 let redis: RedisServer;
 let worker: WorkerProcess | undefined;
@@ -35,11 +35,11 @@ function depot(args: string[]): Promise<Run> {
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
     // A command that waits for a task no worker finishes must fail the test, not hang it.
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 150_000);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr: code === null ? `${stderr}\n[killed after 60 s; worker output:]\n${worker?.output() ?? ''}` : stderr });
+      resolve({ code, stdout, stderr: code === null ? `${stderr}\n[killed after 150 s; worker output:]\n${worker?.output() ?? ''}` : stderr });
     });
   });
 }
@@ -113,6 +113,7 @@ test('store, retrieve and delete through a worker; status names the worker', asy
 
   const out = path.join(work, 'copy.zip');
   const retrieved = await depot(['retrieve', 'local', result.ref.key, '--out', out]);
+  if (retrieved.code !== 0) console.error(`retrieve: code ${retrieved.code}\n${retrieved.stdout}\n${retrieved.stderr}`);
   expect(retrieved.code).toBe(0);
   expect(retrieved.stdout).toContain('verified');
   expect(await readFile(out)).toEqual(bytes);
