@@ -66,6 +66,13 @@ export function startBareWorker(redisUrl: string, queue: string, dir: string, co
   return startProcess(['--import', 'tsx', BARE_ENTRY, redisUrl, queue, dir, String(concurrency)], env, logFile, 'bare worker ready');
 }
 
+/** Every worker process started and not yet exited, so that an interrupted run leaves none behind. */
+const running = new Set<WorkerProcess>();
+
+export function killAllWorkers(): void {
+  for (const worker of running) worker.crash();
+}
+
 async function startProcess(args: string[], env: NodeJS.ProcessEnv, logFile: string, readyLine: string): Promise<WorkerProcess> {
   const out = openSync(logFile, 'a');
   let child: ChildProcess;
@@ -102,6 +109,8 @@ async function startProcess(args: string[], env: NodeJS.ProcessEnv, logFile: str
       await exited;
     },
   };
+  running.add(worker);
+  void exited.then(() => running.delete(worker));
   const deadline = Date.now() + 20_000;
   while (!readFileSync(logFile, 'utf8').includes(readyLine)) {
     if (gone || Date.now() > deadline) {

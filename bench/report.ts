@@ -216,7 +216,10 @@ ${raw}
 - 1: enqueue → completion event for a \`path\` source of random bytes; the stored sha256 is checked.
   rclone: \`rclone copyto --checksum\` to a new file on the same disk (rclone does not fsync; a \`sync\`
   after it, not timed, keeps its dirty pages out of the next measurement). cp: \`cp\`, \`sync\` and
-  \`openssl dgst -sha256\` of the same file, timed together.
+  \`openssl dgst -sha256\` of the same file, timed together. Every copy is deleted right after its run.
+  On this VM a large write is slowed by whatever large write ran just before it, so each contender runs
+  twice in a row and only the second run counts, and the order of the contenders rotates from round
+  to round.
 - 2: VmHWM from \`/proc/<pid>/status\` of a fresh worker process per load.
 - 3 and 5: the tasks are queued while the queue is paused, then released at once; the rate is the number of
   jobs over the span from the first job taken to the last job finished (the workers' own timestamps).

@@ -12,6 +12,7 @@ import { BenchContext } from './context';
 import { crashRecovery, CrashSettings, stallsUnderLoad } from './crash';
 import { ensureRclone, machineFacts, PROJECT_ROOT, requireTools } from './env';
 import { largeArchive } from './large';
+import { killAllWorkers } from './processes';
 import { workerMemory } from './memory';
 import { BenchResults, markdown, rows, textTable } from './report';
 import { Scratch } from './scratch';
@@ -48,6 +49,14 @@ async function main(): Promise<void> {
   const loadBefore = os.loadavg();
   const redis = await startRedis();
   const scratch = new Scratch();
+  // Interrupted: no worker, Redis or benchmark file is left behind.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      console.error(`${signal}: stopping the benchmark and removing its files`);
+      killAllWorkers();
+      void Promise.allSettled([scratch.remove(), redis.stop()]).then(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+    });
+  }
   const ctx: BenchContext = { redisUrl: redis.url, scratch, log, nodeArgs: [] };
   try {
     log(`1. large archive (${PLAN.largeBytes / MiB} MiB): depot, rclone, cp+sync+openssl`);
