@@ -4,10 +4,24 @@ import { TaskRunner } from '../src/archiving/task-runner';
 import { ConfigError } from '../src/config/config-error';
 import { Config, loadConfig } from '../src/config/load';
 import { scheduleExpiry } from '../src/queue/expiry-schedule';
-import { startStorageWorker } from '../src/queue/storage-worker';
+import { startStorageWorker, StorageWorkerOptions } from '../src/queue/storage-worker';
 import { StorageAPI } from '../src/storage/api';
 import { defaultDriverFactory } from '../src/storage/drivers';
 import { createLogger, Logger, logSettingsFromEnv } from '../src/support/logging';
+
+/** The worker's queue settings, as the config gives them. */
+export function storageWorkerOptions(config: Config, name: string): StorageWorkerOptions {
+  return {
+    redisUrl: config.redis.url,
+    queueName: config.queue.name,
+    prefix: config.queue.prefix,
+    concurrency: config.queue.concurrency,
+    lockDurationMs: config.queue.lockDurationMs,
+    stalledIntervalMs: config.queue.stalledIntervalMs,
+    shutdownGraceMs: config.queue.shutdownGraceMs,
+    name,
+  };
+}
 
 /**
  * The storage worker process: takes StorageTask jobs from queue `depot` and runs
@@ -16,16 +30,11 @@ import { createLogger, Logger, logSettingsFromEnv } from '../src/support/logging
 export async function runStorageWorker(config: Config, logger: Logger): Promise<void> {
   const storage = new StorageAPI(config, defaultDriverFactory(), logger);
   const runner = new TaskRunner(storage, runnerSettings(config), logger);
-  const worker = startStorageWorker((operation, data, ctx) => runner.processTask(operation, data, ctx), {
-    redisUrl: config.redis.url,
-    queueName: config.queue.name,
-    prefix: config.queue.prefix,
-    concurrency: config.queue.concurrency,
-    lockDurationMs: config.queue.lockDurationMs,
-    stalledIntervalMs: config.queue.stalledIntervalMs,
-    shutdownGraceMs: config.queue.shutdownGraceMs,
-    name: `${hostname()}:${process.pid}`,
-  }, logger);
+  const worker = startStorageWorker(
+    (operation, data, ctx) => runner.processTask(operation, data, ctx),
+    storageWorkerOptions(config, `${hostname()}:${process.pid}`),
+    logger,
+  );
 
   scheduleExpiry({
     redisUrl: config.redis.url,

@@ -1,3 +1,4 @@
+import { storageWorkerOptions } from '../../workers/storage-worker';
 import { ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -71,16 +72,7 @@ export async function startInProcessWorker(config: Config): Promise<InProcessWor
   const runner = new TaskRunner(storage, runnerSettings(config), logger);
   const worker = startStorageWorker(
     (operation, data, ctx) => runner.processTask(operation, data, ctx),
-    {
-      redisUrl: config.redis.url,
-      queueName: config.queue.name,
-      prefix: config.queue.prefix,
-      concurrency: config.queue.concurrency,
-      lockDurationMs: config.queue.lockDurationMs,
-      stalledIntervalMs: config.queue.stalledIntervalMs,
-      shutdownGraceMs: config.queue.shutdownGraceMs,
-      name: 'queue-test',
-    },
+    storageWorkerOptions(config, 'queue-test'),
     logger,
   );
   await worker.worker.waitUntilReady();
