@@ -68,12 +68,16 @@ export function startBareWorker(redisUrl: string, queue: string, dir: string, co
 
 /** Every worker process started and not yet exited, so that an interrupted run leaves none behind. */
 const running = new Set<WorkerProcess>();
+let refusing = false;
 
+/** Kills every worker process and refuses to start more. */
 export function killAllWorkers(): void {
+  refusing = true;
   for (const worker of running) worker.crash();
 }
 
 async function startProcess(args: string[], env: NodeJS.ProcessEnv, logFile: string, readyLine: string): Promise<WorkerProcess> {
+  if (refusing) throw new Error('the benchmark is stopping');
   const out = openSync(logFile, 'a');
   let child: ChildProcess;
   try {

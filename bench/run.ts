@@ -54,7 +54,7 @@ async function main(): Promise<void> {
     process.once(signal, () => {
       console.error(`${signal}: stopping the benchmark and removing its files`);
       killAllWorkers();
-      void Promise.allSettled([scratch.remove(), redis.stop()]).then(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+      void Promise.allSettled([scratch.close(), redis.stop()]).then(() => process.exit(signal === 'SIGINT' ? 130 : 143));
     });
   }
   const ctx: BenchContext = { redisUrl: redis.url, scratch, log, nodeArgs: [] };

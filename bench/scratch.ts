@@ -12,8 +12,10 @@ import { MiB } from './stats';
  */
 export class Scratch {
   private readonly dirs: string[] = [];
+  private closed = false;
 
   async dir(prefix: string): Promise<string> {
+    if (this.closed) throw new Error('the benchmark is stopping');
     const dir = await mkdtemp(path.join(tmpdir(), `depot-bench-${prefix}-`));
     this.dirs.push(dir);
     return dir;
@@ -29,6 +31,12 @@ export class Scratch {
       (result as Record<string, string>)[name] = sub;
     }
     return result;
+  }
+
+  /** Removes every directory and refuses to make more (an interrupted run). */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.remove();
   }
 
   /** Removes every directory made so far (or only `dir`). */
