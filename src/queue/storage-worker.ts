@@ -22,6 +22,7 @@ export interface StorageWorkerOptions {
 }
 
 const PROGRESS_EVERY_MS = 250;
+type TaskProgress = Parameters<TaskContext['progress']>[0];
 /** Finished jobs are kept bounded, long enough for producers to read results. */
 const KEEP_COMPLETED = { count: 10_000, age: 7 * 24 * 3600 };
 const KEEP_FAILED = { count: 50_000, age: 30 * 24 * 3600 };
@@ -43,11 +44,12 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
 
   const run = async (job: Job, token?: string, signal?: AbortSignal): Promise<unknown> => {
     const abort = signal ?? new AbortController().signal;
+    const progress = throttledProgress(job);
     const ctx: TaskContext = {
       jobId: job.id ?? '',
       createdAt: job.timestamp,
       signal: abort,
-      progress: throttledProgress(job),
+      progress: progress.report,
       keepTaskId: (taskId) => job.updateData({ ...(job.data as object), taskId }),
     };
     try {
@@ -63,6 +65,8 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
       const reason = `${failure.code}: ${redactor.redact(failure.message)}`;
       logger.warn(`job ${job.id} (${job.name}) failed: ${reason}`, { jobId: job.id, operation: job.name, code: failure.code, attempt: job.attemptsMade + 1 });
       throw failure.retryable ? new Error(reason) : new UnrecoverableError(reason);
+    } finally {
+      progress.stop();
     }
   };
 
@@ -105,21 +109,43 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
 /**
  * Progress goes to Redis at most every 250 ms, and not at all for a task that
  * finishes sooner: each update is a round trip and an event, which would cost
- * small archives more than their bytes. Once a task has reported, its 100% is
- * reported too, so progress bars end full.
+ * small archives more than their bytes. The latest figure is sent when its
+ * 250 ms are up even if no byte follows, so a stalled transfer shows how far
+ * it got. Once a task has reported, its 100% is reported too, so progress bars
+ * end full.
  */
-function throttledProgress(job: Job): TaskContext['progress'] {
+function throttledProgress(job: Job): { report: TaskContext['progress']; stop(): void } {
   let last = Date.now();
   let reported = false;
-  let lastBytes = -1;
-  return (progress) => {
-    const now = Date.now();
-    const done = progress.totalBytes !== undefined && progress.bytes >= progress.totalBytes;
-    if (progress.bytes === lastBytes) return;
-    if (now - last < PROGRESS_EVERY_MS && !(done && reported)) return;
-    last = now;
-    lastBytes = progress.bytes;
+  let sentBytes = -1;
+  let pending: TaskProgress | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const send = (progress: TaskProgress) => {
+    last = Date.now();
+    sentBytes = progress.bytes;
     reported = true;
-    job.updateProgress(progress).catch(() => undefined);
+    pending = undefined;
+    job.updateProgress({ ...progress }).catch(() => undefined);
   };
+  const stop = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    pending = undefined;
+  };
+  const report = (progress: TaskProgress) => {
+    if (progress.bytes === sentBytes) return;
+    const done = progress.totalBytes !== undefined && progress.bytes >= progress.totalBytes;
+    const wait = PROGRESS_EVERY_MS - (Date.now() - last);
+    if ((done && reported) || wait <= 0) {
+      stop();
+      send(progress);
+      return;
+    }
+    pending = progress;
+    timer ??= setTimeout(() => {
+      timer = undefined;
+      if (pending) send(pending);
+    }, wait);
+  };
+  return { report, stop };
 }

@@ -1,4 +1,7 @@
+import { createReadStream } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
+import { createServer, Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { ArchivingManager, ProgressEvent } from '../../src/archiving/manager';
 import type { StoreResult } from '../../src/contract';
@@ -24,11 +27,14 @@ import { MiB } from '../helpers/streams';
 /**
  * CONTRACT §3: a worker process killed with SIGKILL in the middle of a 200 MiB
  * store loses no task. A new worker finishes it; the backend then holds exactly
- * one intact archive for the task and no staging leftovers.
+ * one intact archive for the task and no staging leftovers. The source is a
+ * local HTTP server, so the test can hold the store in the middle.
  */
 jest.setTimeout(150_000);
 
 const SIZE = 200 * MiB;
+/** What the source sends before it stalls, the first time it is read. */
+const BEFORE_STALL = 32 * MiB;
 const temp = new TempDirs();
 let redis: RedisServer;
 let manager: ArchivingManager | undefined;
@@ -36,6 +42,26 @@ let client: QueueClient | undefined;
 let work: string;
 let root: string;
 let sourceFile: string;
+let server: Server | undefined;
+let requests = 0;
+
+/**
+ * Serves the source file over HTTP. The first download stalls after
+ * BEFORE_STALL bytes and is never finished, so the kill lands in the middle
+ * of the store however fast the disk is; later downloads send everything.
+ */
+async function serveSource(): Promise<string> {
+  server = createServer((_request, response) => {
+    requests += 1;
+    response.writeHead(200, { 'content-length': String(SIZE), 'content-type': 'application/octet-stream' });
+    const stall = requests === 1;
+    const stream = createReadStream(sourceFile, stall ? { end: BEFORE_STALL - 1 } : {});
+    stream.pipe(response, { end: !stall });
+    response.on('close', () => stream.destroy());
+  });
+  await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/course-backup.mbz`;
+}
 
 beforeAll(async () => {
   redis = await startRedis();
@@ -54,6 +80,7 @@ afterAll(async () => {
     () => manager?.close(),
     () => client?.close(),
     () => redis?.stop(),
+    () => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve())),
     () => temp.cleanup(),
   );
 });
@@ -64,6 +91,7 @@ it('SIGKILL during a 200 MiB store: a new worker completes the task; one intact 
   const configFile = await writeConfigFile(work, {
     redis: { url: redis.url },
     queue: { lockDurationMs: 2000, stalledIntervalMs: 1000, attempts: 3, backoffMs: 50 },
+    sources: { timeoutMs: 120_000 },
     drivers: { local: { type: 'filesystem', root } },
   });
 
@@ -76,16 +104,20 @@ it('SIGKILL during a 200 MiB store: a new worker completes the task; one intact 
   const first: WorkerProcess = spawnWorkerProcess(configFile);
   await eventually(async () => ((await manager?.workerCount()) ?? 0) >= 1 || undefined, 30_000, `worker ${first.pid} to connect`);
 
-  const handle = await manager.store({ path: sourceFile }, { name: 'course-backup.mbz', metadata: { courseId: '99' } });
+  const url = await serveSource();
+  const handle = await manager.store({ url }, { name: 'course-backup.mbz', metadata: { courseId: '99' } });
   const midway = await eventually(
     () => {
       const mine = progress.filter((p) => p.jobId === handle.jobId);
       if (mine.some((p) => p.bytes >= SIZE)) throw new Error(`the store finished before it could be killed: ${JSON.stringify(mine)}`);
-      return mine.find((p) => p.bytes > 20 * MiB && p.bytes < SIZE);
+      return mine.find((p) => p.bytes > BEFORE_STALL / 2 && p.bytes < SIZE);
     },
     60_000,
-    'progress past 20 MiB',
-  );
+    'progress past 16 MiB',
+  ).catch(async (error: Error) => {
+    const job = await client?.queue.getJob(handle.jobId);
+    throw new Error(`${error.message}; job ${await job?.getState()}, progress seen ${JSON.stringify(progress.slice(-3))}\nworker output:\n${first.output()}`);
+  });
   expect(midway.totalBytes).toBe(SIZE);
   first.child.kill('SIGKILL');
   expect(await exitWithin(first, 10_000)).toEqual({ code: null, signal: 'SIGKILL' });
@@ -110,6 +142,8 @@ it('SIGKILL during a 200 MiB store: a new worker completes the task; one intact 
     driversTried: ['local'],
     failedOver: false,
   });
+  // The second worker read the source again from the start: one stalled download, one whole.
+  expect(requests).toBe(2);
 
   // Exactly one archive, for this task, with its manifest; no staging files remain.
   expect(await archiveKeysBelow(root)).toEqual([result.ref.key]);
