@@ -109,12 +109,21 @@ export class ArchivingManager extends EventEmitter {
     }
   }
 
-  /** QueueEvents on first use only: a producer that never waits holds one connection. */
+  /**
+   * QueueEvents on first use only: a producer that never waits holds one connection.
+   * It reads the event stream from its current end, fixed here before any wait
+   * checks whether its job has already finished: with BullMQ's default ('$',
+   * resolved only when the first XREAD reaches Redis) a task that finished in
+   * between was neither finished at the check nor seen as an event, and its
+   * waiter hung.
+   */
   private async queueEvents(): Promise<QueueEvents> {
     if (!this.events) {
+      const lastEventId = await this.lastEventId();
+      if (this.events) return this.waitReady(this.events);
       this.eventsConnection = createRedis(this.options.redisUrl, 'worker');
       this.eventsConnection.on('error', () => undefined);
-      this.events = new QueueEvents(this.queue.name, { connection: this.eventsConnection, prefix: this.queue.opts.prefix });
+      this.events = new QueueEvents(this.queue.name, { connection: this.eventsConnection, prefix: this.queue.opts.prefix, lastEventId });
       this.events.on('error', () => undefined);
       this.events.on('completed', ({ jobId, returnvalue }) => this.emit('completed', { jobId, result: returnvalue }));
       this.events.on('failed', ({ jobId, failedReason }) => this.emit('failed', { jobId, error: failureFromReason(failedReason).toJSON() }));
@@ -122,8 +131,23 @@ export class ArchivingManager extends EventEmitter {
         if (typeof data === 'object' && data !== null) this.emit('progress', { jobId, ...(data as object) } as ProgressEvent);
       });
     }
-    await this.events.waitUntilReady();
-    return this.events;
+    return this.waitReady(this.events);
+  }
+
+  private async waitReady(events: QueueEvents): Promise<QueueEvents> {
+    await events.waitUntilReady();
+    return events;
+  }
+
+  /** The id of the newest event on the queue's stream ('0-0' when it is empty). */
+  private async lastEventId(): Promise<string> {
+    try {
+      await waitForRedis(this.connection, 5_000, true);
+      const [newest] = await this.connection.xrevrange(this.queue.keys.events, '+', '-', 'COUNT', 1);
+      return newest?.[0] ?? '0-0';
+    } catch (error) {
+      throw new DepotError('unavailable', `cannot listen for task events: ${(error as Error).message}`, { cause: error });
+    }
   }
 
   /** Workers connected to the queue now. */

@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { Queue } from 'bullmq';
+import IORedis from 'ioredis';
 import path from 'node:path';
 import type { StoreResult } from '../../src/contract';
 import { cleanupAll, PROJECT_ROOT, spawnWorkerProcess, TempDirs, WorkerProcess, writeConfigFile, archiveKeysBelow, eventually } from '../helpers/queue-harness';
@@ -35,13 +37,32 @@ function depot(args: string[]): Promise<Run> {
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
     // A command that waits for a task no worker finishes must fail the test, not hang it.
-    const timer = setTimeout(() => child.kill('SIGKILL'), 150_000);
+    let snapshot = '';
+    const timer = setTimeout(() => {
+      void queueSnapshot().then((s) => {
+        snapshot = s;
+        child.kill('SIGKILL');
+      });
+    }, 60_000);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr: code === null ? `${stderr}\n[killed after 150 s; worker output:]\n${worker?.output() ?? ''}` : stderr });
+      resolve({ code, stdout, stderr: code === null ? `${stderr}\n[killed after 60 s; queue:]\n${snapshot}\n[worker output:]\n${worker?.output() ?? ''}` : stderr });
     });
   });
+}
+
+async function queueSnapshot(): Promise<string> {
+  const queue = new Queue('depot', { connection: { host: '127.0.0.1', port: redis.port } });
+  try {
+    const jobs = await queue.getJobs(['active', 'waiting', 'completed', 'failed', 'delayed', 'prioritized', 'waiting-children']);
+    const lines = await Promise.all(jobs.map(async (j) => JSON.stringify({ id: j.id, name: j.name, state: await j.getState(), finishedOn: j.finishedOn, processedOn: j.processedOn, attemptsMade: j.attemptsMade, failedReason: j.failedReason, returnvalue: j.returnvalue })));
+    const raw = new IORedis(redis.url);
+    const events = await raw.xrange('bull:depot:events', '-', '+').finally(() => raw.disconnect());
+    return `${lines.join('\n')}\n[events]\n${events.map((event) => JSON.stringify(event)).join('\n')}`;
+  } finally {
+    await queue.close();
+  }
 }
 
 /** The worker process is connected to the queue, as `depot status` sees it. */
@@ -93,7 +114,7 @@ test('without a worker, store --no-wait queues the task and status counts it', a
   expect(report.workers).toEqual([]);
 });
 
-test('store and delete through a worker; status names the worker', async () => {
+test('store, retrieve and delete through a worker; status names the worker', async () => {
   worker = spawnWorkerProcess(configFile);
   await workerConnected();
   const file = path.join(work, 'exam.zip');
@@ -110,6 +131,18 @@ test('store and delete through a worker; status names the worker', async () => {
   expect(status.workers[0].name).toContain(`:${worker.pid}`);
   // The task queued by the previous test ran too, once the worker came.
   await eventually(async () => ((await archiveKeysBelow(root)).length === 2 ? true : undefined), 10_000, 'both archives stored');
+
+  const out = path.join(work, 'copy.zip');
+  const retrieved = await depot(['retrieve', 'local', result.ref.key, '--out', out]);
+  if (retrieved.code !== 0) console.error(`retrieve: code ${retrieved.code}\n${retrieved.stdout}\n${retrieved.stderr}`);
+  expect(retrieved.code).toBe(0);
+  expect(retrieved.stdout).toContain('verified');
+  expect(await readFile(out)).toEqual(bytes);
+
+  // An existing file is never replaced: exit 1 with the contract's code.
+  const again = await depot(['retrieve', 'local', result.ref.key, '--out', out, '--json']);
+  expect(again.code).toBe(1);
+  expect(JSON.parse(again.stdout)).toMatchObject({ ok: false, error: { code: 'conflict' } });
 
   const deleted = await depot(['delete', 'local', result.ref.key, '--json']);
   expect(deleted.code).toBe(0);
