@@ -24,15 +24,28 @@ export function storageWorkerOptions(config: Config, name: string): StorageWorke
 }
 
 /**
+ * The worker's name in `depot status`, bull-board and on each job it takes:
+ * DEPOT_WORKER_NAME, or `<host>:<pid>` — the form that lets a restarted worker
+ * hand back the jobs of its dead predecessor at once (src/queue/orphaned-jobs.ts).
+ */
+export function workerName(env: NodeJS.ProcessEnv = process.env): string {
+  const name = env.DEPOT_WORKER_NAME;
+  if (name === undefined || name === '') return `${hostname()}:${process.pid}`;
+  // Redis client names allow no spaces or control characters.
+  if (!/^[\x21-\x7e]{1,100}$/.test(name)) throw new ConfigError([{ field: 'DEPOT_WORKER_NAME', message: 'must be 1–100 printable ASCII characters without spaces' }], 'environment');
+  return name;
+}
+
+/**
  * The storage worker process: takes StorageTask jobs from queue `depot` and runs
  * them until SIGTERM or SIGINT, then stops cleanly and exits 0.
  */
-export async function runStorageWorker(config: Config, logger: Logger): Promise<void> {
+export async function runStorageWorker(config: Config, logger: Logger, name = workerName()): Promise<void> {
   const storage = new StorageAPI(config, defaultDriverFactory(), logger);
   const runner = new TaskRunner(storage, runnerSettings(config), logger);
   const worker = startStorageWorker(
     (operation, data, ctx) => runner.processTask(operation, data, ctx),
-    storageWorkerOptions(config, `${hostname()}:${process.pid}`),
+    storageWorkerOptions(config, name),
     logger,
   );
 
@@ -78,15 +91,17 @@ export async function runStorageWorker(config: Config, logger: Logger): Promise<
 if (require.main === module) {
   let config: Config;
   let logger: Logger;
+  let name: string;
   try {
     logger = createLogger(logSettingsFromEnv(process.env, process.stdout));
     config = loadConfig();
+    name = workerName();
   } catch (error) {
     if (error instanceof ConfigError) for (const issue of error.issues) process.stderr.write(`depot: ${issue.field}: ${issue.message}\n`);
     else process.stderr.write(`depot: ${(error as Error).message}\n`);
     process.exit(2);
   }
-  runStorageWorker(config, logger).then(
+  runStorageWorker(config, logger, name).then(
     () => process.exit(0),
     (error: Error) => {
       logger.error(`storage worker failed: ${error.message}`);

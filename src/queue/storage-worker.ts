@@ -1,9 +1,11 @@
-import { Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { hostname } from 'node:os';
+import { Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { TaskContext } from '../archiving/task-runner';
 import { classifyError } from '../support/error-handler';
 import type { Logger } from '../support/logging';
 import { redactor } from '../support/redaction';
-import { createRedis } from './connection';
+import { createRedis, waitForRedis } from './connection';
+import { handBackOrphanedJobs } from './orphaned-jobs';
 
 /** Runs one task; the queue plumbing knows only this much of the storage logic. */
 export type TaskProcessor = (operation: string, data: unknown, ctx: TaskContext) => Promise<unknown>;
@@ -17,11 +19,15 @@ export interface StorageWorkerOptions {
   stalledIntervalMs: number;
   /** How long a stop waits for running tasks before handing them back to the queue. */
   shutdownGraceMs: number;
-  /** Worker name shown by `depot status` and bull-board. */
+  /**
+   * Worker name shown by `depot status` and bull-board. Named `<host>:<pid>`, a
+   * worker first hands back the jobs of dead workers of its host (orphaned-jobs.ts).
+   */
   name?: string;
 }
 
 const PROGRESS_EVERY_MS = 250;
+const MAX_STALLED_COUNT = 2;
 type TaskProgress = Parameters<TaskContext['progress']>[0];
 /** Finished jobs are kept bounded, long enough for producers to read results. */
 const KEEP_COMPLETED = { count: 10_000, age: 7 * 24 * 3600 };
@@ -76,10 +82,12 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
     concurrency: options.concurrency,
     lockDuration: options.lockDurationMs,
     stalledInterval: options.stalledIntervalMs,
-    maxStalledCount: 2,
+    maxStalledCount: MAX_STALLED_COUNT,
     removeOnComplete: KEEP_COMPLETED,
     removeOnFail: KEEP_FAILED,
     name: options.name,
+    // Started below, once the jobs of dead predecessors are back in the queue.
+    autorun: false,
   });
   let lastConnectionError = 0;
   worker.on('error', (error) => {
@@ -87,6 +95,10 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
     if (Date.now() - lastConnectionError < 10_000) return;
     lastConnectionError = Date.now();
     logger.error(`queue connection: ${redactor.redact(error.message)}`);
+  });
+
+  void handBackOrphans(options, logger).finally(() => {
+    if (!stopping) worker.run().catch((error: Error) => logger.error(`storage worker: ${redactor.redact(error.message)}`));
   });
 
   const close = async () => {
@@ -104,6 +116,29 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
     }
   };
   return { worker, close };
+}
+
+/**
+ * Best effort, on a connection of its own that fails fast: when Redis is away
+ * the worker starts anyway, and BullMQ's stalled-job check recovers those jobs later.
+ */
+async function handBackOrphans(options: StorageWorkerOptions, logger: Logger): Promise<void> {
+  const host = hostname();
+  if (options.name !== `${host}:${process.pid}`) return;
+  const connection = createRedis(options.redisUrl, 'producer');
+  connection.on('error', () => undefined);
+  const queue = new Queue(options.queueName, { connection, prefix: options.prefix });
+  queue.on('error', () => undefined);
+  try {
+    await waitForRedis(connection, 5_000, true);
+    const handedBack = await handBackOrphanedJobs(queue, connection, { host, selfPid: process.pid, maxStalledCount: MAX_STALLED_COUNT });
+    for (const { jobId, worker } of handedBack) logger.info(`job ${jobId} of worker ${worker}, which no longer runs, handed back to the queue`, { jobId, worker });
+  } catch (error) {
+    logger.warn(`jobs of dead workers not handed back at start: ${redactor.redact((error as Error).message)}`);
+  } finally {
+    await queue.close().catch(() => undefined);
+    connection.disconnect();
+  }
 }
 
 /**

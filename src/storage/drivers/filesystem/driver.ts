@@ -12,6 +12,7 @@ import { probeName, runProbe } from '../../probe';
 import { DirSync } from './dir-sync';
 import { closeFd, fchmodFd, fdatasyncFd, fsyncFd, openFd, writeAllFd } from './fd';
 import type { FilesystemSettings } from './types';
+import { processAlive } from '../../../support/process-alive';
 
 const STAGING_DIR = '.depot-tmp';
 const CHECK_DIR = '.depot-check';
@@ -435,14 +436,5 @@ async function linkOnce(from: string, to: string): Promise<boolean> {
 async function isOlderThan(file: string, ms: number): Promise<boolean> {
   const info = await lstat(file).catch(() => null);
   return info !== null && Date.now() - info.mtimeMs > ms;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 

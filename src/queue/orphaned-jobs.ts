@@ -1,0 +1,70 @@
+import { Job, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { processAlive } from '../support/process-alive';
+
+export interface OrphanSearch {
+  /** This host's name, as worker names begin with it (`<host>:<pid>`). */
+  host: string;
+  /** The starting worker's own pid: a job still marked with it belonged to a predecessor (a restarted container is pid 1 again). */
+  selfPid: number;
+  /** How often a job may stall before BullMQ fails it; a hand-back counts as a stall. */
+  maxStalledCount: number;
+  isAlive?: (pid: number) => boolean;
+}
+
+export interface HandedBack {
+  jobId: string;
+  worker: string;
+}
+
+/**
+ * Run by a worker as it starts, before it takes any job: active jobs whose
+ * worker was a process of this host that is gone (killed, crashed, OOM) go
+ * back to the queue at once instead of waiting for their lock to expire and
+ * the stalled-job check to notice — a restart then costs about a second, not
+ * lockDurationMs. Only jobs whose worker is provably dead are touched: same
+ * host name, no process with its pid here, and no connection of that worker
+ * open on Redis (so a machine with the same host name elsewhere is left
+ * alone). A hand-back counts as a stall, so a task that kills its worker every
+ * time still ends failed after maxStalledCount, as with BullMQ's own check.
+ */
+export async function handBackOrphanedJobs(queue: Queue, client: Redis, search: OrphanSearch): Promise<HandedBack[]> {
+  const isAlive = search.isAlive ?? processAlive;
+  const active = await queue.getJobs(['active']);
+  if (active.length === 0) return [];
+  const connected = new Set((await queue.getWorkers()).map((w) => (w.rawname ?? '').split(':w:')[1]).filter(Boolean));
+  const handedBack: HandedBack[] = [];
+  for (const job of active) {
+    const worker = job.processedBy;
+    if (!job.id || !worker || connected.has(worker)) continue;
+    const pid = workerPid(worker, search.host);
+    if (pid === undefined || (pid !== search.selfPid && isAlive(pid))) continue;
+    if (await handBack(queue, client, job, search.maxStalledCount)) handedBack.push({ jobId: job.id, worker });
+  }
+  return handedBack;
+}
+
+async function handBack(queue: Queue, client: Redis, job: Job, maxStalledCount: number): Promise<boolean> {
+  const jobKey = queue.toKey(job.id ?? '');
+  const token = await client.get(`${jobKey}:lock`);
+  // No lock left: it expired, and the stalled-job check takes the job as usual.
+  if (!token) return false;
+  const stalled = Number((await client.hget(jobKey, 'stc')) ?? 0);
+  if (stalled + 1 > maxStalledCount) return false;
+  try {
+    // The stored token proves nobody else holds the job; a concurrent hand-back or stalled check makes this fail, harmlessly.
+    await job.moveToWait(token);
+  } catch {
+    return false;
+  }
+  await client.hincrby(jobKey, 'stc', 1);
+  return true;
+}
+
+/** The pid of a worker named `<host>:<pid>` on this host, or undefined. */
+function workerPid(worker: string, host: string): number | undefined {
+  const at = worker.lastIndexOf(':');
+  if (at < 0 || worker.slice(0, at) !== host) return undefined;
+  const pid = Number(worker.slice(at + 1));
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
