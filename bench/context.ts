@@ -35,7 +35,7 @@ export interface DepotRun {
 export async function startDepotRun(
   ctx: BenchContext,
   prefix: string,
-  options: Partial<DepotWorkerConfig> & { count?: number; sources?: string } = {},
+  options: Partial<DepotWorkerConfig> & { count?: number; sources?: string; env?: NodeJS.ProcessEnv } = {},
 ): Promise<DepotRun> {
   const dirs = await ctx.scratch.layout(prefix, ['archive', 'sources']);
   const queue = freshQueue(prefix);
@@ -48,10 +48,11 @@ export async function startDepotRun(
     concurrency: options.concurrency ?? 16,
     lockDurationMs: options.lockDurationMs,
     stalledIntervalMs: options.stalledIntervalMs,
+    driver: options.driver,
   });
   const workers: WorkerProcess[] = [];
   const startWorker = async () => {
-    const worker = await startDepotWorker(configFile, path.join(dirs.base, `worker-${workers.length}.log`), ctx.nodeArgs);
+    const worker = await startDepotWorker(configFile, path.join(dirs.base, `worker-${workers.length}.log`), ctx.nodeArgs, options.env);
     workers.push(worker);
     return worker;
   };

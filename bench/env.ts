@@ -15,6 +15,8 @@ export interface MachineFacts {
   ioredis: string;
   rclone: string;
   openssl: string;
+  s3rver: string;
+  libStorage: string;
   tmpdir: string;
   filesystem: string;
 }
@@ -68,6 +70,8 @@ export function machineFacts(): MachineFacts {
     ioredis: packageVersion('ioredis'),
     rclone: run('rclone', ['version']).split('\n')[0].replace(/^rclone\s+/, ''),
     openssl: run('openssl', ['version']),
+    s3rver: packageVersion('s3rver'),
+    libStorage: packageVersion('@aws-sdk/lib-storage'),
     tmpdir: os.tmpdir(),
     filesystem: mount.trim(),
   };

@@ -1,5 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import YAML from 'yaml';
@@ -18,6 +18,8 @@ export interface WorkerProcess {
   /** SIGTERM and wait for the exit. */
   stop(): Promise<void>;
   exited: Promise<void>;
+  /** The process itself (its IPC channel, for children started with one). */
+  child: ChildProcess;
 }
 
 export interface DepotWorkerConfig {
@@ -29,9 +31,11 @@ export interface DepotWorkerConfig {
   concurrency: number;
   lockDurationMs?: number;
   stalledIntervalMs?: number;
+  /** Settings of the one driver instead of a filesystem driver at `root` (secrets as `${ENV}` references). */
+  driver?: Record<string, unknown>;
 }
 
-/** The YAML config an operator would write for one filesystem driver. */
+/** The YAML config an operator would write for one driver (filesystem unless `driver` says otherwise). */
 export async function writeDepotConfig(dir: string, config: DepotWorkerConfig): Promise<string> {
   const file = path.join(dir, 'depot.yaml');
   const queue: Record<string, unknown> = { name: config.queue, concurrency: config.concurrency };
@@ -41,7 +45,7 @@ export async function writeDepotConfig(dir: string, config: DepotWorkerConfig): 
     redis: { url: config.redisUrl },
     queue,
     defaultDriver: 'bench',
-    drivers: { bench: { type: 'filesystem', root: config.root } },
+    drivers: { bench: config.driver ?? { type: 'filesystem', root: config.root } },
     paths: { allowed: [config.allowedPath] },
   };
   await writeFile(file, YAML.stringify(raw));
@@ -51,10 +55,11 @@ export async function writeDepotConfig(dir: string, config: DepotWorkerConfig): 
 /** BENCH_WORKER_ENTRY measures another build of the worker (e.g. a patched copy of dist/) against the same load. */
 const depotEntry = () => process.env.BENCH_WORKER_ENTRY ?? path.join(PROJECT_ROOT, 'dist', 'workers', 'storage-worker.js');
 const BARE_ENTRY = path.join(PROJECT_ROOT, 'bench', 'bare-worker.ts');
+const UPLOADER_ENTRY = path.join(PROJECT_ROOT, 'bench', 'lib-storage-uploader.ts');
 
-/** The compiled depot worker (what production runs), reading its config from DEPOT_CONFIG. */
-export function startDepotWorker(configFile: string, logFile: string, nodeArgs: string[] = []): Promise<WorkerProcess> {
-  const env: NodeJS.ProcessEnv = { ...process.env, DEPOT_CONFIG: configFile, LOG_FORMAT: 'json', LOG_LEVEL: 'info' };
+/** The compiled depot worker (what production runs), reading its config from DEPOT_CONFIG; `extraEnv` e.g. for secrets the config references. */
+export function startDepotWorker(configFile: string, logFile: string, nodeArgs: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<WorkerProcess> {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv, DEPOT_CONFIG: configFile, LOG_FORMAT: 'json', LOG_LEVEL: 'info' };
   for (const name of ['DEPOT_DATA', 'REDIS_URL', 'NODE_OPTIONS']) delete env[name];
   return startProcess([...nodeArgs, depotEntry()], env, logFile, 'storage worker ready');
 }
@@ -64,6 +69,38 @@ export function startBareWorker(redisUrl: string, queue: string, dir: string, co
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.NODE_OPTIONS;
   return startProcess(['--import', 'tsx', BARE_ENTRY, redisUrl, queue, dir, String(concurrency)], env, logFile, 'bare worker ready');
+}
+
+/**
+ * bench/lib-storage-uploader.ts: lib-storage's Upload on its own, the S3 peer of depot. It uploads a file
+ * when sent `{ file, key }` over its IPC channel and answers `{ ok, error? }`.
+ */
+export function startLibStorageUploader(args: string[], env: NodeJS.ProcessEnv, logFile: string): Promise<WorkerProcess> {
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
+  delete childEnv.NODE_OPTIONS;
+  return startProcess(['--import', 'tsx', UPLOADER_ENTRY, ...args], childEnv, logFile, 'lib-storage uploader ready', true);
+}
+
+/** User + system CPU seconds process `pid` has used so far. */
+export function cpuSecondsOf(pid: number): number {
+  // Fields 14 and 15 of /proc/<pid>/stat (after the parenthesised name): utime and stime in clock ticks.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** The pids of this process's children whose command line contains `marker`. */
+export function childPids(marker: string): number[] {
+  const pids: number[] = [];
+  for (const task of readdirSync(`/proc/${process.pid}/task`)) {
+    for (const child of readFileSync(`/proc/${process.pid}/task/${task}/children`, 'utf8').split(' ').filter(Boolean)) {
+      try {
+        if (readFileSync(`/proc/${child}/cmdline`, 'utf8').includes(marker)) pids.push(Number(child));
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+  return pids;
 }
 
 /** Every worker process started and not yet exited, so that an interrupted run leaves none behind. */
@@ -76,12 +113,12 @@ export function killAllWorkers(): void {
   for (const worker of running) worker.crash();
 }
 
-async function startProcess(args: string[], env: NodeJS.ProcessEnv, logFile: string, readyLine: string): Promise<WorkerProcess> {
+async function startProcess(args: string[], env: NodeJS.ProcessEnv, logFile: string, readyLine: string, ipc = false): Promise<WorkerProcess> {
   if (refusing) throw new Error('the benchmark is stopping');
   const out = openSync(logFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, args, { cwd: PROJECT_ROOT, env, stdio: ['ignore', out, out] });
+    child = spawn(process.execPath, args, { cwd: PROJECT_ROOT, env, stdio: ipc ? ['ignore', out, out, 'ipc'] : ['ignore', out, out] });
   } finally {
     closeSync(out);
   }
@@ -95,16 +132,13 @@ async function startProcess(args: string[], env: NodeJS.ProcessEnv, logFile: str
     pid,
     logFile,
     exited,
+    child,
     peakRss: () => {
       const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
       if (!match) throw new Error(`no VmHWM for pid ${pid}`);
       return Number(match[1]) * 1024;
     },
-    cpuSeconds: () => {
-      // Fields 14 and 15 of /proc/<pid>/stat (after the parenthesised name): utime and stime in clock ticks.
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      return (Number(fields[11]) + Number(fields[12])) / 100;
-    },
+    cpuSeconds: () => cpuSecondsOf(pid),
     crash: () => {
       if (!gone) child.kill('SIGKILL');
     },

@@ -2,8 +2,9 @@ import type { CrashResult, CrashSettings, StallResult } from './crash';
 import type { MachineFacts } from './env';
 import type { LargeResult } from './large';
 import type { MemoryResult } from './memory';
+import type { S3Result } from './s3';
 import type { LatencyRun, ScalingResult, SmallResult } from './small';
-import { fmt, fmtSpread, median, MiB, pairedRatios } from './stats';
+import { fmt, fmtSpread, GiB, median, MiB, pairedRatios } from './stats';
 
 export interface BenchResults {
   facts: MachineFacts;
@@ -18,6 +19,7 @@ export interface BenchResults {
   scaling: ScalingResult;
   crash: CrashResult[];
   stalls: StallResult;
+  s3: S3Result;
 }
 
 interface Row {
@@ -141,7 +143,54 @@ export function rows(r: BenchResults): Row[] {
     target: '(cost of short locks)',
     met: undefined,
   });
+  list.push(...s3Rows(r.s3));
   return list;
+}
+
+/** Measurement 7: no target of its own; the ratios are reported. */
+function s3Rows(s3: S3Result): Row[] {
+  const size = `${s3.bytes / MiB} MiB`;
+  const depotMibs = mibs(s3.bytes, s3.depot);
+  const libMibs = mibs(s3.bytes, s3.libStorage);
+  const rcloneMibs = mibs(s3.bytes, s3.rclone);
+  const vsLib = median(pairedRatios(depotMibs, libMibs));
+  const vsRclone = median(pairedRatios(depotMibs, rcloneMibs));
+  const perGiB = (cpu: number[]) => cpu.map((c) => (c * GiB) / s3.bytes);
+  const depotCpu = perGiB(s3.cpu.depot);
+  return [
+    {
+      measurement: `7. large archive on S3 (${size}, s3rver) vs lib-storage Upload`,
+      depot: `${fmtSpread(depotMibs, 0)} MiB/s`,
+      peer: `${fmtSpread(libMibs, 0)} MiB/s`,
+      ratio: `${fmt(vsLib)}×`,
+      target: '(reported)',
+      met: undefined,
+    },
+    {
+      measurement: `7. large archive on S3 (${size}, s3rver) vs rclone copyto`,
+      depot: `${fmtSpread(depotMibs, 0)} MiB/s`,
+      peer: `${fmtSpread(rcloneMibs, 0)} MiB/s`,
+      ratio: `${fmt(vsRclone)}×`,
+      target: '(reported)',
+      met: undefined,
+    },
+    {
+      measurement: '7. CPU per GiB on S3: depot worker vs lib-storage process (rclone)',
+      depot: `${fmtSpread(depotCpu, 1)} s`,
+      peer: `${fmtSpread(perGiB(s3.cpu.libStorage), 1)} s (${fmtSpread(perGiB(s3.cpu.rclone), 1)} s)`,
+      ratio: `${fmt(median(pairedRatios(s3.cpu.depot, s3.cpu.libStorage)))}×`,
+      target: '(reported)',
+      met: undefined,
+    },
+    {
+      measurement: `7. worker peak RSS (VmHWM) over the S3 stores, vs the lib-storage process`,
+      depot: `${fmt(mib(Math.max(...s3.depotPeakRss)), 0)} MiB (idle ${fmt(mib(s3.depotIdleRss), 0)})`,
+      peer: `${fmt(mib(Math.max(...s3.libStoragePeakRss)), 0)} MiB (idle ${fmt(mib(s3.libStorageIdleRss), 0)})`,
+      ratio: '',
+      target: '(reported)',
+      met: undefined,
+    },
+  ];
 }
 
 const verdict = (met: boolean | undefined) => (met === undefined ? '' : met ? 'met' : 'MISSED');
@@ -174,6 +223,9 @@ export function markdown(r: BenchResults, findings: string): string {
     `- scaling, per second (1 worker / 2 workers): ${list(r.scaling.one)} / ${list(r.scaling.two)}`,
     ...r.crash.map((c) => `- crash recovery ${crashLabel(c)}, seconds: ${list(c.seconds, 2)}`),
     `- stalled events under load with ${crashLabel(r.stalls)}: ${r.stalls.stalled} of ${r.stalls.jobs} jobs`,
+    `- large archive on S3, seconds per run (depot / lib-storage / rclone): ${list(r.s3.depot, 2)} / ${list(r.s3.libStorage, 2)} / ${list(r.s3.rclone, 2)}`,
+    `- on S3, CPU seconds per run of the contender (depot / lib-storage / rclone): ${list(r.s3.cpu.depot, 2)} / ${list(r.s3.cpu.libStorage, 2)} / ${list(r.s3.cpu.rclone, 2)}; of s3rver meanwhile: ${list(r.s3.serverCpu.depot, 2)} / ${list(r.s3.serverCpu.libStorage, 2)} / ${list(r.s3.serverCpu.rclone, 2)}`,
+    `- on S3, peak RSS MiB after each round (depot worker / lib-storage process): ${list(r.s3.depotPeakRss.map(mib))} / ${list(r.s3.libStoragePeakRss.map(mib))}`,
   ].join('\n');
   return `# depot benchmarks
 
@@ -193,6 +245,7 @@ the ratios of runs made side by side (A B A B …), because absolute times on a 
 | bullmq / ioredis | ${f.bullmq} / ${f.ioredis} |
 | rclone | ${f.rclone} |
 | openssl | ${f.openssl} |
+| s3rver / @aws-sdk/lib-storage | ${f.s3rver} (started for the run, on a free loopback port) / ${f.libStorage} |
 | disk | ${f.filesystem} at ${f.tmpdir} |
 | load average before / after | ${r.loadBefore.map((v) => fmt(v)).join(' ')} / ${r.loadAfter.map((v) => fmt(v)).join(' ')} |
 
@@ -230,6 +283,19 @@ ${raw}
 - 6: a 200 MiB store is killed with SIGKILL once half of it is staged; a new worker process is started at
   once; the figure is the time from the kill to the completion event. "hand-back" is a prototype of a
   faster recovery (see the findings).
+- 7: one s3rver (the test helper's, on a free loopback port, data in its own temp directory) and one file
+  of random bytes. depot: a worker whose one driver is \`s3\` (endpoint, bucket, \`forcePathStyle\`,
+  \`checksums: when_required\`, credentials as \`\${ENV}\` references, part size and queue size at their
+  defaults of ${r.s3.partSizeMiB} MiB and ${r.s3.queueSize}), timed from enqueue of a \`path\` source to the completion
+  event; the returned sha256 and the object's size are checked. lib-storage: \`Upload\` of
+  \`fs.createReadStream(file)\` with the same part size and queue size, path style and checksums only
+  when required, in a process of its own started beforehand (bench/lib-storage-uploader.ts), timed from
+  the request to its answer. rclone: \`rclone copyto\` with \`--s3-chunk-size\` and \`--s3-upload-cutoff\`
+  ${r.s3.partSizeMiB} MiB and \`--s3-upload-concurrency ${r.s3.queueSize}\`, otherwise its defaults (an s3 remote of
+  provider Other given by \`RCLONE_CONFIG_*\` variables), timed around the command. Each contender
+  stores once untimed first; then rounds in rotating order. Every object is checked (HEAD: size) and
+  deleted right after its run, followed by an untimed \`sync\`. CPU is user + system time of the
+  contender's process (from \`/proc\`, and bash's \`times\` for rclone) and of s3rver during the run.
 
 ## Findings
 

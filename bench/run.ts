@@ -15,6 +15,7 @@ import { largeArchive } from './large';
 import { killAllWorkers } from './processes';
 import { workerMemory } from './memory';
 import { BenchResults, markdown, rows, textTable } from './report';
+import { s3LargeArchive } from './s3';
 import { Scratch } from './scratch';
 import { latency, scaling, smallArchives } from './small';
 import { GiB, MiB } from './stats';
@@ -22,8 +23,8 @@ import { GiB, MiB } from './stats';
 const QUICK = process.env.BENCH_QUICK === '1';
 
 const PLAN = QUICK
-  ? { largeRuns: 2, largeBytes: 256 * MiB, memoryRuns: 1, smallRuns: 2, smallCount: 1000, latencyRuns: 2, latencyPerRun: 100, scalingRuns: 1, crashRuns: 1 }
-  : { largeRuns: 5, largeBytes: GiB, memoryRuns: 3, smallRuns: 5, smallCount: 5000, latencyRuns: 5, latencyPerRun: 300, scalingRuns: 3, crashRuns: 5 };
+  ? { largeRuns: 2, largeBytes: 256 * MiB, memoryRuns: 1, smallRuns: 2, smallCount: 1000, latencyRuns: 2, latencyPerRun: 100, scalingRuns: 1, crashRuns: 1, s3Runs: 1, s3Bytes: 256 * MiB }
+  : { largeRuns: 5, largeBytes: GiB, memoryRuns: 3, smallRuns: 5, smallCount: 5000, latencyRuns: 5, latencyPerRun: 300, scalingRuns: 3, crashRuns: 5, s3Runs: 3, s3Bytes: GiB };
 
 /** Worker concurrency for the small-archive loads, depot and bare worker alike. */
 const SMALL_CONCURRENCY = 16;
@@ -73,6 +74,8 @@ async function main(): Promise<void> {
     const crash = await crashRecovery(ctx, PLAN.crashRuns, CRASH_VARIANTS);
     log(`6. stalled jobs under load with ${SHORT_LOCKS.lockDurationMs}/${SHORT_LOCKS.stalledIntervalMs} ms locks`);
     const stalls = await stallsUnderLoad(ctx, SHORT_LOCKS);
+    log(`7. large archive on S3 (${PLAN.s3Bytes / MiB} MiB, one s3rver): depot, lib-storage Upload, rclone`);
+    const s3 = await s3LargeArchive(ctx, PLAN.s3Runs, PLAN.s3Bytes);
     log('removing the benchmark files');
     await scratch.remove();
     const results: BenchResults = {
@@ -88,6 +91,7 @@ async function main(): Promise<void> {
       scaling: scale,
       crash,
       stalls,
+      s3,
     };
     console.log(`\n${textTable(rows(results))}\n`);
     const findings = readFileSync(path.join(__dirname, 'findings.md'), 'utf8');

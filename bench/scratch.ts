@@ -21,6 +21,11 @@ export class Scratch {
     return dir;
   }
 
+  /** A directory made elsewhere (s3rver's data directory) that is removed with the others, also when the run is interrupted. */
+  adopt(dir: string): void {
+    this.dirs.push(dir);
+  }
+
   /** A fresh directory, plus named subdirectories created inside it. */
   async layout<K extends string>(prefix: string, names: K[]): Promise<{ base: string } & Record<K, string>> {
     const base = await this.dir(prefix);
