@@ -28,7 +28,7 @@ export interface DepotRun {
   sources: string;
   dir: string;
   /** Starts one more worker process on the same config (e.g. after a crash). */
-  startWorker(): Promise<WorkerProcess>;
+  startWorker(extraEnv?: NodeJS.ProcessEnv): Promise<WorkerProcess>;
 }
 
 /** A fresh run directory and queue, with `count` depot worker processes on them. */
@@ -51,8 +51,8 @@ export async function startDepotRun(
     driver: options.driver,
   });
   const workers: WorkerProcess[] = [];
-  const startWorker = async () => {
-    const worker = await startDepotWorker(configFile, path.join(dirs.base, `worker-${workers.length}.log`), ctx.nodeArgs, options.env);
+  const startWorker = async (extraEnv: NodeJS.ProcessEnv = {}) => {
+    const worker = await startDepotWorker(configFile, path.join(dirs.base, `worker-${workers.length}.log`), ctx.nodeArgs, { ...options.env, ...extraEnv });
     workers.push(worker);
     return worker;
   };

@@ -1,7 +1,5 @@
 import { readdir, stat } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import path from 'node:path';
-import { Job } from 'bullmq';
 import { BenchContext, DepotRun, startDepotRun, stopAll } from './context';
 import { Producer } from './producer';
 import { writeRandomFile } from './scratch';
@@ -13,12 +11,12 @@ export interface CrashSettings {
   lockDurationMs: number;
   stalledIntervalMs: number;
   /**
-   * Prototype of a faster recovery: right after the kill, the dead worker's
-   * active jobs (BullMQ records the worker name `host:pid` as processedBy) are
-   * handed back to the queue, as a restarted worker on the same host could do
-   * at start-up. Off: BullMQ's stalled-job check alone.
+   * The new worker runs on the same host under its default name (`<host>:<pid>`), so
+   * it hands back the dead worker's jobs as it starts (src/queue/orphaned-jobs.ts).
+   * Off: it is named as if it ran elsewhere (DEPOT_WORKER_NAME), and only BullMQ's
+   * stalled-job check recovers the task, once the lock has expired.
    */
-  handBack: boolean;
+  sameHost: boolean;
 }
 
 export interface CrashResult extends CrashSettings {
@@ -32,24 +30,6 @@ async function stagedBytes(root: string): Promise<number> {
     if (name.endsWith('.part')) total += await stat(path.join(dir, name)).then((s) => s.size, () => 0);
   }
   return total;
-}
-
-/**
- * What a restarted worker could do at start-up: active jobs taken by a worker
- * of this host whose process is gone go straight back to the queue, with the
- * lock token still stored in Redis, instead of waiting for the lock to expire.
- */
-export async function handBackJobsOf(producer: Producer, deadWorker: string): Promise<number> {
-  const queue = producer.queue;
-  let handedBack = 0;
-  for (const job of await queue.getJobs(['active'])) {
-    if (job.processedBy !== deadWorker || !job.id) continue;
-    const token = await producer.redis.get(queue.toKey(`${job.id}:lock`));
-    if (!token) continue; // already expired: the stalled check takes it
-    await new Job(queue, job.name, job.data, job.opts, job.id).moveToWait(token);
-    handedBack++;
-  }
-  return handedBack;
 }
 
 async function crashOnce(ctx: BenchContext, run: DepotRun, source: string, bytes: number, settings: CrashSettings): Promise<number> {
@@ -66,8 +46,7 @@ async function crashOnce(ctx: BenchContext, run: DepotRun, source: string, bytes
     victim.crash();
     const killedAt = performance.now();
     await victim.exited;
-    const restarted = run.startWorker();
-    if (settings.handBack) await handBackJobsOf(producer, `${hostname()}:${victim.pid}`);
+    const restarted = run.startWorker(settings.sameHost ? {} : { DEPOT_WORKER_NAME: `bench-elsewhere-${victim.pid}` });
     const completedAt = await done;
     await restarted;
     return (completedAt - killedAt) / 1000;
@@ -93,7 +72,7 @@ export async function crashRecovery(ctx: BenchContext, runs: number, variants: C
           await stopAll(run.workers);
           await ctx.scratch.remove(run.dir);
         }
-        const label = `${result.lockDurationMs}/${result.stalledIntervalMs}${result.handBack ? ' + hand-back' : ''}`;
+        const label = `${result.lockDurationMs}/${result.stalledIntervalMs}${result.sameHost ? ', same host' : ', elsewhere'}`;
         ctx.log(`  crash run ${i + 1} (${label}): ${result.seconds[i].toFixed(2)} s`);
       }
     }

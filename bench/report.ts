@@ -33,7 +33,7 @@ interface Row {
 
 const mibs = (bytes: number, seconds: number[]) => seconds.map((s) => bytes / MiB / s);
 const mib = (bytes: number) => bytes / MiB;
-const crashLabel = (c: CrashSettings) => `${c.lockDurationMs}/${c.stalledIntervalMs} ms${c.handBack ? ' + hand-back' : ''}`;
+const crashLabel = (c: CrashSettings) => `${c.lockDurationMs}/${c.stalledIntervalMs} ms, new worker ${c.sameHost ? 'on the same host' : 'named as elsewhere'}`;
 
 /** Every figure is a median over runs; every ratio is the median of ratios of runs measured side by side. */
 export function rows(r: BenchResults): Row[] {

@@ -30,13 +30,14 @@ const PLAN = QUICK
 const SMALL_CONCURRENCY = 16;
 
 // The config's defaults (queue.lockDurationMs / stalledIntervalMs) come first; the others are explored.
-const DEFAULT_LOCKS: CrashSettings = { lockDurationMs: 4_000, stalledIntervalMs: 2_000, handBack: false };
-const SHORT_LOCKS: CrashSettings = { lockDurationMs: 2_000, stalledIntervalMs: 1_000, handBack: false };
+// First the product's case: a worker restarted on the same host (it hands back the dead one's jobs).
+const DEFAULT_LOCKS: CrashSettings = { lockDurationMs: 4_000, stalledIntervalMs: 2_000, sameHost: true };
+const SHORT_LOCKS: CrashSettings = { lockDurationMs: 2_000, stalledIntervalMs: 1_000, sameHost: false };
 const CRASH_VARIANTS: CrashSettings[] = [
   DEFAULT_LOCKS,
-  { lockDurationMs: 10_000, stalledIntervalMs: 5_000, handBack: false },
+  { ...DEFAULT_LOCKS, sameHost: false },
+  { lockDurationMs: 10_000, stalledIntervalMs: 5_000, sameHost: false },
   SHORT_LOCKS,
-  { ...DEFAULT_LOCKS, handBack: true },
 ];
 
 async function main(): Promise<void> {

@@ -8,7 +8,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import type { StorageDriver } from '../../src/storage/driver';
-import { S3Driver } from '../../src/storage/drivers/s3';
+import { S3Driver } from '../../src/storage/drivers/s3/driver';
 import { silentLogger } from '../../src/support/logging';
 import { S3Server, s3rverSettings, startS3Server, uniqueBucket } from '../helpers/s3-server';
 import { ConformanceHarness, describeConformance } from './suite';

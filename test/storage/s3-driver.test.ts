@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import { CreateMultipartUploadCommand, DeleteObjectCommand, ListMultipartUploadsCommand, paginateListObjectsV2, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { archiveKey, DepotError, newTaskId } from '../../src/contract';
 import { ArchiveStore } from '../../src/storage/archive-store';
-import { S3Driver } from '../../src/storage/drivers/s3';
+import { S3Driver } from '../../src/storage/drivers/s3/driver';
 import { silentLogger } from '../../src/support/logging';
 import { S3Server, s3rverSettings, startS3Server, uniqueBucket } from '../helpers/s3-server';
 import { delay, KiB, MiB, patternBytes, patternSource } from '../helpers/streams';

@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import { GetObjectCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { archiveKey, DepotError, Manifest, newTaskId } from '../../src/contract';
 import { ArchiveStore } from '../../src/storage/archive-store';
-import { S3Driver } from '../../src/storage/drivers/s3';
+import { S3Driver } from '../../src/storage/drivers/s3/driver';
 import { silentLogger } from '../../src/support/logging';
 import { S3Server, s3rverSettings, startS3Server, uniqueBucket } from '../helpers/s3-server';
 import { digestOf, MiB, patternBytes } from '../helpers/streams';
