@@ -281,8 +281,9 @@ ${raw}
 - 4: one task at a time, alternately to depot and to the bare worker (both running), timed from before
   \`queue.add\` to the completion event seen by a QueueEvents listener; after 100 warm-up tasks each.
 - 6: a 200 MiB store is killed with SIGKILL once half of it is staged; a new worker process is started at
-  once; the figure is the time from the kill to the completion event. "hand-back" is a prototype of a
-  faster recovery (see the findings).
+  once; the figure is the time from the kill to the completion event. "On the same host": the new worker
+  has its default name and hands back the dead worker's task as it starts; "named as elsewhere": it runs
+  with \`DEPOT_WORKER_NAME\` set, so only BullMQ's stalled-job check can recover the task.
 - 7: one s3rver (the test helper's, on a free loopback port, data in its own temp directory) and one file
   of random bytes. depot: a worker whose one driver is \`s3\` (endpoint, bucket, \`forcePathStyle\`,
   \`checksums: when_required\`, credentials as \`\${ENV}\` references, part size and queue size at their
