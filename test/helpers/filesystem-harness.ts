@@ -50,33 +50,37 @@ export function filesystemHarness(options: FilesystemHarnessOptions = {}): Confo
       await chmod(file, 0o444);
     },
 
-    async visibleEntries(driver) {
-      const root = rootOf(driver);
-      const entries = await readdir(root, { recursive: true, withFileTypes: true });
-      return entries
-        .filter((entry) => !entry.isDirectory())
-        .map((entry) => path.relative(root, path.join(entry.parentPath, entry.name)).split(path.sep).join('/'))
-        .filter((relative) => !relative.startsWith(`${STAGING_DIR}/`))
-        .sort();
-    },
-
-    async stagingEntries(driver) {
-      return readdir(path.join(rootOf(driver), STAGING_DIR)).catch((error: NodeJS.ErrnoException) => {
-        if (error.code === 'ENOENT') return [];
-        throw error;
-      });
-    },
-
-    async breakBackend(driver) {
-      // The backend disappears: the root becomes a plain file, so nothing can be written under it.
-      const root = rootOf(driver);
-      await rm(root, { recursive: true, force: true });
-      await writeFile(root, 'not a directory any more\n');
-    },
+    visibleEntries: (driver) => visibleFilesBelow(rootOf(driver)),
+    stagingEntries: (driver) => stagingFilesIn(rootOf(driver)),
+    breakBackend: (driver) => replaceWithFile(rootOf(driver)),
 
     async cleanup() {
       await Promise.all([...roots.values()].map((root) => rm(root, { recursive: true, force: true })));
       roots.clear();
     },
   };
+}
+
+/** Files below a driver's root on disk, as keys, outside the staging directory. */
+export async function visibleFilesBelow(root: string): Promise<string[]> {
+  const entries = await readdir(root, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((entry) => !entry.isDirectory())
+    .map((entry) => path.relative(root, path.join(entry.parentPath, entry.name)).split(path.sep).join('/'))
+    .filter((relative) => !relative.startsWith(`${STAGING_DIR}/`))
+    .sort();
+}
+
+/** The staging files a driver left in its root's staging directory. */
+export async function stagingFilesIn(root: string): Promise<string[]> {
+  return readdir(path.join(root, STAGING_DIR)).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return [];
+    throw error;
+  });
+}
+
+/** The backend disappears: the root becomes a plain file, so nothing can be written under it. */
+export async function replaceWithFile(root: string): Promise<void> {
+  await rm(root, { recursive: true, force: true });
+  await writeFile(root, 'not a directory any more\n');
 }

@@ -1,8 +1,9 @@
 import { StorageDriverFactory } from '../factory';
 import { filesystemDriver } from './filesystem';
+import { ftpDriver } from './ftp';
 import { s3Driver } from './s3';
 
 /** The factory with every driver type this build has. */
 export function defaultDriverFactory(): StorageDriverFactory {
-  return new StorageDriverFactory().register(filesystemDriver).register(s3Driver);
+  return new StorageDriverFactory().register(filesystemDriver).register(s3Driver).register(ftpDriver);
 }

@@ -1,0 +1,454 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { PassThrough, Readable, Writable } from 'node:stream';
+import { Client, FTPError } from 'basic-ftp';
+import type { AccessOptions, FileInfo } from 'basic-ftp';
+import { DepotError, Manifest, parseArchiveKey, Space } from '../../../contract';
+import type { Logger } from '../../../support/logging';
+import { processAlive } from '../../../support/process-alive';
+import type { ArchiveBody, DriverCapabilities, ProbeTimings, PublishOutcome, StorageDriver } from '../../driver';
+import { parseManifest, serializeManifest, sidecarName } from '../../manifest';
+import { probeName, runProbe } from '../../probe';
+import { ClientPool } from './client-pool';
+import { isFtpReply, toDepotError } from './errors';
+import { guardedUpload, Watchdog } from './transfer-guard';
+import type { FtpSettings } from './types';
+
+const STAGING_DIR = '.depot-tmp';
+const CHECK_DIR = '.depot-check';
+/** Staging files of writers on other hosts are removed once untouched this long. */
+const STALE_MS = 24 * 3600 * 1000;
+/** A sidecar larger than this is not a depot manifest. */
+const MANIFEST_LIMIT = 1024 * 1024;
+const DEFAULT_CONNECTIONS = 4;
+const DEFAULT_TIMEOUT_MS = 30_000;
+/** The end of an empty upload held this long on its second try (see transfer-guard.ts). */
+const EMPTY_RETRY_DELAY_MS = 500;
+/** How long a computed usedBytes is reused by space(): a full listing per call would be costly. */
+const USAGE_TTL_MS = 60_000;
+/** Date directories remembered as existing, so that a store usually needs one MKD. */
+const MAX_KNOWN_DIRS = 10_000;
+
+type Paths = { dir: string; file: string; sidecar: string; name: string };
+
+/**
+ * Write-once archives on an FTP or FTPS server: `<root>/YYYY/MM/DD/<taskId>/<name>`
+ * with the manifest in a sidecar file beside it, as on the filesystem driver.
+ *
+ * FTP has no atomic "create if absent" and a plain-FTP upload that breaks off
+ * looks complete to the server, so bytes never go to their final name: they are
+ * uploaded to `<root>/.depot-tmp/`, their size is checked, and only after the
+ * body ended cleanly (hashed and verified) are they renamed into place —
+ * manifest first, then the archive, each only after checking that its name is
+ * free. Servers should run with overwriting off (proftpd `AllowOverwrite off`),
+ * which makes a rename onto an existing name fail instead of replacing it.
+ */
+export class FtpDriver implements StorageDriver {
+  readonly type = 'ftp';
+  readonly capabilities: DriverCapabilities;
+  private readonly pool: ClientPool;
+  private readonly tag = `${hostname()}-${process.pid}`;
+  private readonly stagingSeed = randomBytes(4).toString('hex');
+  private stagingCount = 0;
+  private readonly knownDirs = new Set<string>();
+  private ready?: Promise<void>;
+  private usage?: { at: number; bytes: Promise<number> };
+  private ca?: Buffer;
+  private readonly timeoutMs: number;
+
+  constructor(
+    readonly name: string,
+    private readonly settings: FtpSettings,
+    private readonly logger: Logger,
+  ) {
+    this.capabilities = { retention: false, space: settings.quotaBytes !== undefined, list: true };
+    this.timeoutMs = settings.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.pool = new ClientPool(settings.maxConcurrent ?? DEFAULT_CONNECTIONS, this.timeoutMs, () => this.accessOptions(), name);
+  }
+
+  /** A fresh object each time: basic-ftp keeps and changes the TLS options it is given. */
+  private accessOptions(): AccessOptions {
+    const { host, port, user, password, secure, rejectUnauthorized, caFile } = this.settings;
+    if (caFile && !this.ca) {
+      try {
+        this.ca = readFileSync(caFile);
+      } catch (error) {
+        throw new DepotError('internal', `${this.name}: cannot read caFile ${caFile}: ${(error as Error).message}`);
+      }
+    }
+    return { host, port, user, password: password ?? '', secure, secureOptions: { rejectUnauthorized, ...(this.ca ? { ca: this.ca } : {}) } };
+  }
+
+  private abs(...segments: string[]): string {
+    return path.posix.join(this.settings.root, ...segments);
+  }
+
+  private locate(key: string): Paths {
+    const parts = parseArchiveKey(key);
+    if (typeof parts === 'string') throw new DepotError('invalid_task', parts, { field: 'ref.key' });
+    const dir = this.abs(parts.year, parts.month, parts.day, parts.taskId);
+    return { dir, file: path.posix.join(dir, parts.name), sidecar: path.posix.join(dir, sidecarName(parts.name)), name: parts.name };
+  }
+
+  /** Runs `action` on a pooled connection; a connection that failed other than by a server reply is not reused. */
+  private async withClient<T>(action: string, run: (client: Client) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const lease = await this.pool.acquire(signal);
+    try {
+      const result = await run(lease.client);
+      lease.release();
+      return result;
+    } catch (error) {
+      lease.release(!(error instanceof FTPError));
+      throw toDepotError(error, this.name, action);
+    }
+  }
+
+  /** Once per driver: the staging directory exists, and leftovers of dead writers are swept in the background. */
+  private init(): Promise<void> {
+    this.ready ??= this.withClient('prepare', (client) => this.makeDirs(client, this.abs(STAGING_DIR))).then(() => {
+      this.removeLeftovers().catch((error: Error) => this.logger.warn(`${this.name}: staging leftovers not removed: ${error.message}`, { driver: this.name }));
+    });
+    this.ready.catch(() => (this.ready = undefined));
+    return this.ready;
+  }
+
+  private async removeLeftovers(): Promise<void> {
+    const host = hostname();
+    const entries = await this.withClient('list staging', (client) => this.listDir(client, this.abs(STAGING_DIR)));
+    for (const entry of entries) {
+      const match = /^(.+)-(\d+)-[0-9a-f]+\.(part|manifest)$/.exec(entry.name);
+      const ownerDead = match !== null && match[1] === host && Number(match[2]) !== process.pid && !processAlive(Number(match[2]));
+      const stale = entry.modifiedAt !== undefined && Date.now() - entry.modifiedAt.getTime() > STALE_MS;
+      if (entry.isFile && (ownerDead || stale)) await this.withClient('remove leftover', (client) => client.remove(this.abs(STAGING_DIR, entry.name), true));
+    }
+  }
+
+  /** MKD of `dir` and, where missing, its parents below the root; absolute paths only (a pooled connection's working directory is never changed). */
+  private async makeDirs(client: Client, dir: string): Promise<void> {
+    if (this.knownDirs.has(dir)) return;
+    const made = await client.sendIgnoringError(`MKD ${dir}`);
+    if (made.code !== 257) {
+      // Exists already, or a parent is missing: make every level (each MKD of an existing directory just answers 550).
+      const levels: string[] = [];
+      for (let d = dir; d !== this.settings.root && d !== '/'; d = path.posix.dirname(d)) levels.unshift(d);
+      for (const level of levels) if (!this.knownDirs.has(level)) await client.sendIgnoringError(`MKD ${level}`);
+    }
+    if (this.knownDirs.size >= MAX_KNOWN_DIRS) this.knownDirs.clear();
+    // Task directories are not remembered: each is used once.
+    for (let d = path.posix.dirname(dir); d !== this.settings.root && d !== '/'; d = path.posix.dirname(d)) this.knownDirs.add(d);
+    if (path.posix.dirname(dir) === this.settings.root) this.knownDirs.add(dir);
+  }
+
+  private stagingStem(): string {
+    this.stagingCount += 1;
+    return this.abs(STAGING_DIR, `${this.tag}-${this.stagingSeed}${this.stagingCount.toString(16).padStart(8, '0')}`);
+  }
+
+  async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+    const target = this.locate(key);
+    const stem = this.stagingStem();
+    const staged = { data: `${stem}.part`, manifest: `${stem}.manifest` };
+    // An abort ends the upload the only way basic-ftp allows: the source fails.
+    const onAbort = () => body.stream.destroy(new DepotError('unavailable', 'store aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    let published = false;
+    try {
+      await this.init();
+      return await this.withClient(
+        'store',
+        async (client) => {
+          await this.makeDirs(client, target.dir);
+          await this.uploadArchive(client, body, staged.data);
+          signal.throwIfAborted();
+          const manifest = body.manifest();
+          const size = await this.sizeOf(client, staged.data);
+          // A proxy or server that cut the upload short must not get the archive published.
+          if (size !== manifest.size) throw new DepotError('unavailable', `${this.name}: the server kept ${size ?? 'no'} bytes of ${manifest.size}`);
+          const outcome = await this.publish(client, key, target, staged, manifest);
+          published = outcome.status === 'created';
+          return outcome;
+        },
+        signal,
+      );
+    } catch (error) {
+      body.stream.destroy();
+      this.knownDirs.clear(); // a directory may have vanished under us
+      throw signal.aborted ? new DepotError('unavailable', 'store aborted', { cause: error }) : error;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      await this.cleanUp(staged, published ? undefined : target.dir);
+    }
+  }
+
+  private async uploadArchive(client: Client, body: ArchiveBody, remote: string): Promise<void> {
+    try {
+      await guardedUpload(client, body.stream, remote, this.timeoutMs, this.name);
+    } catch (error) {
+      // An empty archive refused while its TLS data connection was set up: once more, holding the end longer.
+      if (!isFtpReply(error, 425) || body.stream.errored || body.manifest().size !== 0) throw error;
+      await client.remove(remote, true);
+      await guardedUpload(client, Readable.from([]), remote, this.timeoutMs, this.name, EMPTY_RETRY_DELAY_MS);
+    }
+  }
+
+  /** Staging files go whatever happened; an empty task directory goes when nothing was published. */
+  private async cleanUp(staged: { data: string; manifest: string }, emptyDir: string | undefined): Promise<void> {
+    await this.withClient('clean up', async (client) => {
+      await client.remove(staged.data, true);
+      await client.remove(staged.manifest, true);
+      if (emptyDir) await client.sendIgnoringError(`RMD ${emptyDir}`);
+    }).catch((error: Error) => this.logger.warn(`${this.name}: staging files not removed (swept later): ${error.message}`, { driver: this.name }));
+  }
+
+  /**
+   * Manifest first, then the archive: a crash between the two leaves a manifest
+   * without an archive, which is invisible and which a retry completes; never an
+   * archive without its manifest. Each rename goes only onto a name seen free.
+   */
+  private async publish(client: Client, key: string, target: Paths, staged: { data: string; manifest: string }, manifest: Manifest): Promise<PublishOutcome> {
+    let existing = await this.readManifest(client, target.sidecar, key);
+    if (!existing) {
+      await guardedUpload(client, Readable.from([serializeManifest(manifest)]), staged.manifest, this.timeoutMs, this.name);
+      existing = await this.renameOnce(client, staged.manifest, target.sidecar, () => this.readManifest(client, target.sidecar, key));
+    }
+    if (existing) {
+      if (existing.sha256 !== manifest.sha256 || existing.size !== manifest.size) return { status: 'exists', existing };
+      manifest = existing; // an earlier attempt of the same bytes got this far
+    }
+    const taken = await this.renameOnce(client, staged.data, target.file, async () => ((await this.sizeOf(client, target.file)) !== null ? manifest : null));
+    return taken ? { status: 'exists', existing: manifest } : { status: 'created', manifest };
+  }
+
+  /**
+   * Renames `from` onto `to` unless `to` exists; resolves to what holds `to`
+   * when it was taken (by `holder`), or null once the rename is done.
+   */
+  private async renameOnce(client: Client, from: string, to: string, holder: () => Promise<Manifest | null>): Promise<Manifest | null> {
+    if ((await this.sizeOf(client, to)) !== null) return (await holder()) ?? this.takenWithoutManifest(to);
+    try {
+      await client.rename(from, to);
+      return null;
+    } catch (error) {
+      // Overwriting is off on the server and someone was quicker: report what is there.
+      if (isFtpReply(error, 550) && (await this.sizeOf(client, to)) !== null) return (await holder()) ?? this.takenWithoutManifest(to);
+      throw error;
+    }
+  }
+
+  private takenWithoutManifest(file: string): never {
+    throw new DepotError('integrity', `${this.name}: ${file} exists without a readable manifest`);
+  }
+
+  /** SIZE of a file, or null when there is none (550). */
+  private async sizeOf(client: Client, file: string): Promise<number | null> {
+    try {
+      return await client.size(file);
+    } catch (error) {
+      if (isFtpReply(error, 550)) return null;
+      throw error;
+    }
+  }
+
+  private async readManifest(client: Client, sidecar: string, key: string): Promise<Manifest | null> {
+    if ((await this.sizeOf(client, sidecar)) === null) return null;
+    return parseManifest(await this.download(client, sidecar, MANIFEST_LIMIT), key);
+  }
+
+  /** A small file into memory (a manifest, a probe); larger than `limit` is `integrity`. */
+  private async download(client: Client, file: string, limit: number): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const dog = new Watchdog(client, this.timeoutMs);
+    const sink = new Writable({
+      write: (chunk: Buffer, _encoding, done) => {
+        dog.touch();
+        total += chunk.length;
+        if (total > limit) return done(new DepotError('integrity', `${this.name}: ${file} is larger than ${limit} bytes`));
+        chunks.push(chunk);
+        done();
+      },
+    });
+    try {
+      await client.downloadTo(sink, file);
+    } catch (error) {
+      throw dog.fired ? dog.error(this.name, `download of ${file}`) : error;
+    } finally {
+      dog.stop();
+    }
+    return Buffer.concat(chunks);
+  }
+
+  async retrieve(key: string, signal: AbortSignal): Promise<{ body: Readable; manifest: Manifest }> {
+    const target = this.locate(key);
+    const lease = await this.pool.acquire(signal);
+    let manifest: Manifest;
+    try {
+      const size = await this.sizeOf(lease.client, target.file);
+      if (size === null) throw new DepotError('not_found', `no archive ${this.name}:${key}`);
+      const found = await this.readManifest(lease.client, target.sidecar, key);
+      if (!found) throw new DepotError('integrity', `${this.name}:${key} has no manifest`);
+      if (found.size !== size) throw new DepotError('integrity', `${this.name}:${key} has ${size} bytes, its manifest says ${found.size}`);
+      manifest = found;
+    } catch (error) {
+      lease.release(!(error instanceof FTPError) && !(error instanceof DepotError));
+      throw toDepotError(error, this.name, 'retrieve');
+    }
+    return { body: this.stream(lease, target.file, signal), manifest };
+  }
+
+  /**
+   * The archive's bytes as a stream the caller reads at its own pace. basic-ftp
+   * ends whatever stream it writes to even when the transfer fails, so it writes
+   * to a sink that forwards into `out`, and `out` ends only once the transfer
+   * succeeded: a cut transfer is `unavailable`, never a short archive.
+   */
+  private stream(lease: { client: Client; release(broken?: boolean): void }, file: string, signal: AbortSignal): Readable {
+    const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+    let settled = false;
+    const dog = new Watchdog(lease.client, this.timeoutMs);
+    const sink = new Writable({
+      highWaterMark: 1024 * 1024,
+      write: (chunk: Buffer, _encoding, done) => {
+        if (out.destroyed) return done(new Error('the reader went away'));
+        if (out.write(chunk)) {
+          dog.touch();
+          return done();
+        }
+        dog.pause();
+        out.once('drain', () => {
+          dog.touch();
+          done();
+        });
+      },
+    });
+    const onAbort = () => out.destroy(new DepotError('unavailable', 'retrieve aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    // The reader stopped early: closing the connection ends the transfer.
+    out.once('close', () => {
+      dog.stop();
+      signal.removeEventListener('abort', onAbort);
+      if (!settled) {
+        settled = true;
+        lease.release(true);
+      }
+    });
+    lease.client.downloadTo(sink, file).then(
+      () => {
+        dog.stop();
+        if (settled) return;
+        settled = true;
+        lease.release();
+        out.end();
+      },
+      (error: unknown) => {
+        dog.stop();
+        if (settled) return;
+        settled = true;
+        lease.release(!(error instanceof FTPError));
+        out.destroy(dog.fired ? dog.error(this.name, 'retrieve') : toDepotError(error, this.name, 'retrieve'));
+      },
+    );
+    return out;
+  }
+
+  async stat(key: string): Promise<Manifest | null> {
+    const target = this.locate(key);
+    return this.withClient('stat', async (client) => {
+      const size = await this.sizeOf(client, target.file);
+      if (size === null) return null;
+      const manifest = await this.readManifest(client, target.sidecar, key);
+      // An archive without its manifest is never written by depot: someone changed the tree.
+      if (!manifest) throw new DepotError('integrity', `${this.name}:${key} has no manifest`);
+      if (manifest.size !== size) throw new DepotError('integrity', `${this.name}:${key} has ${size} bytes, its manifest says ${manifest.size}`);
+      return manifest;
+    });
+  }
+
+  async delete(key: string): Promise<void> {
+    const target = this.locate(key);
+    await this.withClient('delete', async (client) => {
+      if ((await this.sizeOf(client, target.file)) === null) throw new DepotError('not_found', `no archive ${this.name}:${key}`);
+      // Archive first: a crash in between leaves an invisible manifest, not an archive without one.
+      await client.remove(target.file);
+      await client.remove(target.sidecar, true);
+      await client.sendIgnoringError(`RMD ${target.dir}`); // only when the task's directory is now empty
+    });
+  }
+
+  async *list(prefix: string): AsyncIterable<Manifest> {
+    yield* this.walk(this.settings.root, '', 0, prefix);
+  }
+
+  /** Depth 0..3 are the date and taskId directories; depth 4 holds archives and sidecars. A connection is held per listing, never across a yield. */
+  private async *walk(dir: string, keyPrefix: string, depth: number, prefix: string): AsyncIterable<Manifest> {
+    const entries = await this.withClient('list', (client) => this.listDir(client, dir));
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    if (depth < 4) {
+      for (const entry of entries) {
+        // Only the root holds the driver's own dot directories; a taskId may start with a dot.
+        if (!entry.isDirectory || (depth === 0 && entry.name.startsWith('.'))) continue;
+        const sub = keyPrefix + entry.name + '/';
+        if (!sub.startsWith(prefix) && !prefix.startsWith(sub)) continue;
+        yield* this.walk(path.posix.join(dir, entry.name), sub, depth + 1, prefix);
+      }
+      return;
+    }
+    const names = new Set(entries.filter((e) => e.isFile).map((e) => e.name));
+    for (const name of names) {
+      const key = keyPrefix + name;
+      if (!key.startsWith(prefix) || !names.has(sidecarName(name)) || typeof parseArchiveKey(key) === 'string') continue;
+      const manifest = await this.withClient('list', (client) => this.readManifest(client, path.posix.join(dir, sidecarName(name)), key)).catch(() => null);
+      if (manifest && manifest.name === name) yield manifest;
+    }
+  }
+
+  /** MLSD of a directory; a missing directory lists as empty. */
+  private async listDir(client: Client, dir: string): Promise<FileInfo[]> {
+    try {
+      return await client.list(dir);
+    } catch (error) {
+      if (isFtpReply(error, 550)) return [];
+      throw error;
+    }
+  }
+
+  async check(signal: AbortSignal): Promise<ProbeTimings> {
+    const dir = this.abs(CHECK_DIR);
+    const file = path.posix.join(dir, probeName());
+    await this.withClient('check', (client) => this.makeDirs(client, dir), signal);
+    return runProbe({
+      write: (bytes) => this.withClient('check: write', (client) => guardedUpload(client, Readable.from([bytes]), file, this.timeoutMs, this.name).then(() => undefined), signal),
+      read: () => this.withClient('check: read', (client) => this.download(client, file, MANIFEST_LIMIT), signal),
+      remove: () => this.withClient('check: delete', (client) => client.remove(file, true).then(() => undefined)).catch(() => undefined),
+    });
+  }
+
+  /** FTP reports no free space; with `quotaBytes`, used is the size of every file under the root (cached a minute). */
+  async space(): Promise<Space> {
+    const quota = this.settings.quotaBytes;
+    if (quota === undefined) return {};
+    if (!this.usage || Date.now() - this.usage.at > USAGE_TTL_MS) {
+      const bytes = this.usedBytes(this.settings.root);
+      this.usage = { at: Date.now(), bytes };
+      bytes.catch(() => (this.usage = undefined));
+    }
+    const used = await this.usage.bytes;
+    return { totalBytes: quota, usedBytes: used, freeBytes: Math.max(0, quota - used) };
+  }
+
+  private async usedBytes(dir: string): Promise<number> {
+    const entries = await this.withClient('space', (client) => this.listDir(client, dir));
+    let total = 0;
+    for (const entry of entries) {
+      if (entry.isFile) total += entry.size;
+      else if (entry.isDirectory) total += await this.usedBytes(path.posix.join(dir, entry.name));
+    }
+    return total;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+}

@@ -1,0 +1,97 @@
+import type { TLSSocket } from 'node:tls';
+import { Readable, Transform } from 'node:stream';
+import type { Client } from 'basic-ftp';
+import { DepotError } from '../../../contract';
+import { pipeInto } from '../../hashing-stream';
+
+/**
+ * An empty upload over TLS 1.3 that ends the data connection at once makes
+ * proftpd fail the connection (`425 Unable to build data connection`): it is
+ * still completing its side of the handshake. Holding the end this long lets
+ * it finish (10 ms was enough here; 425 is retried once, longer, anyway).
+ */
+export const EMPTY_END_DELAY_MS = 50;
+
+/**
+ * Closes a client when its transfer made no progress for `ms`. basic-ftp has a
+ * timeout of its own, but it misses a transfer whose data connection is open
+ * while the server has already refused it; a closed client makes the
+ * transfer reject at once.
+ */
+export class Watchdog {
+  private timer?: NodeJS.Timeout;
+  fired = false;
+
+  constructor(
+    private readonly client: Client,
+    private readonly ms: number,
+  ) {
+    this.touch();
+  }
+
+  touch(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.fired = true;
+      this.client.close();
+    }, this.ms);
+  }
+
+  /** While the reader applies backpressure, waiting is not a stall. */
+  pause(): void {
+    clearTimeout(this.timer);
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+
+  /** The error to report instead of basic-ftp's "User closed client during task". */
+  error(driver: string, action: string): DepotError {
+    return new DepotError('unavailable', `${driver}: ${action}: no progress for ${this.ms} ms`);
+  }
+}
+
+/**
+ * Uploads `source` to `remote` under a watchdog, holding the end of an empty
+ * upload on a TLS 1.3 data connection for a moment (see EMPTY_END_DELAY_MS).
+ * A source error reaches basic-ftp unchanged (`integrity` stays `integrity`).
+ */
+export async function guardedUpload(client: Client, source: Readable, remote: string, timeoutMs: number, driver: string, emptyEndDelayMs = EMPTY_END_DELAY_MS): Promise<{ bytes: number }> {
+  const dog = new Watchdog(client, timeoutMs);
+  let bytes = 0;
+  // flush() runs as soon as the source ends, often before basic-ftp has a data connection:
+  // an empty upload's end waits for basic-ftp's first read, which comes once the connection is up.
+  let endWhenRead: (() => void) | undefined;
+  const relay = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      bytes += chunk.length;
+      dog.touch();
+      done(null, chunk);
+    },
+    flush(done) {
+      dog.touch();
+      if (bytes > 0) return done();
+      endWhenRead = done;
+    },
+  });
+  const read = relay._read.bind(relay);
+  relay._read = (size: number) => {
+    const end = endWhenRead;
+    if (end) {
+      endWhenRead = undefined;
+      const socket = client.ftp.dataSocket as TLSSocket | undefined;
+      if (socket?.getProtocol?.() === 'TLSv1.3') setTimeout(end, emptyEndDelayMs);
+      else end();
+    }
+    read(size);
+  };
+  try {
+    await client.uploadFrom(pipeInto(source, relay), remote);
+    return { bytes };
+  } catch (error) {
+    throw dog.fired ? dog.error(driver, `upload of ${remote}`) : error;
+  } finally {
+    dog.stop();
+  }
+}
