@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import type { FieldIssue } from '../contract';
@@ -91,6 +91,7 @@ export function validateConfig(raw: unknown, options: ValidateOptions): Config {
 
   // Secret fields are resolved apart from ordinary ${ENV} interpolation, which must never see them.
   const secretAt: Array<{ holder: unknown; field: string; at: string; list: boolean }> = [];
+  const fileAt: Array<{ holder: Record<string, unknown>; field: string; at: string }> = [];
   for (const [holderPath, field, list] of [
     ...GLOBAL_SECRET_FIELDS.map((p) => [p.slice(0, -1), p[p.length - 1], false] as const),
     ...GLOBAL_SECRET_LISTS.map((p) => [p.slice(0, -1), p[p.length - 1], true] as const),
@@ -110,11 +111,13 @@ export function validateConfig(raw: unknown, options: ValidateOptions): Config {
       for (const field of definition?.secretFields ?? []) {
         secretAt.push({ holder: settings, field, at: `drivers.${name}`, list: false });
       }
+      if (settings && typeof settings === 'object') for (const field of definition?.fileFields ?? []) fileAt.push({ holder: settings as Record<string, unknown>, field, at: `drivers.${name}.${field}` });
     }
   }
   const skip = new Set(secretAt.flatMap((s) => [`${s.at}.${s.field}`, `${s.at}.${s.field}File`]));
   interpolateAll(tree, '', ctx, skip);
   for (const s of secretAt) (s.list ? resolveSecretList : resolveSecretField)(s.holder, s.field, s.at, ctx);
+  for (const f of fileAt) resolveFileField(f.holder, f.field, f.at, options.baseDir, issues);
   if (issues.length) throw new ConfigError(issues, source);
 
   const parsed = configSchema.safeParse(tree);
@@ -161,4 +164,17 @@ function dig(tree: Record<string, unknown>, keys: readonly string[]): unknown {
   let node: unknown = tree;
   for (const key of keys) node = node && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined;
   return node;
+}
+
+/** A setting naming a file: resolved against the config file's directory, and readable now rather than at the first connection. */
+function resolveFileField(holder: Record<string, unknown>, field: string, at: string, baseDir: string, issues: FieldIssue[]): void {
+  const value = holder[field];
+  if (typeof value !== 'string' || value === '') return; // the schema reports a wrong type
+  const file = path.resolve(baseDir, value);
+  try {
+    accessSync(file, constants.R_OK);
+    holder[field] = file;
+  } catch (error) {
+    issues.push({ field: at, message: `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` });
+  }
 }

@@ -12,6 +12,8 @@ export interface DriverDefinition<S extends { type: string } = { type: string }>
   settingsSchema: z.ZodType<S, unknown>;
   /** Settings that hold credentials: only from `${ENV}` or `<name>File`, masked in every output. */
   secretFields: readonly string[];
+  /** Settings naming files (e.g. a CA certificate): relative ones are resolved against the config file's directory, and they must be readable. */
+  fileFields?: readonly string[];
   create(name: string, settings: S, logger: Logger): StorageDriver;
 }
 

@@ -255,4 +255,20 @@ describe('validation names the field', () => {
     expect(error.message).toContain('drivers.local.root');
     expect(error.name).toBe('ConfigError');
   });
+
+  test('ftp: caFile is resolved against the config file, must be readable, and the password comes from the environment', () => {
+    const ftp = (caFile: string) => `drivers:\n  box: { type: ftp, host: 127.0.0.1, user: archive, password: "\${FTP_PASSWORD}", secure: true, caFile: ${caFile} }\n`;
+    const dir = tempDir();
+    writeFile(dir, 'certs/ca.pem', '-----BEGIN CERTIFICATE-----\n');
+    const file = writeFile(dir, 'depot.yaml', ftp('certs/ca.pem'));
+    const { config, redactor } = load({ DEPOT_CONFIG: file, FTP_PASSWORD: 'ftp-secret-123' }, tempDir());
+    expect(config.drivers.box).toMatchObject({ type: 'ftp', host: '127.0.0.1', port: 21, user: 'archive', secure: true, rejectUnauthorized: true, root: '/', caFile: path.join(dir, 'certs', 'ca.pem') });
+    expect(redactor.redact('login with ftp-secret-123')).not.toContain('ftp-secret-123');
+
+    const missing = loadTextError(ftp('nowhere.pem'), { FTP_PASSWORD: 'ftp-secret-123' });
+    expect(issueFor(missing, 'drivers.box.caFile').message).toContain('nowhere.pem');
+    const noUser = ftp(path.join(dir, 'certs', 'ca.pem')).replace('user: archive, ', '');
+    expect(fields(loadTextError(noUser, { FTP_PASSWORD: 'ftp-secret-123' }).issues)).toEqual(['drivers.box.user']);
+  });
 });
+

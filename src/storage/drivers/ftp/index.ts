@@ -6,6 +6,7 @@ export const ftpDriver: DriverDefinition<FtpSettings> = {
   type: 'ftp',
   settingsSchema: ftpSettingsSchema,
   secretFields: ['password'],
+  fileFields: ['caFile'],
   create: (name, settings, logger) => new FtpDriver(name, settings, logger),
 };
 
