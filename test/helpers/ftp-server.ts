@@ -61,6 +61,8 @@ export interface FtpServer {
 export interface FtpServerOptions {
   /** Default 'explicit' (with TLSRequired on). */
   tls?: 'explicit' | 'implicit' | 'off';
+  /** `AllowOverwrite on`, as Debian's packaged config has it: STOR and RNTO replace existing files. Default off. */
+  allowOverwrite?: boolean;
 }
 
 const PROFTPD = '/usr/sbin/proftpd';
@@ -224,7 +226,7 @@ function identity(): Identity {
   return { uid: me.uid, gid: me.gid, userName: me.username, groupName, chroot: false };
 }
 
-function config(dir: string, port: number, tls: 'explicit' | 'implicit' | 'off', who: Identity): string {
+function config(dir: string, port: number, tls: 'explicit' | 'implicit' | 'off', who: Identity, allowOverwrite: boolean): string {
   const lines = [
     'ServerType          standalone',
     'ServerName          "depot-test"',
@@ -254,7 +256,7 @@ function config(dir: string, port: number, tls: 'explicit' | 'implicit' | 'off',
     `AuthGroupFile       ${dir}/ftpd.group`,
     'RequireValidShell   off',
     ...(who.chroot ? ['DefaultRoot         ~'] : []),
-    'AllowOverwrite      off',
+    `AllowOverwrite      ${allowOverwrite ? 'on' : 'off'}`,
     'Umask               022 022',
   ];
   if (tls !== 'off') {
@@ -400,7 +402,7 @@ export async function startFtpServer(options: FtpServerOptions = {}): Promise<Ft
     let probe: Socket | undefined; // the readiness connection, held open until stop() (see banner())
 
     const launch = async (): Promise<{ ok: true } | { ok: false; inUse: boolean; detail: string }> => {
-      await writeFile(confFile, config(dir, port, tls, who), { mode: 0o600 });
+      await writeFile(confFile, config(dir, port, tls, who, options.allowOverwrite === true), { mode: 0o600 });
       const logStart = await stat(logFile).then((st) => st.size, () => 0);
       // With -n proftpd logs to stderr (SystemLog is not used): straight into the log file, appended across restarts.
       const log = openSync(logFile, 'a', 0o600);

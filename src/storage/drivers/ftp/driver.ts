@@ -418,11 +418,45 @@ export class FtpDriver implements StorageDriver {
     const dir = this.abs(CHECK_DIR);
     const file = path.posix.join(dir, probeName());
     await this.withClient('check', (client) => this.makeDirs(client, dir), signal);
-    return runProbe({
+    const timings = await runProbe({
       write: (bytes) => this.withClient('check: write', (client) => guardedUpload(client, Readable.from([bytes]), file, this.timeoutMs, this.name).then(() => undefined), signal),
       read: () => this.withClient('check: read', (client) => this.download(client, file, MANIFEST_LIMIT), signal),
       remove: () => this.withClient('check: delete', (client) => client.remove(file, true).then(() => undefined)).catch(() => undefined),
     });
+    await this.warnIfRenameOverwrites(dir, signal).catch(() => undefined);
+    return timings;
+  }
+
+  /**
+   * Write-once holds against concurrent writers only where the server refuses
+   * a rename onto an existing name (proftpd: AllowOverwrite off). The check
+   * tries it with two probes and says so in the log when the server replaces.
+   */
+  private async warnIfRenameOverwrites(dir: string, signal: AbortSignal): Promise<void> {
+    const [first, second] = [path.posix.join(dir, probeName()), path.posix.join(dir, probeName())];
+    await this.withClient(
+      'check: overwrite',
+      async (client) => {
+        try {
+          await guardedUpload(client, Readable.from([Buffer.from('1')]), first, this.timeoutMs, this.name);
+          await guardedUpload(client, Readable.from([Buffer.from('2')]), second, this.timeoutMs, this.name);
+          const replaced = await client.rename(second, first).then(
+            () => true,
+            (error: unknown) => {
+              if (isFtpReply(error, 550)) return false;
+              throw error;
+            },
+          );
+          if (replaced) {
+            this.logger.warn(`${this.name}: the server replaces existing files on rename (proftpd: AllowOverwrite on); write-once then rests on depot's own check before each rename`, { driver: this.name });
+          }
+        } finally {
+          await client.remove(first, true);
+          await client.remove(second, true);
+        }
+      },
+      signal,
+    );
   }
 
   /** FTP reports no free space; with `quotaBytes`, used is the size of every file under the root (cached a minute). */
