@@ -8,6 +8,8 @@ import { toDepotError } from './errors';
  * whose expiry makes the server refuse the data connections of an older session.
  */
 const MAX_AGE_MS = 240_000;
+/** A connection idle this long is asked NOOP before it is lent: servers drop idle sessions (proftpd: TimeoutIdle). */
+const PROBE_AFTER_IDLE_MS = 15_000;
 
 /** One FTP control connection, lent to one operation at a time. */
 export interface Lease {
@@ -22,6 +24,7 @@ export interface Lease {
 interface Idle {
   client: Client;
   openedAt: number;
+  idleSince: number;
 }
 
 /**
@@ -86,10 +89,20 @@ export class ClientPool {
 
   private async takeOrOpen(): Promise<Client> {
     for (let idle = this.idle.pop(); idle; idle = this.idle.pop()) {
-      if (!idle.client.closed && Date.now() - idle.openedAt < MAX_AGE_MS) return idle.client;
+      if (!idle.client.closed && Date.now() - idle.openedAt < MAX_AGE_MS && (await this.answers(idle))) return idle.client;
       idle.client.close();
     }
     return this.open();
+  }
+
+  private async answers(idle: Idle): Promise<boolean> {
+    if (Date.now() - idle.idleSince < PROBE_AFTER_IDLE_MS) return true;
+    try {
+      await idle.client.send('NOOP');
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   private async open(): Promise<Client> {
@@ -112,7 +125,7 @@ export class ClientPool {
 
   private giveBack(client: Client, broken: boolean): void {
     if (broken || this.closed || client.closed) client.close();
-    else this.idle.push({ client, openedAt: this.openedAt.get(client) ?? 0 });
+    else this.idle.push({ client, openedAt: this.openedAt.get(client) ?? 0, idleSince: Date.now() });
     this.freeSlot();
   }
 
