@@ -3,11 +3,13 @@ import { runnerSettings } from '../src/archiving/runner-settings';
 import { TaskRunner } from '../src/archiving/task-runner';
 import { ConfigError } from '../src/config/config-error';
 import { Config, loadConfig } from '../src/config/load';
+import { createCallbackQueue, startCallbackWorker } from '../src/queue/callbacks';
 import { scheduleExpiry } from '../src/queue/expiry-schedule';
 import { startStorageWorker, StorageWorkerOptions } from '../src/queue/storage-worker';
 import { StorageAPI } from '../src/storage/api';
 import { defaultDriverFactory } from '../src/storage/drivers';
 import { createLogger, Logger, logSettingsFromEnv } from '../src/support/logging';
+import { NotificationService } from '../src/support/notifications';
 
 /** The worker's queue settings, as the config gives them. */
 export function storageWorkerOptions(config: Config, name: string): StorageWorkerOptions {
@@ -43,9 +45,12 @@ export function workerName(env: NodeJS.ProcessEnv = process.env): string {
 export async function runStorageWorker(config: Config, logger: Logger, name = workerName()): Promise<void> {
   const storage = new StorageAPI(config, defaultDriverFactory(), logger);
   const runner = new TaskRunner(storage, runnerSettings(config), logger);
+  // Webhooks (CONTRACT §4): queued by the storage worker, sent by a callback worker in the same process.
+  const callbackQueue = createCallbackQueue(config.redis.url, config.queue.prefix);
+  const callbacks = startCallbackWorker({ redisUrl: config.redis.url, prefix: config.queue.prefix, secret: config.callbacks?.secret, name }, logger);
   const worker = startStorageWorker(
     (operation, data, ctx) => runner.processTask(operation, data, ctx),
-    storageWorkerOptions(config, name),
+    { ...storageWorkerOptions(config, name), notifications: new NotificationService((d, id) => callbackQueue.enqueue(d, id), config.callbacks?.url) },
     logger,
   );
 
@@ -67,6 +72,7 @@ export async function runStorageWorker(config: Config, logger: Logger, name = wo
       logger.info(`${signal}: stopping; no new tasks are taken`);
       worker
         .close()
+        .then(() => Promise.allSettled([callbacks.close(), callbackQueue.close()]))
         .then(() => storage.close())
         .catch((error: Error) => logger.error(`stopping failed: ${error.message}`))
         .finally(resolve);

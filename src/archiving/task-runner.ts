@@ -33,6 +33,8 @@ export interface TaskContext {
   progress(progress: { bytes: number; totalBytes?: number }): void;
   /** Keeps a generated taskId on the job before any byte is written, so a retry reuses the key. */
   keepTaskId(taskId: string): Promise<void>;
+  /** A store gives up on one driver and goes on to the next (for the `task.failover` event). */
+  failingOver?(from: string, to: string, error: DepotError): void;
 }
 
 export interface RunnerSettings {
@@ -94,7 +96,10 @@ export class TaskRunner {
     let lastError: DepotError | undefined;
     for (const driver of drivers) {
       driversTried.push(driver);
-      if (lastError) this.logger.warn(`failing over from ${driversTried.at(-2)} to ${driver}`, { taskId, jobId: ctx.jobId, error: lastError.toJSON() });
+      if (lastError) {
+        this.logger.warn(`failing over from ${driversTried.at(-2)} to ${driver}`, { taskId, jobId: ctx.jobId, error: lastError.toJSON() });
+        ctx.failingOver?.(driversTried.at(-2) ?? '', driver, lastError);
+      }
       try {
         const { manifest } = await retryOperation(
           async () => {

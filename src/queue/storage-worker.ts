@@ -3,6 +3,7 @@ import { Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { TaskContext } from '../archiving/task-runner';
 import { classifyError } from '../support/error-handler';
 import type { Logger } from '../support/logging';
+import type { NotificationService, TaskEvent, TaskNotification } from '../support/notifications';
 import { redactor } from '../support/redaction';
 import { createRedis, waitForRedis } from './connection';
 import { handBackOrphanedJobs } from './orphaned-jobs';
@@ -24,6 +25,8 @@ export interface StorageWorkerOptions {
    * worker first hands back the jobs of dead workers of its host (orphaned-jobs.ts).
    */
   name?: string;
+  /** Webhooks for task events (CONTRACT §4); none without it. */
+  notifications?: NotificationService;
 }
 
 const PROGRESS_EVERY_MS = 250;
@@ -51,15 +54,31 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
   const run = async (job: Job, token?: string, signal?: AbortSignal): Promise<unknown> => {
     const abort = signal ?? new AbortController().signal;
     const progress = throttledProgress(job);
+    const notify = (event: TaskEvent, extra: Partial<TaskNotification>) =>
+      options.notifications?.notify((job.data as { callbackUrl?: unknown }).callbackUrl, {
+        event,
+        taskId: taskIdOf(job),
+        jobId: job.id ?? '',
+        operation: job.name,
+        attempt: job.attemptsMade + 1,
+        timestamp: new Date().toISOString(),
+        ...extra,
+      });
     const ctx: TaskContext = {
       jobId: job.id ?? '',
       createdAt: job.timestamp,
       signal: abort,
       progress: progress.report,
       keepTaskId: (taskId) => job.updateData({ ...(job.data as object), taskId }),
+      failingOver: (from, to, error) => {
+        notify('task.failover', { from, to, error: { code: error.code, message: redactor.redact(error.message) } })?.catch((e: Error) =>
+          logger.warn(`webhook task.failover not queued: ${redactor.redact(e.message)}`, { jobId: job.id }),
+        );
+      },
     };
+    let result: unknown;
     try {
-      return redactor.redactValue(await processor(job.name, job.data, ctx));
+      result = redactor.redactValue(await processor(job.name, job.data, ctx));
     } catch (error) {
       if (stopping && abort.aborted && token) {
         // Handed back, not failed: another worker (or this one restarted) runs it again.
@@ -70,10 +89,23 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
       const failure = classifyError(error);
       const reason = `${failure.code}: ${redactor.redact(failure.message)}`;
       logger.warn(`job ${job.id} (${job.name}) failed: ${reason}`, { jobId: job.id, operation: job.name, code: failure.code, attempt: job.attemptsMade + 1 });
+      // Only the last attempt's failure is the task's.
+      if (!failure.retryable || job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) {
+        await notify('task.failed', { error: { code: failure.code, message: redactor.redact(failure.message) } })?.catch((e: Error) =>
+          logger.warn(`webhook task.failed not queued: ${redactor.redact(e.message)}`, { jobId: job.id }),
+        );
+      }
       throw failure.retryable ? new Error(reason) : new UnrecoverableError(reason);
     } finally {
       progress.stop();
     }
+    // Queued before the job completes: a crash in between reruns the task (idempotent) and queues it again.
+    try {
+      await notify('task.completed', { result });
+    } catch (error) {
+      throw new Error(`unavailable: the task's webhook could not be queued: ${redactor.redact((error as Error).message)}`, { cause: error });
+    }
+    return result;
   };
 
   const worker = new Worker(options.queueName, run, {
@@ -116,6 +148,11 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
     }
   };
   return { worker, close };
+}
+
+function taskIdOf(job: Job): string {
+  const taskId = (job.data as { taskId?: unknown } | undefined)?.taskId;
+  return typeof taskId === 'string' ? taskId : (job.id ?? '');
 }
 
 /**

@@ -1,0 +1,112 @@
+import { createHash, createHmac } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import { DepotError } from '../contract';
+import { guardedLookup, isForbiddenAddress } from '../archiving/url-policy';
+import { redactor } from './redaction';
+
+/** CONTRACT §4: what a webhook reports. */
+export type TaskEvent = 'task.completed' | 'task.failed' | 'task.failover';
+
+export interface TaskNotification {
+  event: TaskEvent;
+  taskId: string;
+  jobId: string;
+  operation: string;
+  result?: unknown;
+  error?: { code: string; message: string };
+  attempt: number;
+  timestamp: string;
+  /** task.failover only: the driver given up and the one tried next (an extension). */
+  from?: string;
+  to?: string;
+}
+
+/** One webhook to send: the job data on queue `depot-callbacks`. It never holds the secret, which workers take from their config. */
+export interface CallbackDelivery {
+  url: string;
+  notification: TaskNotification;
+}
+
+/**
+ * NotificationService: turns task events into webhook deliveries, one per
+ * distinct target — the task's own `callbackUrl` and the config's
+ * `callbacks.url`. `enqueue` makes them durable (a job each, so a receiver that
+ * is down gets them later); the service itself knows nothing of queues.
+ */
+export class NotificationService {
+  constructor(
+    private readonly enqueue: (delivery: CallbackDelivery, deliveryId: string) => Promise<void>,
+    private readonly configUrl?: string,
+  ) {}
+
+  /** Where a task's events go: none when neither the task nor the config names a URL. */
+  targets(taskCallbackUrl: unknown): string[] {
+    const urls = [typeof taskCallbackUrl === 'string' ? taskCallbackUrl : undefined, this.configUrl].filter((u): u is string => u !== undefined && u !== '');
+    return [...new Set(urls)];
+  }
+
+  async notify(taskCallbackUrl: unknown, notification: TaskNotification): Promise<void> {
+    for (const url of this.targets(taskCallbackUrl)) {
+      // The same event of the same task to the same URL is queued once, however often a retried task reports it.
+      await this.enqueue({ url, notification: redactor.redactValue(notification) }, deliveryId(notification, url));
+    }
+  }
+}
+
+/** A stable id per task, event and target (usable as a BullMQ jobId: no ':'). */
+export function deliveryId(notification: TaskNotification, url: string): string {
+  const target = createHash('sha256').update(url).digest('hex').slice(0, 16);
+  return `${notification.taskId}.${notification.event}.${target}`;
+}
+
+/** `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, as receivers verify it. */
+export function signatureHeader(secret: string, body: string, unixSeconds: number): string {
+  const mac = createHmac('sha256', secret).update(`${unixSeconds}.${body}`).digest('hex');
+  return `t=${unixSeconds},v1=${mac}`;
+}
+
+export interface DeliverOptions {
+  /** config `callbacks.secret`; without it the request carries no Depot-Signature. */
+  secret?: string;
+  timeoutMs: number;
+  now?: () => number;
+}
+
+/**
+ * POSTs one delivery. Resolves on a 2xx; anything else — another status, a
+ * refused connection, a timeout — rejects with `unavailable`, and the delivery
+ * job is retried. Redirects are not followed (the body is signed for this URL).
+ */
+export function deliverCallback(delivery: CallbackDelivery, options: DeliverOptions): Promise<number> {
+  let url: URL;
+  try {
+    url = new URL(delivery.url);
+  } catch {
+    return Promise.reject(new DepotError('invalid_task', 'is not a URL', { field: 'callbackUrl', retryable: false }));
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || isForbiddenAddress(url.hostname.replace(/^\[|\]$/g, ''))) {
+    return Promise.reject(new DepotError('invalid_task', 'must be an http or https URL outside link-local ranges', { field: 'callbackUrl', retryable: false }));
+  }
+  const body = JSON.stringify(delivery.notification);
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(body)),
+    'user-agent': 'depot-webhook',
+  };
+  if (options.secret) headers['depot-signature'] = signatureHeader(options.secret, body, Math.floor((options.now?.() ?? Date.now()) / 1000));
+  const where = `${url.origin}${url.pathname}`;
+  return new Promise((resolve, reject) => {
+    const client = url.protocol === 'https:' ? https : http;
+    const request = client.request(url, { method: 'POST', headers, lookup: guardedLookup, timeout: options.timeoutMs });
+    request.on('timeout', () => request.destroy(new Error(`no answer within ${options.timeoutMs} ms`)));
+    request.on('error', (error) => reject(new DepotError('unavailable', `webhook ${where}: ${redactor.redact(error.message)}`)));
+    request.on('response', (response) => {
+      response.resume();
+      const status = response.statusCode ?? 0;
+      if (status >= 200 && status < 300) resolve(status);
+      else reject(new DepotError('unavailable', `webhook ${where} answered HTTP ${status}`));
+    });
+    request.end(body);
+  });
+}
