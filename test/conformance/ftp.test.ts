@@ -1,10 +1,10 @@
 import { open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { StorageDriver } from '../../src/storage/driver';
-import { FtpDriver, ftpSettingsSchema } from '../../src/storage/drivers/ftp';
+import { FtpDriver } from '../../src/storage/drivers/ftp';
 import { silentLogger } from '../../src/support/logging';
 import { replaceWithFile, stagingFilesIn, visibleFilesBelow } from '../helpers/filesystem-harness';
-import { adoptNodeErrorsInBasicFtp, FtpServer, startFtpServer } from '../helpers/ftp-server';
+import { adoptNodeErrorsInBasicFtp, ftpDriverSettings, FtpServer, startFtpServer } from '../helpers/ftp-server';
 import { ConformanceHarness, describeConformance } from './suite';
 
 /**
@@ -39,17 +39,7 @@ function ftpHarness(): ConformanceHarness {
     async makeDriver() {
       count += 1;
       const { ftpPath, diskPath } = await server.makeRoot(`conformance-${count}`);
-      const settings = ftpSettingsSchema.parse({
-        type: 'ftp',
-        host: server.host,
-        port: server.port,
-        user: server.user,
-        password: server.password,
-        secure: server.secure,
-        caFile: server.caFile,
-        root: ftpPath,
-        timeoutMs: 10_000,
-      });
+      const settings = ftpDriverSettings(server, ftpPath);
       const driver = new FtpDriver('conformance', settings, silentLogger());
       roots.set(driver, diskPath);
       return driver;

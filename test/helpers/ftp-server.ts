@@ -8,6 +8,7 @@ import path from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { FTPContext } from 'basic-ftp';
 import { freePort } from './redis-server';
+import { ftpSettingsSchema, FtpSettings } from '../../src/storage/drivers/ftp';
 
 /**
  * A real FTP server for tests: proftpd (Debian's proftpd-core + proftpd-mod-crypto)
@@ -545,3 +546,20 @@ export async function startFtpServer(options: FtpServerOptions = {}): Promise<Ft
     throw error;
   }
 }
+
+/** The ftp driver's settings for a directory of this server, as an operator would write them (with the server's CA). */
+export function ftpDriverSettings(server: FtpServer, root: string, overrides: Record<string, unknown> = {}): FtpSettings {
+  return ftpSettingsSchema.parse({
+    type: 'ftp',
+    host: server.host,
+    port: server.port,
+    user: server.user,
+    password: server.password,
+    secure: server.secure,
+    caFile: server.caFile,
+    root,
+    timeoutMs: 10_000,
+    ...overrides,
+  });
+}
+

@@ -2,9 +2,9 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { ArchiveStore } from '../../src/storage/archive-store';
-import { FtpDriver, ftpSettingsSchema } from '../../src/storage/drivers/ftp';
+import { FtpDriver } from '../../src/storage/drivers/ftp';
 import { createLogger } from '../../src/support/logging';
-import { adoptNodeErrorsInBasicFtp, FtpServer, startFtpServer } from '../helpers/ftp-server';
+import { adoptNodeErrorsInBasicFtp, ftpDriverSettings, FtpServer, startFtpServer } from '../helpers/ftp-server';
 
 /**
  * A server that replaces files on rename (proftpd with `AllowOverwrite on`, as
@@ -30,17 +30,7 @@ async function driverOn(allowOverwrite: boolean): Promise<{ driver: FtpDriver; d
   const sink = new PassThrough();
   let text = '';
   sink.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
-  const settings = ftpSettingsSchema.parse({
-    type: 'ftp',
-    host: server.host,
-    port: server.port,
-    user: server.user,
-    password: server.password,
-    secure: server.secure,
-    caFile: server.caFile,
-    root: ftpPath,
-    timeoutMs: 10_000,
-  });
+  const settings = ftpDriverSettings(server, ftpPath);
   const driver = new FtpDriver('box', settings, createLogger({ stream: sink, level: 'warn', format: 'json' }));
   drivers.push(driver);
   return { driver, diskPath, logged: () => text };

@@ -6,13 +6,14 @@
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
-import { archiveKey, DepotError, newTaskId } from '../../src/contract';
+import { archiveKey, newTaskId } from '../../src/contract';
 import { ArchiveStore } from '../../src/storage/archive-store';
 import { s3SettingsSchema } from '../../src/storage/drivers/s3';
 import { S3Driver } from '../../src/storage/drivers/s3/driver';
 import { silentLogger } from '../../src/support/logging';
 import { S3Server, s3rverSettings, startS3Server, uniqueBucket } from '../helpers/s3-server';
 import { digestOf, patternBytes } from '../helpers/streams';
+import { failure } from '../helpers/depot-failure';
 
 const logger = silentLogger();
 let server: S3Server;
@@ -40,14 +41,6 @@ function track(driver: S3Driver): ArchiveStore {
   return new ArchiveStore(driver, logger);
 }
 
-async function failure(operation: Promise<unknown>): Promise<DepotError> {
-  const error = await operation.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof DepotError)) throw new Error(`expected a DepotError, got ${String(error)}`);
-  return error;
-}
 
 describe('refused credentials → auth', () => {
   test('s3rver refuses an access key id it does not know (for real); the message holds neither key', async () => {

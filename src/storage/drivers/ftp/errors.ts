@@ -49,7 +49,7 @@ export function toDepotError(error: unknown, driver: string, action: string): De
   }
   const message = (error as Error)?.message ?? String(error);
   // basic-ftp closes a client on socket errors and timeouts; later calls say "Client is closed".
-  if (typeof errno === 'string' || /timeout|closed|socket|ECONN|EPIPE/i.test(message)) {
+  if (typeof errno === 'string' || /timeout|closed|closing|FIN packet|socket|ECONN|EPIPE/i.test(message)) {
     return new DepotError('unavailable', `${driver}: ${action}: ${redactor.redact(message)}`);
   }
   const classified = classifyError(error);
