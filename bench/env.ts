@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ftpServerAvailable } from '../test/helpers/ftp-server';
 
 /** What the figures were measured on; written at the top of docs/BENCHMARKS.md. */
 export interface MachineFacts {
@@ -17,6 +18,8 @@ export interface MachineFacts {
   openssl: string;
   s3rver: string;
   libStorage: string;
+  proftpd: string;
+  basicFtp: string;
   tmpdir: string;
   filesystem: string;
 }
@@ -49,6 +52,9 @@ export function requireTools(): void {
   for (const tool of ['redis-server', 'openssl', 'cp', 'sync', 'rclone']) {
     if (!commandExists(tool)) throw new Error(`${tool} is needed by the benchmarks and is not installed`);
   }
+  if (!ftpServerAvailable()) {
+    throw new Error('proftpd with mod_tls is needed by the benchmarks (7b) and is not installed: apt-get install --no-install-recommends proftpd-core proftpd-mod-crypto');
+  }
 }
 
 function packageVersion(name: string): string {
@@ -72,6 +78,8 @@ export function machineFacts(): MachineFacts {
     openssl: run('openssl', ['version']),
     s3rver: packageVersion('s3rver'),
     libStorage: packageVersion('@aws-sdk/lib-storage'),
+    proftpd: /Version (\S+)/.exec(run('/usr/sbin/proftpd', ['-v']))?.[1] ?? '?',
+    basicFtp: packageVersion('basic-ftp'),
     tmpdir: os.tmpdir(),
     filesystem: mount.trim(),
   };

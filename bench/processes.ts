@@ -56,6 +56,7 @@ export async function writeDepotConfig(dir: string, config: DepotWorkerConfig): 
 const depotEntry = () => process.env.BENCH_WORKER_ENTRY ?? path.join(PROJECT_ROOT, 'dist', 'workers', 'storage-worker.js');
 const BARE_ENTRY = path.join(PROJECT_ROOT, 'bench', 'bare-worker.ts');
 const UPLOADER_ENTRY = path.join(PROJECT_ROOT, 'bench', 'lib-storage-uploader.ts');
+const FTP_UPLOADER_ENTRY = path.join(PROJECT_ROOT, 'bench', 'basic-ftp-uploader.ts');
 
 /** The compiled depot worker (what production runs), reading its config from DEPOT_CONFIG; `extraEnv` e.g. for secrets the config references. */
 export function startDepotWorker(configFile: string, logFile: string, nodeArgs: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<WorkerProcess> {
@@ -81,26 +82,92 @@ export function startLibStorageUploader(args: string[], env: NodeJS.ProcessEnv, 
   return startProcess(['--import', 'tsx', UPLOADER_ENTRY, ...args], childEnv, logFile, 'lib-storage uploader ready', true);
 }
 
+/**
+ * bench/basic-ftp-uploader.ts: basic-ftp's uploadFrom on its own, the FTP peer of depot. It uploads a file
+ * when sent `{ file, remotePath }` over its IPC channel and answers `{ ok, error? }`.
+ */
+export function startBasicFtpUploader(args: string[], env: NodeJS.ProcessEnv, logFile: string): Promise<WorkerProcess> {
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
+  delete childEnv.NODE_OPTIONS;
+  return startProcess(['--import', 'tsx', FTP_UPLOADER_ENTRY, ...args], childEnv, logFile, 'basic-ftp uploader ready', true);
+}
+
+/** Fields of /proc/<pid>/stat after the parenthesised name (field 3, the state, is [0]). */
+function statFields(pid: number): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 /** User + system CPU seconds process `pid` has used so far. */
 export function cpuSecondsOf(pid: number): number {
-  // Fields 14 and 15 of /proc/<pid>/stat (after the parenthesised name): utime and stime in clock ticks.
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  // Fields 14 and 15 of /proc/<pid>/stat: utime and stime in clock ticks.
+  const fields = statFields(pid);
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** The pids of `pid`'s live children. */
+function childrenOf(pid: number): number[] {
+  const pids: number[] = [];
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      pids.push(...readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return pids;
+}
+
+/**
+ * User + system CPU seconds of process `pid` and all its descendants so far: its own time, the time of
+ * the children it has reaped (fields 16 and 17, cutime and cstime) and that of the ones still running.
+ * A child that ends and is reaped between the reads is counted twice or not at all, so the reads are
+ * repeated until the set of children stays the same across them.
+ */
+export function treeCpuSecondsOf(pid: number): number {
+  const tree = (p: number): { seconds: number; pids: number[] } => {
+    const fields = statFields(p);
+    let seconds = (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / 100;
+    const pids = [p];
+    for (const child of childrenOf(p)) {
+      try {
+        const sub = tree(child);
+        seconds += sub.seconds;
+        pids.push(...sub.pids);
+      } catch {
+        // gone meanwhile: its time is in its parent's cutime/cstime at the next try
+        pids.push(-child);
+      }
+    }
+    return { seconds, pids };
+  };
+  for (let attempt = 0; ; attempt++) {
+    const first = tree(pid);
+    const again = tree(pid);
+    if (attempt >= 10 || first.pids.join() === again.pids.join()) return again.seconds;
+  }
+}
+
+/** The pids of this process's children named `comm` (the kernel's short name, /proc/<pid>/comm). */
+export function childPidsNamed(comm: string): number[] {
+  return childrenOf(process.pid).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === comm;
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** The pids of this process's children whose command line contains `marker`. */
 export function childPids(marker: string): number[] {
-  const pids: number[] = [];
-  for (const task of readdirSync(`/proc/${process.pid}/task`)) {
-    for (const child of readFileSync(`/proc/${process.pid}/task/${task}/children`, 'utf8').split(' ').filter(Boolean)) {
-      try {
-        if (readFileSync(`/proc/${child}/cmdline`, 'utf8').includes(marker)) pids.push(Number(child));
-      } catch {
-        // gone meanwhile
-      }
+  return childrenOf(process.pid).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker);
+    } catch {
+      return false; // gone meanwhile
     }
-  }
-  return pids;
+  });
 }
 
 /** Every worker process started and not yet exited, so that an interrupted run leaves none behind. */

@@ -1,5 +1,6 @@
 import type { CrashResult, CrashSettings, StallResult } from './crash';
 import type { MachineFacts } from './env';
+import type { FtpResult } from './ftp';
 import type { LargeResult } from './large';
 import type { MemoryResult } from './memory';
 import type { S3Result } from './s3';
@@ -20,6 +21,7 @@ export interface BenchResults {
   crash: CrashResult[];
   stalls: StallResult;
   s3: S3Result;
+  ftp: FtpResult;
 }
 
 interface Row {
@@ -144,6 +146,7 @@ export function rows(r: BenchResults): Row[] {
     met: undefined,
   });
   list.push(...s3Rows(r.s3));
+  list.push(...ftpRows(r.ftp));
   return list;
 }
 
@@ -193,6 +196,59 @@ function s3Rows(s3: S3Result): Row[] {
   ];
 }
 
+/** Measurement 7b: no target of its own either; the ratios are reported. */
+function ftpRows(ftp: FtpResult): Row[] {
+  const size = `${ftp.bytes / MiB} MiB`;
+  const depotMibs = mibs(ftp.bytes, ftp.depot);
+  const basicMibs = mibs(ftp.bytes, ftp.basicFtp);
+  const rcloneMibs = mibs(ftp.bytes, ftp.rclone);
+  const vsBasic = median(pairedRatios(depotMibs, basicMibs));
+  const vsRclone = median(pairedRatios(depotMibs, rcloneMibs));
+  const perGiB = (cpu: number[]) => cpu.map((c) => (c * GiB) / ftp.bytes);
+  return [
+    {
+      measurement: `7b. large archive on FTPS (${size}, proftpd) vs basic-ftp uploadFrom`,
+      depot: `${fmtSpread(depotMibs, 0)} MiB/s`,
+      peer: `${fmtSpread(basicMibs, 0)} MiB/s`,
+      ratio: `${fmt(vsBasic)}×`,
+      target: '(reported)',
+      met: undefined,
+    },
+    {
+      measurement: `7b. large archive on FTPS (${size}, proftpd) vs rclone copyto`,
+      depot: `${fmtSpread(depotMibs, 0)} MiB/s`,
+      peer: `${fmtSpread(rcloneMibs, 0)} MiB/s`,
+      ratio: `${fmt(vsRclone)}×`,
+      target: '(reported)',
+      met: undefined,
+    },
+    {
+      measurement: '7b. CPU per GiB on FTPS: depot worker vs basic-ftp process (rclone)',
+      depot: `${fmtSpread(perGiB(ftp.cpu.depot), 1)} s`,
+      peer: `${fmtSpread(perGiB(ftp.cpu.basicFtp), 1)} s (${fmtSpread(perGiB(ftp.cpu.rclone), 1)} s)`,
+      ratio: `${fmt(median(pairedRatios(ftp.cpu.depot, ftp.cpu.basicFtp)))}×`,
+      target: '(reported)',
+      met: undefined,
+    },
+    {
+      measurement: '7b. proftpd CPU per GiB (master and sessions) while storing: for depot vs for basic-ftp (rclone)',
+      depot: `${fmtSpread(perGiB(ftp.serverCpu.depot), 1)} s`,
+      peer: `${fmtSpread(perGiB(ftp.serverCpu.basicFtp), 1)} s (${fmtSpread(perGiB(ftp.serverCpu.rclone), 1)} s)`,
+      ratio: `${fmt(median(pairedRatios(ftp.serverCpu.depot, ftp.serverCpu.basicFtp)))}×`,
+      target: '(reported)',
+      met: undefined,
+    },
+    {
+      measurement: '7b. worker peak RSS (VmHWM) over the FTPS stores, vs the basic-ftp process',
+      depot: `${fmt(mib(Math.max(...ftp.depotPeakRss)), 0)} MiB (idle ${fmt(mib(ftp.depotIdleRss), 0)})`,
+      peer: `${fmt(mib(Math.max(...ftp.basicFtpPeakRss)), 0)} MiB (idle ${fmt(mib(ftp.basicFtpIdleRss), 0)})`,
+      ratio: '',
+      target: '(reported)',
+      met: undefined,
+    },
+  ];
+}
+
 const verdict = (met: boolean | undefined) => (met === undefined ? '' : met ? 'met' : 'MISSED');
 
 /** The table for the terminal. */
@@ -226,6 +282,9 @@ export function markdown(r: BenchResults, findings: string): string {
     `- large archive on S3, seconds per run (depot / lib-storage / rclone): ${list(r.s3.depot, 2)} / ${list(r.s3.libStorage, 2)} / ${list(r.s3.rclone, 2)}`,
     `- on S3, CPU seconds per run of the contender (depot / lib-storage / rclone): ${list(r.s3.cpu.depot, 2)} / ${list(r.s3.cpu.libStorage, 2)} / ${list(r.s3.cpu.rclone, 2)}; of s3rver meanwhile: ${list(r.s3.serverCpu.depot, 2)} / ${list(r.s3.serverCpu.libStorage, 2)} / ${list(r.s3.serverCpu.rclone, 2)}`,
     `- on S3, peak RSS MiB after each round (depot worker / lib-storage process): ${list(r.s3.depotPeakRss.map(mib))} / ${list(r.s3.libStoragePeakRss.map(mib))}`,
+    `- large archive on FTPS, seconds per run (depot / basic-ftp / rclone): ${list(r.ftp.depot, 2)} / ${list(r.ftp.basicFtp, 2)} / ${list(r.ftp.rclone, 2)}`,
+    `- on FTPS, CPU seconds per run of the contender (depot / basic-ftp / rclone): ${list(r.ftp.cpu.depot, 2)} / ${list(r.ftp.cpu.basicFtp, 2)} / ${list(r.ftp.cpu.rclone, 2)}; of proftpd meanwhile: ${list(r.ftp.serverCpu.depot, 2)} / ${list(r.ftp.serverCpu.basicFtp, 2)} / ${list(r.ftp.serverCpu.rclone, 2)}`,
+    `- on FTPS, peak RSS MiB after each round (depot worker / basic-ftp process): ${list(r.ftp.depotPeakRss.map(mib))} / ${list(r.ftp.basicFtpPeakRss.map(mib))}`,
   ].join('\n');
   return `# depot benchmarks
 
@@ -246,6 +305,7 @@ the ratios of runs made side by side (A B A B …), because absolute times on a 
 | rclone | ${f.rclone} |
 | openssl | ${f.openssl} |
 | s3rver / @aws-sdk/lib-storage | ${f.s3rver} (started for the run, on a free loopback port) / ${f.libStorage} |
+| proftpd / basic-ftp | ${f.proftpd} (started for the run, on a free loopback port, explicit FTPS required) / ${f.basicFtp} |
 | disk | ${f.filesystem} at ${f.tmpdir} |
 | load average before / after | ${r.loadBefore.map((v) => fmt(v)).join(' ')} / ${r.loadAfter.map((v) => fmt(v)).join(' ')} |
 
@@ -297,6 +357,24 @@ ${raw}
   stores once untimed first; then rounds in rotating order. Every object is checked (HEAD: size) and
   deleted right after its run, followed by an untimed \`sync\`. CPU is user + system time of the
   contender's process (from \`/proc\`, and bash's \`times\` for rclone) and of s3rver during the run.
+- 7b: one proftpd (the test helper's: a free loopback port, explicit FTPS required (\`AUTH TLS\`,
+  \`TLSRequired on\`, TLS 1.2/1.3, a self-signed certificate), \`AllowOverwrite off\`, its files in its own temp
+  directory; destroyed afterwards, also when the run is interrupted) and one file of random bytes; each
+  contender writes into a directory of its own. depot: a worker whose one driver is \`ftp\` (host, port, user,
+  \`password: \${BENCH_FTP_PASSWORD}\` set in the worker's environment only, \`secure: true\`, \`caFile\` the server's
+  certificate, \`root\`; connections and timeout at their defaults), timed from enqueue of a \`path\` source to
+  the completion event; the returned sha256 is checked. depot uploads to a staging name under \`.depot-tmp\`,
+  checks its SIZE, writes the manifest as a sidecar file and renames both into place.
+  basic-ftp: \`client.uploadFrom(fs.createReadStream(file), remotePath)\` over explicit FTPS verifying the same
+  certificate, in a process of its own started beforehand that keeps its control connection
+  (bench/basic-ftp-uploader.ts), timed from the request to its answer. rclone: \`rclone copyto\` with an ftp
+  remote given by \`RCLONE_CONFIG_*\` variables (\`explicit_tls\`, the password obscured with \`rclone obscure\`,
+  \`no_check_certificate\`, because rclone ${r.facts.rclone.split(' ')[0]}'s ftp backend does not take \`--ca-cert\`), otherwise
+  its defaults, timed around the command. Each contender stores once untimed first; then rounds in rotating
+  order. Every file's size is checked on the server's disk, and the file (depot: the task's directory) is
+  deleted there right after its run, followed by an untimed \`sync\`. CPU is user + system time of the
+  contender's process (as for 7) and of proftpd: its master process and every session process it forked,
+  those still running (\`/proc/<pid>/stat\`) and those ended (the master's \`cutime\`/\`cstime\`).
 
 ## Findings
 

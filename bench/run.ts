@@ -11,6 +11,7 @@ import { startRedis } from '../test/helpers/redis-server';
 import { BenchContext } from './context';
 import { crashRecovery, CrashSettings, stallsUnderLoad } from './crash';
 import { ensureRclone, machineFacts, PROJECT_ROOT, requireTools } from './env';
+import { destroyFtpServer, ftpLargeArchive } from './ftp';
 import { largeArchive } from './large';
 import { killAllWorkers } from './processes';
 import { workerMemory } from './memory';
@@ -23,8 +24,8 @@ import { GiB, MiB } from './stats';
 const QUICK = process.env.BENCH_QUICK === '1';
 
 const PLAN = QUICK
-  ? { largeRuns: 2, largeBytes: 256 * MiB, memoryRuns: 1, smallRuns: 2, smallCount: 1000, latencyRuns: 2, latencyPerRun: 100, scalingRuns: 1, crashRuns: 1, s3Runs: 1, s3Bytes: 256 * MiB }
-  : { largeRuns: 5, largeBytes: GiB, memoryRuns: 3, smallRuns: 5, smallCount: 5000, latencyRuns: 5, latencyPerRun: 300, scalingRuns: 3, crashRuns: 5, s3Runs: 3, s3Bytes: GiB };
+  ? { largeRuns: 2, largeBytes: 256 * MiB, memoryRuns: 1, smallRuns: 2, smallCount: 1000, latencyRuns: 2, latencyPerRun: 100, scalingRuns: 1, crashRuns: 1, s3Runs: 1, s3Bytes: 256 * MiB, ftpRuns: 1, ftpBytes: 256 * MiB }
+  : { largeRuns: 5, largeBytes: GiB, memoryRuns: 3, smallRuns: 5, smallCount: 5000, latencyRuns: 5, latencyPerRun: 300, scalingRuns: 3, crashRuns: 5, s3Runs: 3, s3Bytes: GiB, ftpRuns: 3, ftpBytes: GiB };
 
 /** Worker concurrency for the small-archive loads, depot and bare worker alike. */
 const SMALL_CONCURRENCY = 16;
@@ -51,12 +52,12 @@ async function main(): Promise<void> {
   const loadBefore = os.loadavg();
   const redis = await startRedis();
   const scratch = new Scratch();
-  // Interrupted: no worker, Redis or benchmark file is left behind.
+  // Interrupted: no worker, Redis, proftpd or benchmark file is left behind.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       console.error(`${signal}: stopping the benchmark and removing its files`);
       killAllWorkers();
-      void Promise.allSettled([scratch.close(), redis.stop()]).then(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+      void Promise.allSettled([destroyFtpServer(), scratch.close(), redis.stop()]).then(() => process.exit(signal === 'SIGINT' ? 130 : 143));
     });
   }
   const ctx: BenchContext = { redisUrl: redis.url, scratch, log, nodeArgs: [] };
@@ -77,6 +78,8 @@ async function main(): Promise<void> {
     const stalls = await stallsUnderLoad(ctx, SHORT_LOCKS);
     log(`7. large archive on S3 (${PLAN.s3Bytes / MiB} MiB, one s3rver): depot, lib-storage Upload, rclone`);
     const s3 = await s3LargeArchive(ctx, PLAN.s3Runs, PLAN.s3Bytes);
+    log(`7b. large archive on FTPS (${PLAN.ftpBytes / MiB} MiB, one proftpd): depot, basic-ftp uploadFrom, rclone`);
+    const ftp = await ftpLargeArchive(ctx, PLAN.ftpRuns, PLAN.ftpBytes);
     log('removing the benchmark files');
     await scratch.remove();
     const results: BenchResults = {
@@ -93,6 +96,7 @@ async function main(): Promise<void> {
       crash,
       stalls,
       s3,
+      ftp,
     };
     console.log(`\n${textTable(rows(results))}\n`);
     const findings = readFileSync(path.join(__dirname, 'findings.md'), 'utf8');

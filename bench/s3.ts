@@ -10,7 +10,7 @@ import type { UploadReply, UploadRequest } from './lib-storage-uploader';
 import { childPids, cpuSecondsOf, startLibStorageUploader, WorkerProcess } from './processes';
 import { Producer } from './producer';
 import { writeRandomFile } from './scratch';
-import { MiB, rotated } from './stats';
+import { MiB, rotatedRounds } from './stats';
 
 export interface S3Result {
   bytes: number;
@@ -42,14 +42,14 @@ const REMOTE = 'benchs3';
 const CONTENDERS = ['depot', 'libStorage', 'rclone'] as const;
 type Contender = (typeof CONTENDERS)[number];
 
-function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+export function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(command, args, { env, maxBuffer: 1024 * 1024 }, (error, stdout, stderr) => (error ? reject(new Error(`${command} failed: ${stderr || error.message}`)) : resolve(stdout)));
   });
 }
 
 /** Runs a command under bash and returns the CPU seconds it used (bash's `times`: user and system time of its children). */
-async function runCpu(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+export async function runCpu(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const out = await run('bash', ['-c', `${command} "$@" && times`, 'bash', ...args], env);
   const children = out.trim().split('\n').at(-1) ?? '';
   const seconds = [...children.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
@@ -112,6 +112,7 @@ export async function s3LargeArchive(ctx: BenchContext, runs: number, bytes: num
     });
     const worker = depot.workers[0];
     uploader = await startLibStorageUploader([server.endpoint, BUCKET, String(partSize), String(defaults.queueSize)], credentials, path.join(depot.dir, 'lib-storage.log'));
+    const peer = uploader;
     const source = path.join(depot.sources, 'large.bin');
     ctx.log(`  writing ${bytes / MiB} MiB of random bytes; s3rver on ${server.endpoint}`);
     writeRandomFile(source, bytes);
@@ -212,26 +213,24 @@ export async function s3LargeArchive(ctx: BenchContext, runs: number, bytes: num
       libStorageIdleRss: uploader.peakRss(),
       libStoragePeakRss: [],
     };
-    // One untimed store each first: the first upload of a process pays for connections and lazy loading.
-    for (const who of CONTENDERS) await settle((await once[who]()).keys);
-    for (let i = 0; i < runs; i++) {
-      const round = {} as Record<Contender, { seconds: number; cpuSeconds: number; serverCpuSeconds: number }>;
-      for (const who of rotated(CONTENDERS, i)) {
-        const measured = await once[who]();
-        await settle(measured.keys);
-        round[who] = measured;
-      }
-      for (const who of CONTENDERS) {
-        result[who].push(round[who].seconds);
-        result.cpu[who].push(round[who].cpuSeconds);
-        result.serverCpu[who].push(round[who].serverCpuSeconds);
-      }
-      result.depotPeakRss.push(worker.peakRss());
-      result.libStoragePeakRss.push(uploader.peakRss());
-      const figures = (who: Contender) =>
-        `${(bytes / MiB / round[who].seconds).toFixed(0)} MiB/s (CPU ${round[who].cpuSeconds.toFixed(1)} s, s3rver ${round[who].serverCpuSeconds.toFixed(1)} s)`;
-      ctx.log(`  s3 run ${i + 1}: depot ${figures('depot')}, lib-storage ${figures('libStorage')}, rclone ${figures('rclone')}; depot peak RSS ${(worker.peakRss() / MiB).toFixed(0)} MiB`);
-    }
+    await rotatedRounds(
+      CONTENDERS,
+      runs,
+      (who) => once[who](),
+      (measured) => settle(measured.keys),
+      (round, i) => {
+        for (const who of CONTENDERS) {
+          result[who].push(round[who].seconds);
+          result.cpu[who].push(round[who].cpuSeconds);
+          result.serverCpu[who].push(round[who].serverCpuSeconds);
+        }
+        result.depotPeakRss.push(worker.peakRss());
+        result.libStoragePeakRss.push(peer.peakRss());
+        const figures = (who: Contender) =>
+          `${(bytes / MiB / round[who].seconds).toFixed(0)} MiB/s (CPU ${round[who].cpuSeconds.toFixed(1)} s, s3rver ${round[who].serverCpuSeconds.toFixed(1)} s)`;
+        ctx.log(`  s3 run ${i + 1}: depot ${figures('depot')}, lib-storage ${figures('libStorage')}, rclone ${figures('rclone')}; depot peak RSS ${(worker.peakRss() / MiB).toFixed(0)} MiB`);
+      },
+    );
     const left = await admin.send(new ListMultipartUploadsCommand({ Bucket: BUCKET }));
     if ((left.Uploads ?? []).length > 0) throw new Error(`${left.Uploads?.length} multipart uploads left on s3rver`);
     return result;

@@ -41,3 +41,34 @@ export function fmtSpread(values: number[], digits = 2): string {
   const max = Math.max(...values);
   return `${fmt(median(values), digits)} (${fmt(min, digits)}–${fmt(max, digits)})`;
 }
+
+/** One contender's run: wall seconds, its own CPU seconds, and the server's CPU seconds meanwhile. */
+export interface Timing {
+  seconds: number;
+  cpuSeconds: number;
+  serverCpuSeconds: number;
+}
+
+/**
+ * The side-by-side protocol of the large-archive comparisons: one untimed run
+ * each (logins, lazy loading), then `runs` rounds in rotating order; every run
+ * is settled (its upload removed, the disk flushed) before the next starts.
+ */
+export async function rotatedRounds<C extends string, M extends Timing>(
+  contenders: readonly C[],
+  runs: number,
+  once: (who: C) => Promise<M>,
+  settle: (measured: M) => Promise<void>,
+  onRound: (round: Record<C, M>, index: number) => void,
+): Promise<void> {
+  for (const who of contenders) await settle(await once(who));
+  for (let i = 0; i < runs; i++) {
+    const round = {} as Record<C, M>;
+    for (const who of rotated(contenders, i)) {
+      const measured = await once(who);
+      await settle(measured);
+      round[who] = measured;
+    }
+    onRound(round, i);
+  }
+}
