@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { TaskContext } from '../archiving/task-runner';
+import { OPERATIONS } from '../contract';
 import { classifyError } from '../support/error-handler';
 import type { Logger } from '../support/logging';
 import type { NotificationService, TaskEvent, TaskNotification } from '../support/notifications';
@@ -54,8 +55,10 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
   const run = async (job: Job, token?: string, signal?: AbortSignal): Promise<unknown> => {
     const abort = signal ?? new AbortController().signal;
     const progress = throttledProgress(job);
+    // Producers' tasks only: the hourly expiry job is depot's own business.
+    const notifications = (OPERATIONS as readonly string[]).includes(job.name) ? options.notifications : undefined;
     const notify = (event: TaskEvent, extra: Partial<TaskNotification>) =>
-      options.notifications?.notify((job.data as { callbackUrl?: unknown }).callbackUrl, {
+      notifications?.notify((job.data as { callbackUrl?: unknown }).callbackUrl, {
         event,
         taskId: taskIdOf(job),
         jobId: job.id ?? '',

@@ -139,6 +139,20 @@ test('a receiver that answers 503 twice gets the delivery on the third try', asy
   expect(answers.get('/flaky')).toEqual([]);
 });
 
+test('the hourly expiry job sends no webhook: only producers\' tasks do', async () => {
+  const queue = new Queue('depot', { connection: { host: '127.0.0.1', port: redis.port }, prefix: 'bull' });
+  try {
+    const job = await queue.add('expire', {}, { jobId: 'expire-now' });
+    // It fails here (one driver's root is a file), which would be a task.failed webhook if expiry sent any.
+    await eventually(async () => (['completed', 'failed'].includes(await job.getState()) ? true : undefined), 20_000, 'the expiry job to finish');
+    // A completion webhook arrives within milliseconds (see above); give one ample time to show up.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(received.filter((r) => r.body.operation === 'expire' || r.body.jobId === 'expire-now')).toEqual([]);
+  } finally {
+    await queue.close();
+  }
+});
+
 test('the secret is in no job data and no log line; backoff doubles up to an hour', async () => {
   const queue = new Queue('depot-callbacks', { connection: { host: '127.0.0.1', port: redis.port }, prefix: 'bull' });
   try {
