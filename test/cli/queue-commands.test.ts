@@ -109,9 +109,10 @@ test('without a worker, store --no-wait queues the task and status counts it', a
 
   const status = await depot(['status', '--json']);
   expect(status.code).toBe(0);
-  const report = JSON.parse(status.stdout) as { counts: Record<string, number>; workers: unknown[] };
+  const report = JSON.parse(status.stdout) as { counts: Record<string, number>; workers: unknown[]; webhooks: Record<string, number> };
   expect(report.counts.waiting).toBe(1);
   expect(report.workers).toEqual([]);
+  expect(report.webhooks).toEqual({ waiting: 0, active: 0, delayed: 0, completed: 0, failed: 0 });
 });
 
 test('store, retrieve and delete through a worker; status names the worker', async () => {
