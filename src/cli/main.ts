@@ -12,6 +12,7 @@ import { registerStore } from './store';
 import { registerRetrieve } from './retrieve';
 import { registerDelete } from './delete';
 import { registerWorker } from './worker';
+import { registerServe } from './serve';
 
 
 export function buildProgram(): Command {
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerWorker(program);
+  registerServe(program);
   registerStore(program);
   registerRetrieve(program);
   registerDelete(program);

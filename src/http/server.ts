@@ -1,0 +1,116 @@
+import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Queue, QueueEvents } from 'bullmq';
+import type { Config } from '../config/load';
+import { createRedis, waitForRedis } from '../queue/connection';
+import { CALLBACK_QUEUE } from '../queue/names';
+import type { StorageAPI } from '../storage/api';
+import type { Logger } from '../support/logging';
+import { redactor } from '../support/redaction';
+import { DriverHealth } from './driver-health';
+import { renderMetrics } from './metrics';
+import { TaskCounters } from './task-counters';
+
+const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed'] as const;
+const WEBHOOK_STATES = ['waiting', 'active', 'delayed', 'completed', 'failed'] as const;
+/** How often every driver's connection check runs for /health and /metrics. */
+export const CHECK_INTERVAL_MS = 60_000;
+
+export interface DepotHttpServer {
+  server: Server;
+  /** The address it listens on, e.g. http://127.0.0.1:3000. */
+  url: string;
+  health: DriverHealth;
+  close(): Promise<void>;
+}
+
+/**
+ * `depot serve` (CONTRACT §6): GET /health and GET /metrics. Both answer from
+ * the queue's counts (read on each request) and from each driver's last
+ * connection check (run every minute), never touching a backend per request.
+ */
+export async function startHttpServer(config: Config, storage: StorageAPI, logger: Logger, options: { checkIntervalMs?: number } = {}): Promise<DepotHttpServer> {
+  const connection = createRedis(config.redis.url, 'worker');
+  connection.on('error', () => undefined);
+  const queue = new Queue(config.queue.name, { connection, prefix: config.queue.prefix });
+  const callbacks = new Queue(CALLBACK_QUEUE, { connection, prefix: config.queue.prefix });
+  const eventsConnection = createRedis(config.redis.url, 'worker');
+  eventsConnection.on('error', () => undefined);
+  const events = new QueueEvents(config.queue.name, { connection: eventsConnection, prefix: config.queue.prefix });
+  queue.on('error', () => undefined);
+  callbacks.on('error', () => undefined);
+  events.on('error', () => undefined);
+  const tasks = new TaskCounters(queue, events);
+  const health = new DriverHealth(storage, options.checkIntervalMs ?? CHECK_INTERVAL_MS);
+  health.start();
+
+  const redisOk = async (): Promise<{ ok: boolean; error?: string }> => {
+    try {
+      await waitForRedis(connection, 2_000);
+      await connection.ping();
+      return { ok: true };
+    } catch (error) {
+      return { ok: false, error: redactor.redact((error as Error).message) };
+    }
+  };
+
+  const routes: Record<string, (response: ServerResponse) => Promise<void>> = {
+    '/health': async (response) => {
+      const redis = await redisOk();
+      const drivers = health.snapshot().map(({ driver, last }) =>
+        last ? { driver, ok: last.ok, checkedAt: last.checkedAt, ...(last.error ? { error: last.error } : {}) } : { driver, ok: false, pending: true },
+      );
+      const ok = redis.ok && drivers.every((d) => d.ok);
+      send(response, ok ? 200 : 503, 'application/json', JSON.stringify({ ok, redis, drivers }));
+    },
+    '/metrics': async (response) => {
+      const [counts, workers, webhooks] = await Promise.all([
+        queue.getJobCounts(...QUEUE_STATES),
+        queue.getWorkersCount(),
+        callbacks.getJobCounts(...WEBHOOK_STATES),
+      ]);
+      const body = renderMetrics({ queue: config.queue.name, counts, workers, webhooks, drivers: health.snapshot(), tasks });
+      send(response, 200, 'text/plain; version=0.0.4; charset=utf-8', body);
+    },
+  };
+
+  const server = createServer((request: IncomingMessage, response: ServerResponse) => {
+    const path = new URL(request.url ?? '/', 'http://depot').pathname;
+    const route = routes[path];
+    if (!route) return send(response, 404, 'application/json', JSON.stringify({ ok: false, error: { code: 'not_found', message: `no route ${path}` } }));
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      response.setHeader('allow', 'GET, HEAD');
+      return send(response, 405, 'application/json', JSON.stringify({ ok: false, error: { code: 'invalid_task', message: `${request.method} is not allowed on ${path}` } }));
+    }
+    route(response).catch((error: Error) => {
+      logger.warn(`${path} failed: ${redactor.redact(error.message)}`);
+      send(response, 503, 'application/json', JSON.stringify({ ok: false, error: { code: 'unavailable', message: redactor.redact(error.message) } }));
+    });
+  });
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.http.port, config.http.host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    server,
+    url: `http://${host}:${address.port}`,
+    health,
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await health.stop();
+      await Promise.allSettled([queue.close(), callbacks.close(), events.close()]);
+      connection.disconnect();
+      eventsConnection.disconnect();
+    },
+  };
+}
+
+function send(response: ServerResponse, status: number, type: string, body: string): void {
+  response.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  response.end(body);
+}
