@@ -5,17 +5,17 @@ import { StorageAPI } from '../storage/api';
 import { defaultDriverFactory } from '../storage/drivers';
 import { createLogger, logSettingsFromEnv } from '../support/logging';
 
-/** `depot serve`: /health and /metrics over HTTP (foreground; SIGTERM stops it). */
+/** `depot serve`: /health, /metrics and the task API over HTTP (foreground; SIGTERM stops it). */
 export function registerServe(program: Command): void {
   program
     .command('serve')
-    .description('HTTP: /health and /metrics (Prometheus) on http.host:http.port')
+    .description('HTTP: /health, /metrics (Prometheus) and the task API (/v1/tasks) on http.host:http.port')
     .action(async () => {
       const config = loadConfig();
       const logger = createLogger(logSettingsFromEnv(process.env, process.stdout));
       const storage = new StorageAPI(config, defaultDriverFactory(), logger);
       const http = await startHttpServer(config, storage, logger);
-      logger.info(`serving /health and /metrics on ${http.url}`, { url: http.url });
+      logger.info(`serving /health, /metrics and /v1/tasks on ${http.url}`, { url: http.url });
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           logger.info(`${signal}: stopping`);

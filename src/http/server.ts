@@ -7,8 +7,11 @@ import { CALLBACK_QUEUE } from '../queue/names';
 import type { StorageAPI } from '../storage/api';
 import type { Logger } from '../support/logging';
 import { redactor } from '../support/redaction';
+import { ArchivingManager } from '../archiving/manager';
+import { BearerAuth } from './bearer-auth';
 import { DriverHealth } from './driver-health';
 import { renderMetrics } from './metrics';
+import { TaskApi } from './task-api';
 import { TaskCounters } from './task-counters';
 
 const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed'] as const;
@@ -25,9 +28,10 @@ export interface DepotHttpServer {
 }
 
 /**
- * `depot serve` (CONTRACT §6): GET /health and GET /metrics. Both answer from
- * the queue's counts (read on each request) and from each driver's last
- * connection check (run every minute), never touching a backend per request.
+ * `depot serve` (CONTRACT §6): GET /health and GET /metrics answer from the
+ * queue's counts (read on each request) and each driver's last connection
+ * check (run every minute), never touching a backend per request; the task
+ * API (/v1/tasks, bearer tokens) queues tasks and reports them.
  */
 export async function startHttpServer(config: Config, storage: StorageAPI, logger: Logger, options: { checkIntervalMs?: number } = {}): Promise<DepotHttpServer> {
   const connection = createRedis(config.redis.url, 'worker');
@@ -43,6 +47,9 @@ export async function startHttpServer(config: Config, storage: StorageAPI, logge
   const tasks = new TaskCounters(queue, events);
   const health = new DriverHealth(storage, options.checkIntervalMs ?? CHECK_INTERVAL_MS);
   health.start();
+  const manager = new ArchivingManager({ redisUrl: config.redis.url, queueName: config.queue.name, prefix: config.queue.prefix });
+  const api = new TaskApi(manager, queue, config.limits.inlineBytes);
+  const auth = new BearerAuth(config.http.tokens);
 
   const redisOk = async (): Promise<{ ok: boolean; error?: string }> => {
     try {
@@ -76,16 +83,28 @@ export async function startHttpServer(config: Config, storage: StorageAPI, logge
 
   const server = createServer((request: IncomingMessage, response: ServerResponse) => {
     const path = new URL(request.url ?? '/', 'http://depot').pathname;
+    const fail = (error: Error) => {
+      logger.warn(`${path} failed: ${redactor.redact(error.message)}`);
+      if (!response.headersSent) send(response, 503, 'application/json', JSON.stringify({ ok: false, error: { code: 'unavailable', message: redactor.redact(error.message) } }));
+    };
+    if (path === '/v1/tasks' || path.startsWith('/v1/tasks/')) {
+      const reply = (status: number, body: unknown) => send(response, status, 'application/json', JSON.stringify(body));
+      if (!auth.allows(request)) {
+        response.setHeader('www-authenticate', 'Bearer');
+        return reply(401, { ok: false, error: { code: 'auth', message: 'a valid bearer token (config http.tokens) is required' } });
+      }
+      if (path === '/v1/tasks' && request.method === 'POST') return void api.create(request, reply).catch(fail);
+      const taskId = decodeURIComponent(path.slice('/v1/tasks/'.length));
+      if (path.startsWith('/v1/tasks/') && taskId && !taskId.includes('/') && request.method === 'GET') return void api.status(taskId, reply).catch(fail);
+      return reply(path === '/v1/tasks' || taskId ? 405 : 404, { ok: false, error: { code: 'invalid_task', message: `${request.method} ${path} is not a route` } });
+    }
     const route = routes[path];
     if (!route) return send(response, 404, 'application/json', JSON.stringify({ ok: false, error: { code: 'not_found', message: `no route ${path}` } }));
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       response.setHeader('allow', 'GET, HEAD');
       return send(response, 405, 'application/json', JSON.stringify({ ok: false, error: { code: 'invalid_task', message: `${request.method} is not allowed on ${path}` } }));
     }
-    route(response).catch((error: Error) => {
-      logger.warn(`${path} failed: ${redactor.redact(error.message)}`);
-      send(response, 503, 'application/json', JSON.stringify({ ok: false, error: { code: 'unavailable', message: redactor.redact(error.message) } }));
-    });
+    route(response).catch(fail);
   });
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
@@ -103,7 +122,7 @@ export async function startHttpServer(config: Config, storage: StorageAPI, logge
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await health.stop();
-      await Promise.allSettled([queue.close(), callbacks.close(), events.close()]);
+      await Promise.allSettled([queue.close(), callbacks.close(), events.close(), manager.close()]);
       connection.disconnect();
       eventsConnection.disconnect();
     },

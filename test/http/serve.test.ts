@@ -39,8 +39,12 @@ afterAll(async () => {
   );
 });
 
-async function serve(drivers: Record<string, unknown>): Promise<DepotHttpServer> {
-  const config = testConfig({ redis: { url: redis.url }, defaultDriver: 'local', drivers, http: { port: 0 }, paths: { allowed: [work] } }, work);
+async function serve(drivers: Record<string, unknown>, tokens: string[] = []): Promise<DepotHttpServer> {
+  // Tokens are secrets: only from a file (or ${ENV}), as an operator must give them.
+  const tokensFile = path.join(work, `tokens-${servers.length}.txt`);
+  await writeFile(tokensFile, tokens.join('\n') + '\n');
+  const httpSettings = tokens.length ? { port: 0, tokensFile } : { port: 0 };
+  const config = testConfig({ redis: { url: redis.url }, defaultDriver: 'local', drivers, http: httpSettings, paths: { allowed: [work] } }, work);
   const storage = new StorageAPI(config, defaultDriverFactory(), logger);
   const http = await startHttpServer(config, storage, logger);
   servers.push({ http, storage });
@@ -48,8 +52,8 @@ async function serve(drivers: Record<string, unknown>): Promise<DepotHttpServer>
   return http;
 }
 
-async function get(http: DepotHttpServer, route: string, method = 'GET'): Promise<{ status: number; type: string | null; text: string }> {
-  const response = await fetch(`${http.url}${route}`, { method });
+async function get(http: DepotHttpServer, route: string, method = 'GET', init: RequestInit = {}): Promise<{ status: number; type: string | null; text: string }> {
+  const response = await fetch(`${http.url}${route}`, { method, ...init });
   return { status: response.status, type: response.headers.get('content-type'), text: await response.text() };
 }
 
@@ -117,3 +121,49 @@ test('metrics: queue counts, workers, and the stores the workers finished, with 
   expect((await get(http, '/nothing-here')).status).toBe(404);
   expect((await get(http, '/metrics', 'POST')).status).toBe(405);
 });
+
+test('task API: a bearer token queues a task (202) and GET reports it; bad input is 400 naming the field; no valid token is 401', async () => {
+  const TOKEN = 'api-token-0123456789abcdef';
+  if (!worker) {
+    const config = testConfig({ redis: { url: redis.url }, drivers: { local: { type: 'filesystem', root: path.join(work, 'archive') } }, paths: { allowed: [work] } }, work);
+    worker = await startInProcessWorker(config);
+  }
+  const http = await serve({ local: { type: 'filesystem', root: path.join(work, 'archive') } }, [TOKEN]);
+  const post = (body: unknown, token = TOKEN) =>
+    get(http, '/v1/tasks', 'POST', { headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const bytes = Buffer.from('archive sent over HTTP');
+
+  expect((await get(http, '/v1/tasks', 'POST', { body: '{}' })).status).toBe(401);
+  expect((await post({ operation: 'check', task: { driver: 'local' } }, 'wrong-token-0123456789abcdef')).status).toBe(401);
+
+  const queued = await post({ operation: 'store', task: { name: 'http.zip', source: { base64: bytes.toString('base64') }, metadata: { courseId: '7' } }, options: { priority: 1 } });
+  expect(queued.status).toBe(202);
+  const { taskId, jobId } = JSON.parse(queued.text) as { taskId: string; jobId: string };
+  expect(jobId).toBe(taskId);
+  const auth = { headers: { authorization: `Bearer ${TOKEN}` } };
+  const done = await eventually(
+    async () => {
+      const report = JSON.parse((await get(http, `/v1/tasks/${taskId}`, 'GET', auth)).text) as { state: string; result?: StoreResult };
+      return report.state === 'completed' ? report : undefined;
+    },
+    20_000,
+    'the HTTP task to complete',
+  );
+  expect(done).toMatchObject({ ok: true, taskId, operation: 'store', result: { name: 'http.zip', size: bytes.length, metadata: { courseId: '7' }, ref: { driver: 'local' } } });
+  expect((await get(http, `/v1/tasks/${taskId}`)).status).toBe(401);
+
+  const invalid = await post({ operation: 'store', task: { name: '../escape', source: { base64: '' } } });
+  expect(invalid.status).toBe(400);
+  expect(JSON.parse(invalid.text)).toMatchObject({ ok: false, error: { code: 'invalid_task', field: 'name' } });
+  expect(JSON.parse((await post({ operation: 'archive', task: {} })).text)).toMatchObject({ error: { field: 'operation' } });
+  expect(JSON.parse((await post({ operation: 'check', task: { driver: 'local' }, options: { attempts: 99 } })).text)).toMatchObject({ error: { field: 'options' } });
+  expect((await post('not json')).status).toBe(400);
+  expect((await post({ operation: 'check', task: { driver: 'local' }, padding: 'x'.repeat(2 * 1024 * 1024) })).status).toBe(413);
+  expect((await get(http, '/v1/tasks/01a2b3c4-0000-7000-8000-00000000dead', 'GET', auth)).status).toBe(404);
+  expect((await get(http, '/v1/tasks', 'PUT', auth)).status).toBe(405);
+
+  // Without tokens in the config the API lets nobody in.
+  const closed = await serve({ local: { type: 'filesystem', root: path.join(work, 'archive') } });
+  expect((await get(closed, '/v1/tasks', 'POST', { headers: { authorization: `Bearer ${TOKEN}` }, body: '{}' })).status).toBe(401);
+});
+

@@ -1,0 +1,106 @@
+import type { IncomingMessage } from 'node:http';
+import type { Job, Queue } from 'bullmq';
+import { ArchivingManager, failureFromReason } from '../archiving/manager';
+import { DepotError, isOperation } from '../contract';
+import { jobIdFor } from '../queue/names';
+import { errorBody } from '../support/error-handler';
+
+/** What a request body may hold beyond the largest inline archive (base64 grows it by a third). */
+const BODY_OVERHEAD = 64 * 1024;
+
+export type Reply = (status: number, body: unknown) => void;
+
+/**
+ * CONTRACT §6 task API: `POST /v1/tasks` queues `{ operation, task, options? }`
+ * (validated exactly as the queue's workers would: a bad task is 400 naming the
+ * field, never queued), `GET /v1/tasks/:taskId` reports its state and result.
+ */
+export class TaskApi {
+  private readonly bodyLimit: number;
+
+  constructor(
+    private readonly manager: ArchivingManager,
+    private readonly queue: Queue,
+    inlineBytes: number,
+  ) {
+    this.bodyLimit = Math.ceil((inlineBytes * 4) / 3) + BODY_OVERHEAD;
+  }
+
+  async create(request: IncomingMessage, reply: Reply): Promise<void> {
+    const declared = Number(request.headers['content-length'] ?? 0);
+    if (declared > this.bodyLimit) return reply(413, failure('invalid_task', `the body is larger than ${this.bodyLimit} bytes`, 'body'));
+    let raw: string;
+    try {
+      raw = await readBody(request, this.bodyLimit);
+    } catch {
+      return reply(413, failure('invalid_task', `the body is larger than ${this.bodyLimit} bytes`, 'body'));
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(raw);
+    } catch {
+      return reply(400, failure('invalid_task', 'is not JSON', 'body'));
+    }
+    const { operation, task, options } = (typeof body === 'object' && body !== null ? body : {}) as { operation?: unknown; task?: unknown; options?: unknown };
+    if (typeof operation !== 'string' || !isOperation(operation)) return reply(400, failure('invalid_task', 'must be one of store, retrieve, delete, check', 'operation'));
+    if (typeof task !== 'object' || task === null || Array.isArray(task)) return reply(400, failure('invalid_task', 'must be an object', 'task'));
+    const jobOptions = parseOptions(options);
+    if (typeof jobOptions === 'string') return reply(400, failure('invalid_task', jobOptions, 'options'));
+    try {
+      const handle = await this.manager.enqueue(operation, task as Record<string, unknown>, jobOptions);
+      reply(202, { ok: true, taskId: handle.taskId, jobId: handle.jobId });
+    } catch (error) {
+      const e = { ...errorBody(error), ...(error instanceof DepotError && error.field ? { field: error.field } : {}) };
+      reply(e.code === 'invalid_task' ? 400 : 503, { ok: false, error: e });
+    }
+  }
+
+  async status(taskId: string, reply: Reply): Promise<void> {
+    const job = await this.queue.getJob(jobIdFor(taskId));
+    if (!job) return reply(404, failure('not_found', `no task ${taskId} (unknown, or finished and removed)`, 'taskId'));
+    reply(200, await describe(job, taskId));
+  }
+}
+
+async function describe(job: Job, taskId: string): Promise<Record<string, unknown>> {
+  const state = await job.getState();
+  const out: Record<string, unknown> = { ok: true, taskId, jobId: job.id, operation: job.name, state, attempts: job.attemptsMade };
+  if (typeof job.progress === 'object' && job.progress !== null) out.progress = job.progress;
+  if (state === 'completed') out.result = job.returnvalue;
+  if (state === 'failed') out.error = failureFromReason(job.failedReason ?? '').toJSON();
+  return out;
+}
+
+/** Only what a producer may choose: a priority and a delay. */
+function parseOptions(options: unknown): { priority?: number; delay?: number } | string {
+  if (options === undefined) return {};
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) return 'must be an object';
+  const { priority, delay, ...rest } = options as Record<string, unknown>;
+  const unknown = Object.keys(rest);
+  if (unknown.length) return `unknown option ${unknown[0]} (allowed: priority, delay)`;
+  if (priority !== undefined && (!Number.isInteger(priority) || (priority as number) < 0 || (priority as number) > 2_097_152)) return 'priority must be an integer from 0 to 2097152';
+  if (delay !== undefined && (!Number.isInteger(delay) || (delay as number) < 0)) return 'delay must be a non-negative integer of milliseconds';
+  return { ...(priority !== undefined ? { priority: priority as number } : {}), ...(delay !== undefined ? { delay: delay as number } : {}) };
+}
+
+function failure(code: string, message: string, field: string): { ok: false; error: { code: string; message: string; field: string } } {
+  return { ok: false, error: { code, message: `${field}: ${message}`, field } };
+}
+
+function readBody(request: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    request.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        request.destroy();
+        reject(new DepotError('invalid_task', 'body too large'));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    request.on('error', reject);
+  });
+}
