@@ -9,6 +9,7 @@ import type { Logger } from '../support/logging';
 import { redactor } from '../support/redaction';
 import { ArchivingManager } from '../archiving/manager';
 import { BearerAuth } from './bearer-auth';
+import { Dashboard, DASHBOARD_PATH } from './dashboard';
 import { DriverHealth } from './driver-health';
 import { renderMetrics } from './metrics';
 import { TaskApi } from './task-api';
@@ -50,6 +51,7 @@ export async function startHttpServer(config: Config, storage: StorageAPI, logge
   const manager = new ArchivingManager({ redisUrl: config.redis.url, queueName: config.queue.name, prefix: config.queue.prefix });
   const api = new TaskApi(manager, queue, config.limits.inlineBytes);
   const auth = new BearerAuth(config.http.tokens);
+  const dashboard = new Dashboard([queue, callbacks], config.http.auth);
 
   const redisOk = async (): Promise<{ ok: boolean; error?: string }> => {
     try {
@@ -87,8 +89,9 @@ export async function startHttpServer(config: Config, storage: StorageAPI, logge
       logger.warn(`${path} failed: ${redactor.redact(error.message)}`);
       if (!response.headersSent) send(response, 503, 'application/json', JSON.stringify({ ok: false, error: { code: 'unavailable', message: redactor.redact(error.message) } }));
     };
+    const reply = (status: number, body: unknown) => send(response, status, 'application/json', JSON.stringify(body));
+    if (path === DASHBOARD_PATH || path.startsWith(`${DASHBOARD_PATH}/`)) return dashboard.serve(request, response, reply);
     if (path === '/v1/tasks' || path.startsWith('/v1/tasks/')) {
-      const reply = (status: number, body: unknown) => send(response, status, 'application/json', JSON.stringify(body));
       if (!auth.allows(request)) {
         response.setHeader('www-authenticate', 'Bearer');
         return reply(401, { ok: false, error: { code: 'auth', message: 'a valid bearer token (config http.tokens) is required' } });

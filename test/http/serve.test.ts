@@ -39,11 +39,13 @@ afterAll(async () => {
   );
 });
 
-async function serve(drivers: Record<string, unknown>, tokens: string[] = []): Promise<DepotHttpServer> {
+async function serve(drivers: Record<string, unknown>, tokens: string[] = [], auth?: { user: string; password: string }): Promise<DepotHttpServer> {
   // Tokens are secrets: only from a file (or ${ENV}), as an operator must give them.
   const tokensFile = path.join(work, `tokens-${servers.length}.txt`);
   await writeFile(tokensFile, tokens.join('\n') + '\n');
-  const httpSettings = tokens.length ? { port: 0, tokensFile } : { port: 0 };
+  const passwordFile = path.join(work, `password-${servers.length}.txt`);
+  if (auth) await writeFile(passwordFile, `${auth.password}\n`);
+  const httpSettings = { port: 0, ...(tokens.length ? { tokensFile } : {}), ...(auth ? { auth: { user: auth.user, passwordFile } } : {}) };
   const config = testConfig({ redis: { url: redis.url }, defaultDriver: 'local', drivers, http: httpSettings, paths: { allowed: [work] } }, work);
   const storage = new StorageAPI(config, defaultDriverFactory(), logger);
   const http = await startHttpServer(config, storage, logger);
@@ -165,5 +167,32 @@ test('task API: a bearer token queues a task (202) and GET reports it; bad input
   // Without tokens in the config the API lets nobody in.
   const closed = await serve({ local: { type: 'filesystem', root: path.join(work, 'archive') } });
   expect((await get(closed, '/v1/tasks', 'POST', { headers: { authorization: `Bearer ${TOKEN}` }, body: '{}' })).status).toBe(401);
+});
+
+test('bull-board at /queues: behind http.auth basic credentials, off without them', async () => {
+  const auth = { user: 'operator', password: 'dashboard-password-123' };
+  const http = await serve({ local: { type: 'filesystem', root: path.join(work, 'archive') } }, [], auth);
+  const basic = (user: string, password: string) => ({ headers: { authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` } });
+
+  const anonymous = await get(http, '/queues');
+  expect(anonymous.status).toBe(401);
+  expect((await get(http, '/queues', 'GET', basic('operator', 'wrong'))).status).toBe(401);
+  const page = await get(http, '/queues', 'GET', basic(auth.user, auth.password));
+  expect(page.status).toBe(200);
+  expect(page.type).toContain('text/html');
+  // Its assets are addressed relative to <base href> under /queues, where this server hands them to the board.
+  const base = /<base href="([^"]+)"/.exec(page.text)?.[1] ?? '';
+  const asset = /src="(static\/[^"]+)"/.exec(page.text)?.[1];
+  expect(base.replace(/\/$/, '')).toBe('/queues');
+  expect(asset).toBeDefined();
+  expect((await get(http, `/queues/${asset ?? ''}`, 'GET', basic(auth.user, auth.password))).status).toBe(200);
+  // The board's API lists both queues.
+  const api = await get(http, '/queues/api/queues', 'GET', basic(auth.user, auth.password));
+  expect(api.status).toBe(200);
+  const names = (JSON.parse(api.text) as { queues: Array<{ name: string }> }).queues.map((q) => q.name).sort();
+  expect(names).toEqual(['depot', 'depot-callbacks']);
+
+  const off = await serve({ local: { type: 'filesystem', root: path.join(work, 'archive') } });
+  expect((await get(off, '/queues', 'GET', basic(auth.user, auth.password))).status).toBe(404);
 });
 

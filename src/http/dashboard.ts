@@ -1,0 +1,48 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import type { Queue } from 'bullmq';
+
+export const DASHBOARD_PATH = '/queues';
+
+/**
+ * bull-board on the task queue and the webhook queue, behind HTTP basic auth
+ * (config `http.auth`; without it the dashboard is off). The dashboard can
+ * retry and remove jobs; archives are never touched through it.
+ */
+export class Dashboard {
+  private readonly handle?: (request: IncomingMessage, response: ServerResponse) => void;
+  private readonly expected?: Buffer;
+
+  constructor(queues: Queue[], auth: { user: string; password: string } | undefined) {
+    if (!auth) return;
+    this.expected = digest(`${auth.user}:${auth.password}`);
+    const adapter = new ExpressAdapter();
+    adapter.setBasePath(DASHBOARD_PATH);
+    createBullBoard({ queues: queues.map((q) => new BullMQAdapter(q)), serverAdapter: adapter });
+    this.handle = adapter.getRouter() as (request: IncomingMessage, response: ServerResponse) => void;
+  }
+
+  serve(request: IncomingMessage, response: ServerResponse, reply: (status: number, body: unknown) => void): void {
+    if (!this.handle || !this.expected) return reply(404, { ok: false, error: { code: 'not_found', message: 'the dashboard is off: configure http.auth (user, password)' } });
+    if (!this.allows(request)) {
+      response.setHeader('www-authenticate', 'Basic realm="depot", charset="UTF-8"');
+      return reply(401, { ok: false, error: { code: 'auth', message: 'the dashboard needs http.auth credentials' } });
+    }
+    // Mounted as express would mount it: the board's routes are relative to its base path.
+    request.url = (request.url ?? '/').slice(DASHBOARD_PATH.length) || '/';
+    this.handle(request, response);
+  }
+
+  private allows(request: IncomingMessage): boolean {
+    const match = /^Basic ([A-Za-z0-9+/=]+)$/i.exec(request.headers.authorization ?? '');
+    if (!match || !this.expected) return false;
+    return timingSafeEqual(this.expected, digest(Buffer.from(match[1], 'base64').toString('utf8')));
+  }
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}
