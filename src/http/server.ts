@@ -96,7 +96,13 @@ export async function startHttpServer(config: Config, storage: StorageAPI, logge
         response.setHeader('www-authenticate', 'Bearer');
         return reply(401, { ok: false, error: { code: 'auth', message: 'a valid bearer token (config http.tokens) is required' } });
       }
-      if (path === '/v1/tasks' && request.method === 'POST') return void api.create(request, reply).catch(fail);
+      if (path === '/v1/tasks' && request.method === 'POST') {
+        const closeAfterReply = () => {
+          response.setHeader('connection', 'close');
+          response.once('finish', () => request.socket.destroy());
+        };
+        return void api.create(request, reply, closeAfterReply).catch(fail);
+      }
       const taskId = decodeURIComponent(path.slice('/v1/tasks/'.length));
       if (path.startsWith('/v1/tasks/') && taskId && !taskId.includes('/') && request.method === 'GET') return void api.status(taskId, reply).catch(fail);
       return reply(path === '/v1/tasks' || taskId ? 405 : 404, { ok: false, error: { code: 'invalid_task', message: `${request.method} ${path} is not a route` } });

@@ -26,14 +26,17 @@ export class TaskApi {
     this.bodyLimit = Math.ceil((inlineBytes * 4) / 3) + BODY_OVERHEAD;
   }
 
-  async create(request: IncomingMessage, reply: Reply): Promise<void> {
-    const declared = Number(request.headers['content-length'] ?? 0);
-    if (declared > this.bodyLimit) return reply(413, failure('invalid_task', `the body is larger than ${this.bodyLimit} bytes`, 'body'));
+  /** `closeAfterReply`: a body refused before its end is not read further; the connection closes after the answer. */
+  async create(request: IncomingMessage, reply: Reply, closeAfterReply: () => void): Promise<void> {
+    const tooLarge = () => reply(413, failure('invalid_task', `the body is larger than ${this.bodyLimit} bytes`, 'body'));
+    // Refused before its end: the connection is closed after the answer instead of reading the rest.
+    if (Number(request.headers['content-length'] ?? 0) > this.bodyLimit) return (request.pause(), closeAfterReply(), tooLarge());
     let raw: string;
     try {
       raw = await readBody(request, this.bodyLimit);
     } catch {
-      return reply(413, failure('invalid_task', `the body is larger than ${this.bodyLimit} bytes`, 'body'));
+      closeAfterReply();
+      return tooLarge();
     }
     let body: unknown;
     try {
@@ -91,16 +94,19 @@ function readBody(request: IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    request.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       size += chunk.length;
       if (size > limit) {
-        request.destroy();
+        request.off('data', onData);
+        request.pause();
         reject(new DepotError('invalid_task', 'body too large'));
         return;
       }
       chunks.push(chunk);
-    });
+    };
+    request.on('data', onData);
     request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     request.on('error', reject);
   });
 }
+

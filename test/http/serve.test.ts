@@ -161,6 +161,15 @@ test('task API: a bearer token queues a task (202) and GET reports it; bad input
   expect(JSON.parse((await post({ operation: 'check', task: { driver: 'local' }, options: { attempts: 99 } })).text)).toMatchObject({ error: { field: 'options' } });
   expect((await post('not json')).status).toBe(400);
   expect((await post({ operation: 'check', task: { driver: 'local' }, padding: 'x'.repeat(2 * 1024 * 1024) })).status).toBe(413);
+  // Also when the size is not declared up front (a chunked body): the answer still arrives.
+  const chunked = new ReadableStream<Uint8Array>({
+    start(controller) {
+      for (let i = 0; i < 40; i++) controller.enqueue(new Uint8Array(64 * 1024).fill(0x20));
+      controller.close();
+    },
+  });
+  const streamed = await fetch(`${http.url}/v1/tasks`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: chunked, duplex: 'half' } as RequestInit);
+  expect(streamed.status).toBe(413);
   expect((await get(http, '/v1/tasks/01a2b3c4-0000-7000-8000-00000000dead', 'GET', auth)).status).toBe(404);
   expect((await get(http, '/v1/tasks', 'PUT', auth)).status).toBe(405);
 
