@@ -8,9 +8,8 @@ import type { Queue } from 'bullmq';
 export const DASHBOARD_PATH = '/queues';
 
 /**
- * bull-board on the task queue and the webhook queue, behind HTTP basic auth
- * (config `http.auth`; without it the dashboard is off). The dashboard can
- * retry and remove jobs; archives are never touched through it.
+ * bull-board on the task queue and the webhook queue, read-only, behind HTTP
+ * basic auth (config `http.auth`; without it the dashboard is off).
  */
 export class Dashboard {
   private readonly handle?: (request: IncomingMessage, response: ServerResponse) => void;
@@ -21,7 +20,9 @@ export class Dashboard {
     this.expected = digest(`${auth.user}:${auth.password}`);
     const adapter = new ExpressAdapter();
     adapter.setBasePath(DASHBOARD_PATH);
-    createBullBoard({ queues: queues.map((q) => new BullMQAdapter(q)), serverAdapter: adapter });
+    // Read-only: adding or editing jobs there would bypass the task API's checks, and an edited
+    // webhook delivery would go out with a valid signature.
+    createBullBoard({ queues: queues.map((q) => new BullMQAdapter(q, { readOnlyMode: true })), serverAdapter: adapter });
     this.handle = adapter.getRouter() as (request: IncomingMessage, response: ServerResponse) => void;
   }
 

@@ -13,12 +13,15 @@ import { Dashboard, DASHBOARD_PATH } from './dashboard';
 import { DriverHealth } from './driver-health';
 import { renderMetrics } from './metrics';
 import { TaskApi } from './task-api';
+import { within } from './within';
 import { TaskCounters } from './task-counters';
 
 const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed'] as const;
 const WEBHOOK_STATES = ['waiting', 'active', 'delayed', 'completed', 'failed'] as const;
 /** How often every driver's connection check runs for /health and /metrics. */
 export const CHECK_INTERVAL_MS = 60_000;
+/** How long a request may wait for Redis before it is answered 503. */
+const ANSWER_MS = 5_000;
 
 export interface DepotHttpServer {
   server: Server;
@@ -35,7 +38,8 @@ export interface DepotHttpServer {
  * API (/v1/tasks, bearer tokens) queues tasks and reports them.
  */
 export async function startHttpServer(config: Config, storage: StorageAPI, logger: Logger, options: { checkIntervalMs?: number } = {}): Promise<DepotHttpServer> {
-  const connection = createRedis(config.redis.url, 'worker');
+  // Reads fail fast instead of queueing while Redis is away (each answer is also bounded in time below).
+  const connection = createRedis(config.redis.url, 'producer');
   connection.on('error', () => undefined);
   const queue = new Queue(config.queue.name, { connection, prefix: config.queue.prefix });
   const callbacks = new Queue(CALLBACK_QUEUE, { connection, prefix: config.queue.prefix });
@@ -49,14 +53,14 @@ export async function startHttpServer(config: Config, storage: StorageAPI, logge
   const health = new DriverHealth(storage, options.checkIntervalMs ?? CHECK_INTERVAL_MS);
   health.start();
   const manager = new ArchivingManager({ redisUrl: config.redis.url, queueName: config.queue.name, prefix: config.queue.prefix });
-  const api = new TaskApi(manager, queue, config.limits.inlineBytes);
+  const api = new TaskApi(manager, queue, config.limits.inlineBytes, config.paths.allowed, ANSWER_MS);
   const auth = new BearerAuth(config.http.tokens);
   const dashboard = new Dashboard([queue, callbacks], config.http.auth);
 
   const redisOk = async (): Promise<{ ok: boolean; error?: string }> => {
     try {
-      await waitForRedis(connection, 2_000);
-      await connection.ping();
+      await waitForRedis(connection, 2_000, true);
+      await within(connection.ping(), ANSWER_MS, 'Redis PING');
       return { ok: true };
     } catch (error) {
       return { ok: false, error: redactor.redact((error as Error).message) };
@@ -73,18 +77,23 @@ export async function startHttpServer(config: Config, storage: StorageAPI, logge
       send(response, ok ? 200 : 503, 'application/json', JSON.stringify({ ok, redis, drivers }));
     },
     '/metrics': async (response) => {
-      const [counts, workers, webhooks] = await Promise.all([
-        queue.getJobCounts(...QUEUE_STATES),
-        queue.getWorkersCount(),
-        callbacks.getJobCounts(...WEBHOOK_STATES),
-      ]);
+      const [counts, workers, webhooks] = await within(
+        Promise.all([queue.getJobCounts(...QUEUE_STATES), queue.getWorkersCount(), callbacks.getJobCounts(...WEBHOOK_STATES)]),
+        ANSWER_MS,
+        'the queue counts',
+      );
       const body = renderMetrics({ queue: config.queue.name, counts, workers, webhooks, drivers: health.snapshot(), tasks });
       send(response, 200, 'text/plain; version=0.0.4; charset=utf-8', body);
     },
   };
 
-  const server = createServer((request: IncomingMessage, response: ServerResponse) => {
-    const path = new URL(request.url ?? '/', 'http://depot').pathname;
+  const handle = (request: IncomingMessage, response: ServerResponse) => {
+    let path: string;
+    try {
+      path = new URL(request.url ?? '/', 'http://depot').pathname;
+    } catch {
+      return send(response, 400, 'application/json', JSON.stringify({ ok: false, error: { code: 'invalid_task', message: 'not a request target' } }));
+    }
     const fail = (error: Error) => {
       logger.warn(`${path} failed: ${redactor.redact(error.message)}`);
       if (!response.headersSent) send(response, 503, 'application/json', JSON.stringify({ ok: false, error: { code: 'unavailable', message: redactor.redact(error.message) } }));
@@ -97,13 +106,19 @@ export async function startHttpServer(config: Config, storage: StorageAPI, logge
         return reply(401, { ok: false, error: { code: 'auth', message: 'a valid bearer token (config http.tokens) is required' } });
       }
       if (path === '/v1/tasks' && request.method === 'POST') {
+        // Producers' paths are checked against paths.allowed here too (CONTRACT §2).
         const closeAfterReply = () => {
           response.setHeader('connection', 'close');
           response.once('finish', () => request.socket.destroy());
         };
         return void api.create(request, reply, closeAfterReply).catch(fail);
       }
-      const taskId = decodeURIComponent(path.slice('/v1/tasks/'.length));
+      let taskId: string;
+      try {
+        taskId = decodeURIComponent(path.slice('/v1/tasks/'.length));
+      } catch {
+        return reply(404, { ok: false, error: { code: 'not_found', message: 'not a task id' } });
+      }
       if (path.startsWith('/v1/tasks/') && taskId && !taskId.includes('/') && request.method === 'GET') return void api.status(taskId, reply).catch(fail);
       return reply(path === '/v1/tasks' || taskId ? 405 : 404, { ok: false, error: { code: 'invalid_task', message: `${request.method} ${path} is not a route` } });
     }
@@ -114,13 +129,34 @@ export async function startHttpServer(config: Config, storage: StorageAPI, logge
       return send(response, 405, 'application/json', JSON.stringify({ ok: false, error: { code: 'invalid_task', message: `${request.method} is not allowed on ${path}` } }));
     }
     route(response).catch(fail);
+  };
+  const server = createServer((request: IncomingMessage, response: ServerResponse) => {
+    try {
+      handle(request, response);
+    } catch (error) {
+      // A request must never take the server down.
+      logger.warn(`request failed: ${redactor.redact((error as Error).message)}`);
+      if (!response.headersSent) send(response, 500, 'application/json', JSON.stringify({ ok: false, error: { code: 'internal', message: 'the request failed' } }));
+    }
   });
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.http.port, config.http.host, () => resolve());
-  });
+  const release = async () => {
+    await health.stop();
+    await Promise.allSettled([queue.close(), callbacks.close(), events.close(), manager.close()]);
+    connection.disconnect();
+    eventsConnection.disconnect();
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.http.port, config.http.host, () => resolve());
+    });
+  } catch (error) {
+    // Nothing may keep the process alive when the port is taken.
+    await release();
+    throw error;
+  }
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
@@ -128,12 +164,11 @@ export async function startHttpServer(config: Config, storage: StorageAPI, logge
     url: `http://${host}:${address.port}`,
     health,
     async close() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // A request waiting on a hung Redis must not hold the stop.
       server.closeAllConnections();
-      await health.stop();
-      await Promise.allSettled([queue.close(), callbacks.close(), events.close(), manager.close()]);
-      connection.disconnect();
-      eventsConnection.disconnect();
+      await closed;
+      await release();
     },
   };
 }

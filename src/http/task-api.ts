@@ -1,9 +1,11 @@
 import type { IncomingMessage } from 'node:http';
+import path from 'node:path';
 import type { Job, Queue } from 'bullmq';
 import { ArchivingManager, failureFromReason } from '../archiving/manager';
 import { DepotError, isOperation } from '../contract';
 import { jobIdFor } from '../queue/names';
 import { errorBody } from '../support/error-handler';
+import { within } from './within';
 
 /** What a request body may hold beyond the largest inline archive (base64 grows it by a third). */
 const BODY_OVERHEAD = 64 * 1024;
@@ -22,6 +24,9 @@ export class TaskApi {
     private readonly manager: ArchivingManager,
     private readonly queue: Queue,
     inlineBytes: number,
+    /** config `paths.allowed`: the API takes no path sources or targets without it. */
+    private readonly allowedPaths: string[] | undefined,
+    private readonly answerMs: number,
   ) {
     this.bodyLimit = Math.ceil((inlineBytes * 4) / 3) + BODY_OVERHEAD;
   }
@@ -49,6 +54,8 @@ export class TaskApi {
     if (typeof task !== 'object' || task === null || Array.isArray(task)) return reply(400, failure('invalid_task', 'must be an object', 'task'));
     const jobOptions = parseOptions(options);
     if (typeof jobOptions === 'string') return reply(400, failure('invalid_task', jobOptions, 'options'));
+    const refused = this.refusedPath(task as Record<string, unknown>);
+    if (refused) return reply(400, failure('invalid_task', refused.message, refused.field));
     try {
       const handle = await this.manager.enqueue(operation, task as Record<string, unknown>, jobOptions);
       reply(202, { ok: true, taskId: handle.taskId, jobId: handle.jobId });
@@ -59,9 +66,31 @@ export class TaskApi {
   }
 
   async status(taskId: string, reply: Reply): Promise<void> {
-    const job = await this.queue.getJob(jobIdFor(taskId));
+    const job = await within(this.queue.getJob(jobIdFor(taskId)), this.answerMs, 'the task');
     if (!job) return reply(404, failure('not_found', `no task ${taskId} (unknown, or finished and removed)`, 'taskId'));
-    reply(200, await describe(job, taskId));
+    reply(200, await within(describe(job, taskId), this.answerMs, 'the task'));
+  }
+
+  /**
+   * CONTRACT §2: over HTTP, a path source or target must lie in `paths.allowed`
+   * (and none is taken when it is not set). Checked on the path as written; the
+   * worker checks it again with symlinks resolved.
+   */
+  private refusedPath(task: Record<string, unknown>): { field: string; message: string } | undefined {
+    const source = task.source as { path?: unknown } | undefined;
+    const target = task.target as { path?: unknown } | undefined;
+    for (const [field, value] of [
+      ['source.path', source?.path],
+      ['target.path', target?.path],
+    ] as const) {
+      if (typeof value !== 'string') continue;
+      if (!this.allowedPaths?.length) return { field, message: 'the HTTP API takes no paths unless paths.allowed is configured' };
+      const resolved = path.resolve(value);
+      if (!this.allowedPaths.some((dir) => resolved === path.resolve(dir) || resolved.startsWith(path.resolve(dir) + path.sep))) {
+        return { field, message: 'must lie inside one of paths.allowed' };
+      }
+    }
+    return undefined;
   }
 }
 

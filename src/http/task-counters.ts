@@ -40,14 +40,16 @@ export class TaskCounters {
     add(this.finished, `${operation}\u0000${outcome}`, 1);
     if (job.processedOn !== undefined && job.finishedOn !== undefined) observe(this.durations, operation, (job.finishedOn - job.processedOn) / 1000);
     if (outcome !== 'completed') return;
-    const result = job.returnvalue as { ref?: { driver?: string }; size?: number; failedOver?: boolean; attempts?: number } | null;
+    const result = job.returnvalue as { ref?: { driver?: string }; size?: number; failedOver?: boolean; attempts?: number; driversTried?: string[] } | null;
     const driver = result?.ref?.driver;
     if (driver && typeof result?.size === 'number') {
       if (operation === 'store') add(this.bytesStored, driver, result.size);
       if (operation === 'retrieve') add(this.bytesRetrieved, driver, result.size);
     }
     if (result?.failedOver) this.failovers += 1;
-    if (operation === 'store' && typeof result?.attempts === 'number' && result.attempts > 1) this.retries += result.attempts - 1;
+    // One attempt per driver tried is not a retry: failovers are counted apart.
+    const drivers = Array.isArray(result?.driversTried) ? result.driversTried.length : 1;
+    if (operation === 'store' && typeof result?.attempts === 'number' && result.attempts > drivers) this.retries += result.attempts - drivers;
   }
 }
 

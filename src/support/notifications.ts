@@ -54,10 +54,15 @@ export class NotificationService {
   }
 }
 
-/** A stable id per task, event and target (usable as a BullMQ jobId: no ':'). */
+/**
+ * A stable id per task, event and target (a BullMQ jobId: no ':'), so a
+ * retried task queues each event once; every failover hop is an event of its own.
+ */
 export function deliveryId(notification: TaskNotification, url: string): string {
-  const target = createHash('sha256').update(url).digest('hex').slice(0, 16);
-  return `${notification.taskId}.${notification.event}.${target}`;
+  const hash = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 16);
+  const task = /^[A-Za-z0-9._-]{1,100}$/.test(notification.taskId) ? notification.taskId : hash(notification.taskId);
+  const hop = notification.event === 'task.failover' ? `\u0000${notification.from}\u0000${notification.to}\u0000${notification.attempt}` : '';
+  return `${task}.${notification.event}.${hash(url + hop)}`;
 }
 
 /** `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, as receivers verify it. */
@@ -99,10 +104,17 @@ export function deliverCallback(delivery: CallbackDelivery, options: DeliverOpti
   return new Promise((resolve, reject) => {
     const client = url.protocol === 'https:' ? https : http;
     const request = client.request(url, { method: 'POST', headers, lookup: guardedLookup, timeout: options.timeoutMs });
+    // The whole delivery is bounded, not only each silence of the socket.
+    const deadline = setTimeout(() => request.destroy(new Error(`no answer within ${options.timeoutMs} ms`)), options.timeoutMs);
     request.on('timeout', () => request.destroy(new Error(`no answer within ${options.timeoutMs} ms`)));
-    request.on('error', (error) => reject(new DepotError('unavailable', `webhook ${where}: ${redactor.redact(error.message)}`)));
+    request.on('error', (error) => {
+      clearTimeout(deadline);
+      reject(new DepotError('unavailable', `webhook ${where}: ${redactor.redact(error.message)}`));
+    });
     request.on('response', (response) => {
-      response.resume();
+      clearTimeout(deadline);
+      // The status is the answer; a body is not read (one that never ends must not hold the socket).
+      response.destroy();
       const status = response.statusCode ?? 0;
       if (status >= 200 && status < 300) resolve(status);
       else reject(new DepotError('unavailable', `webhook ${where} answered HTTP ${status}`));

@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import path from 'node:path';
 import { ArchivingManager } from '../../src/archiving/manager';
 import type { StoreResult } from '../../src/contract';
@@ -57,6 +58,18 @@ async function serve(drivers: Record<string, unknown>, tokens: string[] = [], au
 async function get(http: DepotHttpServer, route: string, method = 'GET', init: RequestInit = {}): Promise<{ status: number; type: string | null; text: string }> {
   const response = await fetch(`${http.url}${route}`, { method, ...init });
   return { status: response.status, type: response.headers.get('content-type'), text: await response.text() };
+}
+
+/** One raw HTTP/1.1 request line (fetch refuses malformed targets); resolves to the raw answer. */
+function rawRequest(http: DepotHttpServer, requestLine: string): Promise<string> {
+  const { hostname, port } = new URL(http.url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.write(`${requestLine}\r\nHost: depot\r\nConnection: close\r\n\r\n`));
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString('utf8')));
+    socket.on('end', () => resolve(answer));
+    socket.on('error', reject);
+  });
 }
 
 /** The value of one sample line, e.g. `depot_workers{queue="depot"}`. */
@@ -160,6 +173,16 @@ test('task API: a bearer token queues a task (202) and GET reports it; bad input
   expect(JSON.parse((await post({ operation: 'archive', task: {} })).text)).toMatchObject({ error: { field: 'operation' } });
   expect(JSON.parse((await post({ operation: 'check', task: { driver: 'local' }, options: { attempts: 99 } })).text)).toMatchObject({ error: { field: 'options' } });
   expect((await post('not json')).status).toBe(400);
+  // Paths over HTTP only inside paths.allowed (the worker checks again, symlinks resolved).
+  const outside = await post({ operation: 'store', task: { name: 'secret.zip', source: { path: '/etc/passwd' } } });
+  expect(outside.status).toBe(400);
+  expect(JSON.parse(outside.text)).toMatchObject({ error: { code: 'invalid_task', field: 'source.path' } });
+  const sneaky = await post({ operation: 'retrieve', task: { ref: { driver: 'local', key: '2026/11/27/01a2b3c4-0000-7000-8000-000000000001/x.zip' }, target: { path: path.join(work, '..', 'escape.zip') } } });
+  expect(JSON.parse(sneaky.text)).toMatchObject({ error: { field: 'target.path' } });
+  // Request targets that are not URLs, or bad escapes, are answered, and the server stays up.
+  expect((await rawRequest(http, 'GET // HTTP/1.1')).startsWith('HTTP/1.1 400')).toBe(true);
+  expect((await get(http, '/v1/tasks/%E0%A4%A', 'GET', auth)).status).toBe(404);
+  expect((await get(http, '/health')).status).toBe(200);
   expect((await post({ operation: 'check', task: { driver: 'local' }, padding: 'x'.repeat(2 * 1024 * 1024) })).status).toBe(413);
   // Also when the size is not declared up front (a chunked body): the answer still arrives.
   const chunked = new ReadableStream<Uint8Array>({
@@ -200,6 +223,12 @@ test('bull-board at /queues: behind http.auth basic credentials, off without the
   expect(api.status).toBe(200);
   const names = (JSON.parse(api.text) as { queues: Array<{ name: string }> }).queues.map((q) => q.name).sort();
   expect(names).toEqual(['depot', 'depot-callbacks']);
+  // Read-only: no job can be added (or edited) through the board.
+  const add = await get(http, '/queues/api/queues/depot/add', 'POST', {
+    headers: { ...basic(auth.user, auth.password).headers, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'store', data: {} }),
+  });
+  expect(add.status).toBeGreaterThanOrEqual(400);
 
   const off = await serve({ local: { type: 'filesystem', root: path.join(work, 'archive') } });
   expect((await get(off, '/queues', 'GET', basic(auth.user, auth.password))).status).toBe(404);
