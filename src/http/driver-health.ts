@@ -38,14 +38,24 @@ export class DriverHealth {
     await this.round;
   }
 
+  /** A result older than three rounds is reported as failed: its check is stuck. */
   snapshot(): Array<{ driver: string } & DriverState> {
-    return [...this.states.entries()].map(([driver, state]) => ({ driver, ...state }));
+    const staleBefore = Date.now() - 3 * this.intervalMs;
+    return [...this.states.entries()].map(([driver, state]) => {
+      const last = state.last;
+      if (!last || Date.parse(last.checkedAt) >= staleBefore) return { driver, ...state };
+      return { driver, last: { ...last, ok: false, error: { code: 'unavailable', message: `no check has finished since ${last.checkedAt}` } } };
+    });
   }
 
   private async checkAll(): Promise<void> {
     await Promise.all(
       this.storage.driverNames().map(async (name) => {
-        const result = await this.storage.getArchiveStore(name).check();
+        // A check that overruns its round is aborted (drivers stop at the signal where their backend lets them).
+        const result = await this.storage
+          .getArchiveStore(name)
+          .check({ signal: AbortSignal.timeout(this.intervalMs) })
+          .catch((error: Error) => ({ driver: name, ok: false, error: { code: 'internal' as const, message: error.message } }));
         this.states.set(name, { last: { ...result, checkedAt: new Date().toISOString() } });
       }),
     );

@@ -10,6 +10,8 @@ export interface OrphanSearch {
   /** How often a job may stall before BullMQ fails it; a hand-back counts as a stall. */
   maxStalledCount: number;
   isAlive?: (pid: number) => boolean;
+  /** Seconds this process has run: connections under its own name that are older belong to someone else. */
+  uptimeSeconds?: number;
 }
 
 export interface HandedBack {
@@ -32,11 +34,20 @@ export async function handBackOrphanedJobs(queue: Queue, client: Redis, search: 
   const isAlive = search.isAlive ?? processAlive;
   const active = await queue.getJobs(['active']);
   if (active.length === 0) return [];
-  const connected = new Set((await queue.getWorkers()).map((w) => (w.rawname ?? '').split(':w:')[1]).filter(Boolean));
+  // The oldest open connection of each worker name. A starting worker's own connections carry its
+  // name too (BullMQ opens them in its constructor): under our own name only older ones count.
+  const oldest = new Map<string, number>();
+  for (const w of await queue.getWorkers()) {
+    const name = (w.rawname ?? '').split(':w:')[1];
+    if (name) oldest.set(name, Math.max(oldest.get(name) ?? 0, Number(w.age) || 0));
+  }
+  const ownName = `${search.host}:${search.selfPid}`;
+  const uptime = search.uptimeSeconds ?? process.uptime();
+  const isConnected = (name: string) => oldest.has(name) && (name !== ownName || (oldest.get(name) ?? 0) > uptime + 1);
   const handedBack: HandedBack[] = [];
   for (const job of active) {
     const worker = job.processedBy;
-    if (!job.id || !worker || connected.has(worker)) continue;
+    if (!job.id || !worker || isConnected(worker)) continue;
     const pid = workerPid(worker, search.host);
     if (pid === undefined || (pid !== search.selfPid && isAlive(pid))) continue;
     if (await handBack(queue, client, job, search.maxStalledCount)) handedBack.push({ jobId: job.id, worker });

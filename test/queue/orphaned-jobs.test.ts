@@ -209,6 +209,20 @@ test("a job of this worker's own pid is handed back even though that pid is aliv
   await expectHandedBackAndCompleted(job, handedBack, name, '1');
 });
 
+test("own pid: the starting worker's own connections (same name, younger than the process) do not hide the predecessor's job; an older one does", async () => {
+  const name = `${HOST}:1`;
+  const job = await orphanedJob(name);
+  // The starting worker already has its connections open under the same name (BullMQ opens them in its constructor).
+  const own = newWorker(name, () => new Promise(() => undefined));
+  await own.waitUntilReady();
+  await eventually(async () => ((await connectedWorkers()).includes(name) ? true : undefined), 5_000, 'the worker to connect');
+  // A connection older than this process's life (here: any, with a negative uptime) belongs to another machine of that name.
+  expect(await handBackOrphanedJobs(queue, client, search(() => true, { selfPid: 1, uptimeSeconds: -5 }))).toEqual([]);
+  const handedBack = await handBackOrphanedJobs(queue, client, search(() => true, { selfPid: 1, uptimeSeconds: 100 }));
+  expect(handedBack).toEqual([{ jobId: job.id, worker: name }]);
+  await own.close(true);
+});
+
 test('a job whose lock has expired is untouched, left to the stalled-job check', async () => {
   const job = await orphanedJob(`${HOST}:${DEAD_PID}`);
   await client.pexpire(lockKey(job), 1);

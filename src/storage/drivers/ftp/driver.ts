@@ -292,7 +292,8 @@ export class FtpDriver implements StorageDriver {
       if (found.size !== size) throw new DepotError('integrity', `${this.name}:${key} has ${size} bytes, its manifest says ${found.size}`);
       manifest = found;
     } catch (error) {
-      lease.release(!(error instanceof FTPError) && !(error instanceof DepotError));
+      // Only a server reply leaves the connection in step; anything else (a manifest download cut off) may not.
+      lease.release(!(error instanceof FTPError) && !(error instanceof DepotError && error.code === 'not_found'));
       throw toDepotError(error, this.name, 'retrieve');
     }
     return { body: this.stream(lease, target.file, signal), manifest };

@@ -63,6 +63,12 @@ export async function guardedUpload(client: Client, source: Readable, remote: st
   // flush() runs as soon as the source ends, often before basic-ftp has a data connection:
   // an empty upload's end waits for basic-ftp's first read, which comes once the connection is up.
   let endWhenRead: (() => void) | undefined;
+  let readStarted = false;
+  const endEmpty = (end: () => void) => {
+    const socket = client.ftp.dataSocket as TLSSocket | undefined;
+    if (socket?.getProtocol?.() === 'TLSv1.3') setTimeout(end, emptyEndDelayMs);
+    else end();
+  };
   const relay = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       bytes += chunk.length;
@@ -72,17 +78,18 @@ export async function guardedUpload(client: Client, source: Readable, remote: st
     flush(done) {
       dog.touch();
       if (bytes > 0) return done();
+      // basic-ftp is reading already (the source ended after the connection was up): end now.
+      if (readStarted) return endEmpty(done);
       endWhenRead = done;
     },
   });
   const read = relay._read.bind(relay);
   relay._read = (size: number) => {
+    readStarted = true;
     const end = endWhenRead;
     if (end) {
       endWhenRead = undefined;
-      const socket = client.ftp.dataSocket as TLSSocket | undefined;
-      if (socket?.getProtocol?.() === 'TLSv1.3') setTimeout(end, emptyEndDelayMs);
-      else end();
+      endEmpty(end);
     }
     read(size);
   };
