@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The Debian servers the tests start on free loopback ports: redis-server, and
+# proftpd with mod_tls (FTPS). Installs what is missing when it can (root, or
+# sudo without a password); otherwise says exactly what to run.
+set -euo pipefail
+
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# mod_tls.so (FTPS) ships in proftpd-mod-crypto, not in proftpd-core.
+{ command -v proftpd >/dev/null 2>&1 && [ -f /usr/lib/proftpd/mod_tls.so ]; } || need+=(proftpd-core proftpd-mod-crypto)
+[ ${#need[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then
+  as_root=()
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  as_root=(sudo)
+else
+  echo "tests need: ${need[*]}; install them with:" >&2
+  echo "  sudo apt-get install -y --no-install-recommends ${need[*]}" >&2
+  exit 1
+fi
+echo "installing the test servers: ${need[*]}" >&2
+"${as_root[@]}" apt-get update -qq
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
