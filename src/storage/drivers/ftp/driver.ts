@@ -26,8 +26,11 @@ const DEFAULT_CONNECTIONS = 4;
 const DEFAULT_TIMEOUT_MS = 30_000;
 /** The end of an empty upload held this long on its second try (see transfer-guard.ts). */
 const EMPTY_RETRY_DELAY_MS = 500;
-/** How long a computed usedBytes is reused by space(): a full listing per call would be costly. */
-const USAGE_TTL_MS = 60_000;
+/**
+ * How long a computed usedBytes is reused by space(): the walk lists every task
+ * directory, and `depot serve` checks every driver each minute.
+ */
+const USAGE_TTL_MS = 10 * 60_000;
 /** Date directories remembered as existing, so that a store usually needs one MKD. */
 const MAX_KNOWN_DIRS = 10_000;
 
@@ -460,7 +463,7 @@ export class FtpDriver implements StorageDriver {
     );
   }
 
-  /** FTP reports no free space; with `quotaBytes`, used is the size of every file under the root (cached a minute). */
+  /** FTP reports no free space; with `quotaBytes`, used is the size of every file under the root (cached ten minutes). */
   async space(): Promise<Space> {
     const quota = this.settings.quotaBytes;
     if (quota === undefined) return {};
