@@ -9,7 +9,7 @@ import { childPidsNamed, startBasicFtpUploader, treeCpuSecondsOf, WorkerProcess 
 import { Producer } from './producer';
 import { run, runCpu } from './s3';
 import { writeRandomFile } from './scratch';
-import { MiB, rotatedRounds } from './stats';
+import { MiB, recordRound, rotatedRounds } from './stats';
 
 export interface FtpResult {
   bytes: number;
@@ -206,11 +206,7 @@ export async function ftpLargeArchive(ctx: BenchContext, runs: number, bytes: nu
       (who) => once[who](),
       (measured) => settle(measured.remove),
       (round, i) => {
-        for (const who of CONTENDERS) {
-          result[who].push(round[who].seconds);
-          result.cpu[who].push(round[who].cpuSeconds);
-          result.serverCpu[who].push(round[who].serverCpuSeconds);
-        }
+        recordRound(result, CONTENDERS, round);
         result.depotPeakRss.push(worker.peakRss());
         result.basicFtpPeakRss.push(peer.peakRss());
         const figures = (who: FtpContender) =>

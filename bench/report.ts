@@ -150,103 +150,91 @@ export function rows(r: BenchResults): Row[] {
   return list;
 }
 
-/** Measurement 7: no target of its own; the ratios are reported. */
-function s3Rows(s3: S3Result): Row[] {
-  const size = `${s3.bytes / MiB} MiB`;
-  const depotMibs = mibs(s3.bytes, s3.depot);
-  const libMibs = mibs(s3.bytes, s3.libStorage);
-  const rcloneMibs = mibs(s3.bytes, s3.rclone);
-  const vsLib = median(pairedRatios(depotMibs, libMibs));
-  const vsRclone = median(pairedRatios(depotMibs, rcloneMibs));
-  const perGiB = (cpu: number[]) => cpu.map((c) => (c * GiB) / s3.bytes);
-  const depotCpu = perGiB(s3.cpu.depot);
+/** One large-archive comparison on a remote store (measurements 7 and 7b): no target of its own; the ratios are reported. */
+interface RemoteComparison {
+  tag: string;
+  /** The store as the rows name it (S3, FTPS), its server, and the direct-library peer. */
+  where: string;
+  server: string;
+  peer: string;
+  peerCall: string;
+  bytes: number;
+  seconds: { depot: number[]; peer: number[]; rclone: number[] };
+  cpu: { depot: number[]; peer: number[]; rclone: number[] };
+  /** The server's own CPU, with the row's label, where it was measured per contender. */
+  serverCpu?: { label: string; depot: number[]; peer: number[]; rclone: number[] };
+  rss: { depotPeak: number[]; depotIdle: number; peerPeak: number[]; peerIdle: number };
+}
+
+function remoteRows(c: RemoteComparison): Row[] {
+  const size = `${c.bytes / MiB} MiB`;
+  const depotMibs = mibs(c.bytes, c.seconds.depot);
+  const perGiB = (cpu: number[]) => cpu.map((x) => (x * GiB) / c.bytes);
+  const reported = { target: '(reported)', met: undefined };
+  const versus = (name: string, peerSeconds: number[]): Row => {
+    const peerMibs = mibs(c.bytes, peerSeconds);
+    return {
+      measurement: `${c.tag}. large archive on ${c.where} (${size}, ${c.server}) vs ${name}`,
+      depot: `${fmtSpread(depotMibs, 0)} MiB/s`,
+      peer: `${fmtSpread(peerMibs, 0)} MiB/s`,
+      ratio: `${fmt(median(pairedRatios(depotMibs, peerMibs)))}×`,
+      ...reported,
+    };
+  };
+  const cpuRow = (measurement: string, cpu: { depot: number[]; peer: number[]; rclone: number[] }): Row => ({
+    measurement,
+    depot: `${fmtSpread(perGiB(cpu.depot), 1)} s`,
+    peer: `${fmtSpread(perGiB(cpu.peer), 1)} s (${fmtSpread(perGiB(cpu.rclone), 1)} s)`,
+    ratio: `${fmt(median(pairedRatios(cpu.depot, cpu.peer)))}×`,
+    ...reported,
+  });
   return [
+    versus(c.peerCall, c.seconds.peer),
+    versus('rclone copyto', c.seconds.rclone),
+    cpuRow(`${c.tag}. CPU per GiB on ${c.where}: depot worker vs ${c.peer} process (rclone)`, c.cpu),
+    ...(c.serverCpu ? [cpuRow(c.serverCpu.label, c.serverCpu)] : []),
     {
-      measurement: `7. large archive on S3 (${size}, s3rver) vs lib-storage Upload`,
-      depot: `${fmtSpread(depotMibs, 0)} MiB/s`,
-      peer: `${fmtSpread(libMibs, 0)} MiB/s`,
-      ratio: `${fmt(vsLib)}×`,
-      target: '(reported)',
-      met: undefined,
-    },
-    {
-      measurement: `7. large archive on S3 (${size}, s3rver) vs rclone copyto`,
-      depot: `${fmtSpread(depotMibs, 0)} MiB/s`,
-      peer: `${fmtSpread(rcloneMibs, 0)} MiB/s`,
-      ratio: `${fmt(vsRclone)}×`,
-      target: '(reported)',
-      met: undefined,
-    },
-    {
-      measurement: '7. CPU per GiB on S3: depot worker vs lib-storage process (rclone)',
-      depot: `${fmtSpread(depotCpu, 1)} s`,
-      peer: `${fmtSpread(perGiB(s3.cpu.libStorage), 1)} s (${fmtSpread(perGiB(s3.cpu.rclone), 1)} s)`,
-      ratio: `${fmt(median(pairedRatios(s3.cpu.depot, s3.cpu.libStorage)))}×`,
-      target: '(reported)',
-      met: undefined,
-    },
-    {
-      measurement: `7. worker peak RSS (VmHWM) over the S3 stores, vs the lib-storage process`,
-      depot: `${fmt(mib(Math.max(...s3.depotPeakRss)), 0)} MiB (idle ${fmt(mib(s3.depotIdleRss), 0)})`,
-      peer: `${fmt(mib(Math.max(...s3.libStoragePeakRss)), 0)} MiB (idle ${fmt(mib(s3.libStorageIdleRss), 0)})`,
+      measurement: `${c.tag}. worker peak RSS (VmHWM) over the ${c.where} stores, vs the ${c.peer} process`,
+      depot: `${fmt(mib(Math.max(...c.rss.depotPeak)), 0)} MiB (idle ${fmt(mib(c.rss.depotIdle), 0)})`,
+      peer: `${fmt(mib(Math.max(...c.rss.peerPeak)), 0)} MiB (idle ${fmt(mib(c.rss.peerIdle), 0)})`,
       ratio: '',
-      target: '(reported)',
-      met: undefined,
+      ...reported,
     },
   ];
 }
 
-/** Measurement 7b: no target of its own either; the ratios are reported. */
+function s3Rows(s3: S3Result): Row[] {
+  return remoteRows({
+    tag: '7',
+    where: 'S3',
+    server: 's3rver',
+    peer: 'lib-storage',
+    peerCall: 'lib-storage Upload',
+    bytes: s3.bytes,
+    seconds: { depot: s3.depot, peer: s3.libStorage, rclone: s3.rclone },
+    cpu: { depot: s3.cpu.depot, peer: s3.cpu.libStorage, rclone: s3.cpu.rclone },
+    rss: { depotPeak: s3.depotPeakRss, depotIdle: s3.depotIdleRss, peerPeak: s3.libStoragePeakRss, peerIdle: s3.libStorageIdleRss },
+  });
+}
+
 function ftpRows(ftp: FtpResult): Row[] {
-  const size = `${ftp.bytes / MiB} MiB`;
-  const depotMibs = mibs(ftp.bytes, ftp.depot);
-  const basicMibs = mibs(ftp.bytes, ftp.basicFtp);
-  const rcloneMibs = mibs(ftp.bytes, ftp.rclone);
-  const vsBasic = median(pairedRatios(depotMibs, basicMibs));
-  const vsRclone = median(pairedRatios(depotMibs, rcloneMibs));
-  const perGiB = (cpu: number[]) => cpu.map((c) => (c * GiB) / ftp.bytes);
-  return [
-    {
-      measurement: `7b. large archive on FTPS (${size}, proftpd) vs basic-ftp uploadFrom`,
-      depot: `${fmtSpread(depotMibs, 0)} MiB/s`,
-      peer: `${fmtSpread(basicMibs, 0)} MiB/s`,
-      ratio: `${fmt(vsBasic)}×`,
-      target: '(reported)',
-      met: undefined,
+  return remoteRows({
+    tag: '7b',
+    where: 'FTPS',
+    server: 'proftpd',
+    peer: 'basic-ftp',
+    peerCall: 'basic-ftp uploadFrom',
+    bytes: ftp.bytes,
+    seconds: { depot: ftp.depot, peer: ftp.basicFtp, rclone: ftp.rclone },
+    cpu: { depot: ftp.cpu.depot, peer: ftp.cpu.basicFtp, rclone: ftp.cpu.rclone },
+    serverCpu: {
+      label: '7b. proftpd CPU per GiB (master and sessions) while storing: for depot vs for basic-ftp (rclone)',
+      depot: ftp.serverCpu.depot,
+      peer: ftp.serverCpu.basicFtp,
+      rclone: ftp.serverCpu.rclone,
     },
-    {
-      measurement: `7b. large archive on FTPS (${size}, proftpd) vs rclone copyto`,
-      depot: `${fmtSpread(depotMibs, 0)} MiB/s`,
-      peer: `${fmtSpread(rcloneMibs, 0)} MiB/s`,
-      ratio: `${fmt(vsRclone)}×`,
-      target: '(reported)',
-      met: undefined,
-    },
-    {
-      measurement: '7b. CPU per GiB on FTPS: depot worker vs basic-ftp process (rclone)',
-      depot: `${fmtSpread(perGiB(ftp.cpu.depot), 1)} s`,
-      peer: `${fmtSpread(perGiB(ftp.cpu.basicFtp), 1)} s (${fmtSpread(perGiB(ftp.cpu.rclone), 1)} s)`,
-      ratio: `${fmt(median(pairedRatios(ftp.cpu.depot, ftp.cpu.basicFtp)))}×`,
-      target: '(reported)',
-      met: undefined,
-    },
-    {
-      measurement: '7b. proftpd CPU per GiB (master and sessions) while storing: for depot vs for basic-ftp (rclone)',
-      depot: `${fmtSpread(perGiB(ftp.serverCpu.depot), 1)} s`,
-      peer: `${fmtSpread(perGiB(ftp.serverCpu.basicFtp), 1)} s (${fmtSpread(perGiB(ftp.serverCpu.rclone), 1)} s)`,
-      ratio: `${fmt(median(pairedRatios(ftp.serverCpu.depot, ftp.serverCpu.basicFtp)))}×`,
-      target: '(reported)',
-      met: undefined,
-    },
-    {
-      measurement: '7b. worker peak RSS (VmHWM) over the FTPS stores, vs the basic-ftp process',
-      depot: `${fmt(mib(Math.max(...ftp.depotPeakRss)), 0)} MiB (idle ${fmt(mib(ftp.depotIdleRss), 0)})`,
-      peer: `${fmt(mib(Math.max(...ftp.basicFtpPeakRss)), 0)} MiB (idle ${fmt(mib(ftp.basicFtpIdleRss), 0)})`,
-      ratio: '',
-      target: '(reported)',
-      met: undefined,
-    },
-  ];
+    rss: { depotPeak: ftp.depotPeakRss, depotIdle: ftp.depotIdleRss, peerPeak: ftp.basicFtpPeakRss, peerIdle: ftp.basicFtpIdleRss },
+  });
 }
 
 const verdict = (met: boolean | undefined) => (met === undefined ? '' : met ? 'met' : 'MISSED');

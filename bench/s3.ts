@@ -10,7 +10,7 @@ import type { UploadReply, UploadRequest } from './lib-storage-uploader';
 import { childPids, cpuSecondsOf, startLibStorageUploader, WorkerProcess } from './processes';
 import { Producer } from './producer';
 import { writeRandomFile } from './scratch';
-import { MiB, rotatedRounds } from './stats';
+import { MiB, recordRound, rotatedRounds } from './stats';
 
 export interface S3Result {
   bytes: number;
@@ -219,11 +219,7 @@ export async function s3LargeArchive(ctx: BenchContext, runs: number, bytes: num
       (who) => once[who](),
       (measured) => settle(measured.keys),
       (round, i) => {
-        for (const who of CONTENDERS) {
-          result[who].push(round[who].seconds);
-          result.cpu[who].push(round[who].cpuSeconds);
-          result.serverCpu[who].push(round[who].serverCpuSeconds);
-        }
+        recordRound(result, CONTENDERS, round);
         result.depotPeakRss.push(worker.peakRss());
         result.libStoragePeakRss.push(peer.peakRss());
         const figures = (who: Contender) =>

@@ -72,3 +72,17 @@ export async function rotatedRounds<C extends string, M extends Timing>(
     onRound(round, i);
   }
 }
+
+/** Appends one round's timings to a comparison's per-contender series (seconds, own CPU, server CPU). */
+export function recordRound<C extends string>(
+  result: Record<C, number[]> & { cpu: Record<C, number[]>; serverCpu: Record<C, number[]> },
+  contenders: readonly C[],
+  round: Record<C, Timing>,
+): void {
+  for (const who of contenders) {
+    result[who].push(round[who].seconds);
+    result.cpu[who].push(round[who].cpuSeconds);
+    result.serverCpu[who].push(round[who].serverCpuSeconds);
+  }
+}
+

@@ -5,7 +5,8 @@ import https from 'node:https';
 import { Readable } from 'node:stream';
 import { DepotError, Source } from '../contract';
 import { allowedPath } from './path-policy';
-import { checkSourceUrl, guardedLookup } from './url-policy';
+import { guardedLookup } from '../support/address-guard';
+import { checkSourceUrl } from './url-policy';
 
 export interface SourcePolicy {
   allowedPaths?: string[];

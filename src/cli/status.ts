@@ -2,12 +2,10 @@ import { Queue } from 'bullmq';
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load';
 import { createRedis, waitForRedis } from '../queue/connection';
-import { CALLBACK_QUEUE } from '../queue/names';
+import { CALLBACK_QUEUE, DELIVERY_STATES, TASK_STATES } from '../queue/names';
 import { EXIT_FAILED, EXIT_OK } from './exit-codes';
 import { printError, printJson, printLine } from './output';
 
-const STATES = ['waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed'] as const;
-const WEBHOOK_STATES = ['waiting', 'active', 'delayed', 'completed', 'failed'] as const;
 
 /** `depot status`: how many tasks are in each state, which workers are connected, and how webhook deliveries stand. */
 export function registerStatus(program: Command): void {
@@ -25,16 +23,16 @@ export function registerStatus(program: Command): void {
       callbacks.on('error', () => undefined);
       try {
         await waitForRedis(connection, 5_000, true);
-        const counts = await queue.getJobCounts(...STATES);
+        const counts = await queue.getJobCounts(...TASK_STATES);
         // BullMQ names its connections `<prefix>:<base64 queue>:w:<worker name>`; show the worker name.
         const workers = (await queue.getWorkers()).map((w) => ({ name: w.rawname?.split(':w:')[1] ?? w.name, addr: w.addr, ageSeconds: Number(w.age) }));
         // Deliveries still retrying (delayed) or given up (failed) mean a receiver is not answering.
-        const webhooks = await callbacks.getJobCounts(...WEBHOOK_STATES);
+        const webhooks = await callbacks.getJobCounts(...DELIVERY_STATES);
         if (options.json) printJson({ ok: true, queue: config.queue.name, counts, workers, webhooks });
         else {
-          printLine(`queue ${config.queue.name}: ${STATES.map((s) => `${s} ${counts[s] ?? 0}`).join(', ')}`);
+          printLine(`queue ${config.queue.name}: ${TASK_STATES.map((s) => `${s} ${counts[s] ?? 0}`).join(', ')}`);
           printLine(`workers: ${workers.length}${workers.length ? ' (' + workers.map((w) => w.name).join(', ') + ')' : ''}`);
-          printLine(`webhooks (${CALLBACK_QUEUE}): ${WEBHOOK_STATES.map((s) => `${s} ${webhooks[s] ?? 0}`).join(', ')}`);
+          printLine(`webhooks (${CALLBACK_QUEUE}): ${DELIVERY_STATES.map((s) => `${s} ${webhooks[s] ?? 0}`).join(', ')}`);
         }
         process.exitCode = EXIT_OK;
       } catch (error) {

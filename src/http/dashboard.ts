@@ -1,9 +1,9 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import type { Queue } from 'bullmq';
+import { SecretSet } from './secret-set';
 
 export const DASHBOARD_PATH = '/queues';
 
@@ -13,11 +13,11 @@ export const DASHBOARD_PATH = '/queues';
  */
 export class Dashboard {
   private readonly handle?: (request: IncomingMessage, response: ServerResponse) => void;
-  private readonly expected?: Buffer;
+  private readonly login?: SecretSet;
 
   constructor(queues: Queue[], auth: { user: string; password: string } | undefined) {
     if (!auth) return;
-    this.expected = digest(`${auth.user}:${auth.password}`);
+    this.login = new SecretSet([`${auth.user}:${auth.password}`]);
     const adapter = new ExpressAdapter();
     adapter.setBasePath(DASHBOARD_PATH);
     // Read-only: adding or editing jobs there would bypass the task API's checks, and an edited
@@ -27,7 +27,7 @@ export class Dashboard {
   }
 
   serve(request: IncomingMessage, response: ServerResponse, reply: (status: number, body: unknown) => void): void {
-    if (!this.handle || !this.expected) return reply(404, { ok: false, error: { code: 'not_found', message: 'the dashboard is off: configure http.auth (user, password)' } });
+    if (!this.handle || !this.login) return reply(404, { ok: false, error: { code: 'not_found', message: 'the dashboard is off: configure http.auth (user, password)' } });
     if (!this.allows(request)) {
       response.setHeader('www-authenticate', 'Basic realm="depot", charset="UTF-8"');
       return reply(401, { ok: false, error: { code: 'auth', message: 'the dashboard needs http.auth credentials' } });
@@ -39,11 +39,6 @@ export class Dashboard {
 
   private allows(request: IncomingMessage): boolean {
     const match = /^Basic ([A-Za-z0-9+/=]+)$/i.exec(request.headers.authorization ?? '');
-    if (!match || !this.expected) return false;
-    return timingSafeEqual(this.expected, digest(Buffer.from(match[1], 'base64').toString('utf8')));
+    return match !== null && this.login !== undefined && this.login.has(Buffer.from(match[1], 'base64').toString('utf8'));
   }
-}
-
-function digest(text: string): Buffer {
-  return createHash('sha256').update(text, 'utf8').digest();
 }

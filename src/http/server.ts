@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { Queue, QueueEvents } from 'bullmq';
 import type { Config } from '../config/load';
 import { createRedis, waitForRedis } from '../queue/connection';
-import { CALLBACK_QUEUE } from '../queue/names';
+import { CALLBACK_QUEUE, DELIVERY_STATES, TASK_STATES } from '../queue/names';
 import type { StorageAPI } from '../storage/api';
 import type { Logger } from '../support/logging';
 import { redactor } from '../support/redaction';
@@ -16,8 +16,6 @@ import { TaskApi } from './task-api';
 import { within } from './within';
 import { TaskCounters } from './task-counters';
 
-const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed'] as const;
-const WEBHOOK_STATES = ['waiting', 'active', 'delayed', 'completed', 'failed'] as const;
 /** How often every driver's connection check runs for /health and /metrics. */
 export const CHECK_INTERVAL_MS = 60_000;
 /** How long a request may wait for Redis before it is answered 503. */
@@ -74,11 +72,11 @@ export async function startHttpServer(config: Config, storage: StorageAPI, logge
         last ? { driver, ok: last.ok, checkedAt: last.checkedAt, ...(last.error ? { error: last.error } : {}) } : { driver, ok: false, pending: true },
       );
       const ok = redis.ok && drivers.every((d) => d.ok);
-      send(response, ok ? 200 : 503, 'application/json', JSON.stringify({ ok, redis, drivers }));
+      json(response, ok ? 200 : 503, { ok, redis, drivers });
     },
     '/metrics': async (response) => {
       const [counts, workers, webhooks] = await within(
-        Promise.all([queue.getJobCounts(...QUEUE_STATES), queue.getWorkersCount(), callbacks.getJobCounts(...WEBHOOK_STATES)]),
+        Promise.all([queue.getJobCounts(...TASK_STATES), queue.getWorkersCount(), callbacks.getJobCounts(...DELIVERY_STATES)]),
         ANSWER_MS,
         'the queue counts',
       );
@@ -92,13 +90,13 @@ export async function startHttpServer(config: Config, storage: StorageAPI, logge
     try {
       path = new URL(request.url ?? '/', 'http://depot').pathname;
     } catch {
-      return send(response, 400, 'application/json', JSON.stringify({ ok: false, error: { code: 'invalid_task', message: 'not a request target' } }));
+      return failure(response, 400, 'invalid_task', 'not a request target');
     }
     const fail = (error: Error) => {
       logger.warn(`${path} failed: ${redactor.redact(error.message)}`);
-      if (!response.headersSent) send(response, 503, 'application/json', JSON.stringify({ ok: false, error: { code: 'unavailable', message: redactor.redact(error.message) } }));
+      if (!response.headersSent) failure(response, 503, 'unavailable', redactor.redact(error.message));
     };
-    const reply = (status: number, body: unknown) => send(response, status, 'application/json', JSON.stringify(body));
+    const reply = (status: number, body: unknown) => json(response, status, body);
     if (path === DASHBOARD_PATH || path.startsWith(`${DASHBOARD_PATH}/`)) return dashboard.serve(request, response, reply);
     if (path === '/v1/tasks' || path.startsWith('/v1/tasks/')) {
       if (!auth.allows(request)) {
@@ -123,10 +121,10 @@ export async function startHttpServer(config: Config, storage: StorageAPI, logge
       return reply(path === '/v1/tasks' || taskId ? 405 : 404, { ok: false, error: { code: 'invalid_task', message: `${request.method} ${path} is not a route` } });
     }
     const route = routes[path];
-    if (!route) return send(response, 404, 'application/json', JSON.stringify({ ok: false, error: { code: 'not_found', message: `no route ${path}` } }));
+    if (!route) return failure(response, 404, 'not_found', `no route ${path}`);
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       response.setHeader('allow', 'GET, HEAD');
-      return send(response, 405, 'application/json', JSON.stringify({ ok: false, error: { code: 'invalid_task', message: `${request.method} is not allowed on ${path}` } }));
+      return failure(response, 405, 'invalid_task', `${request.method} is not allowed on ${path}`);
     }
     route(response).catch(fail);
   };
@@ -136,7 +134,7 @@ export async function startHttpServer(config: Config, storage: StorageAPI, logge
     } catch (error) {
       // A request must never take the server down.
       logger.warn(`request failed: ${redactor.redact((error as Error).message)}`);
-      if (!response.headersSent) send(response, 500, 'application/json', JSON.stringify({ ok: false, error: { code: 'internal', message: 'the request failed' } }));
+      if (!response.headersSent) failure(response, 500, 'internal', 'the request failed');
     }
   });
   server.requestTimeout = 30_000;
@@ -176,4 +174,12 @@ export async function startHttpServer(config: Config, storage: StorageAPI, logge
 function send(response: ServerResponse, status: number, type: string, body: string): void {
   response.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
   response.end(body);
+}
+
+function json(response: ServerResponse, status: number, body: unknown): void {
+  send(response, status, 'application/json', JSON.stringify(body));
+}
+
+function failure(response: ServerResponse, status: number, code: string, message: string): void {
+  json(response, status, { ok: false, error: { code, message } });
 }

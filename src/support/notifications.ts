@@ -2,7 +2,7 @@ import { createHash, createHmac } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { DepotError } from '../contract';
-import { guardedLookup, isForbiddenAddress } from '../archiving/url-policy';
+import { guardedLookup, isForbiddenAddress } from './address-guard';
 import { redactor } from './redaction';
 
 /** CONTRACT §4: what a webhook reports. */

@@ -1,25 +1,20 @@
 import { constants, createReadStream } from 'node:fs';
 import { FileHandle, link, lstat, mkdir, open, readdir, readFile, realpath, rmdir, statfs, unlink } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { DepotError, Manifest, parseArchiveKey, Space } from '../../../contract';
 import { classifyError } from '../../../support/error-handler';
 import type { ArchiveBody, DriverCapabilities, ProbeTimings, PublishOutcome, StorageDriver } from '../../driver';
 import { parseManifest, serializeManifest, sidecarName } from '../../manifest';
+import { walkKeyTree } from '../../key-tree';
 import { probeName, runProbe } from '../../probe';
 import { DirSync } from './dir-sync';
 import { closeFd, fchmodFd, fdatasyncFd, fsyncFd, openFd, writeAllFd } from './fd';
 import type { FilesystemSettings } from './types';
-import { processAlive } from '../../../support/process-alive';
+import { CHECK_DIR, STAGING_DIR, STALE_STAGING_MS, StagingNames, writerGone } from '../../staging';
 
-const STAGING_DIR = '.depot-tmp';
-const CHECK_DIR = '.depot-check';
 /** Keep one fdatasync in flight per this many bytes, so the final flush does not stall for seconds. */
 const SYNC_EVERY = 128 * 1024 * 1024;
-/** Staging files older than this are leftovers whatever their owner: no store runs a day without writing. */
-const STALE_MS = 24 * 60 * 60 * 1000;
 const READ_CHUNK = 1024 * 1024;
 /** Date directories remembered as flushed into their parents; a bound, not a tuning knob (a few per day are used). */
 const MAX_DURABLE = 10_000;
@@ -38,10 +33,7 @@ export class FilesystemDriver implements StorageDriver {
   private readonly dirSync = new DirSync();
   /** Date directories whose entry in their parent this process has flushed since they were made. */
   private readonly durable = new Set<string>();
-  private readonly tag = `${hostname().replace(/[^A-Za-z0-9.-]/g, '_')}-${process.pid}`;
-  /** Staging names: a random part per driver instance and a counter (hex), instead of random bytes per store. */
-  private readonly stagingSeed = randomBytes(6).toString('hex');
-  private stagingCount = 0;
+  private readonly stagingNames = new StagingNames();
   private ready?: Promise<string>;
 
   constructor(
@@ -65,19 +57,10 @@ export class FilesystemDriver implements StorageDriver {
 
   /** Staging files whose writer is gone: our host with a dead pid, or untouched for a day (other hosts on a shared volume). */
   private async removeLeftovers(): Promise<void> {
-    const host = this.tag.slice(0, this.tag.lastIndexOf('-'));
     for (const entry of await readdir(this.staging)) {
-      const match = /^(.+)-(\d+)-[0-9a-f]+\.(part|manifest)$/.exec(entry);
       const file = path.join(this.staging, entry);
-      const ownerDead = match !== null && match[1] === host && !processAlive(Number(match[2]));
-      const stale = ownerDead || (await isOlderThan(file, STALE_MS));
-      if (stale) await unlink(file).catch(() => undefined);
+      if (writerGone(entry) || (await isOlderThan(file, STALE_STAGING_MS))) await unlink(file).catch(() => undefined);
     }
-  }
-
-  private stagingId(): string {
-    this.stagingCount += 1;
-    return `${this.stagingSeed}${this.stagingCount.toString(16).padStart(8, '0')}`;
   }
 
   /** Paths of a key, after making sure its directory resolves inside the root (no symlink escape). */
@@ -134,7 +117,7 @@ export class FilesystemDriver implements StorageDriver {
   async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
     const realRoot = await this.init();
     const target = this.locate(key);
-    const stem = path.join(this.staging, `${this.tag}-${this.stagingId()}`);
+    const stem = path.join(this.staging, this.stagingNames.next());
     const staged = { data: `${stem}.part`, manifest: `${stem}.manifest` };
     // The key's directory is made while the bytes are written; a store that publishes nothing removes it again.
     const making = this.makeKeyDir(target.dir, realRoot);
@@ -319,38 +302,22 @@ export class FilesystemDriver implements StorageDriver {
 
   async *list(prefix: string): AsyncIterable<Manifest> {
     await this.init();
-    yield* this.walk(this.root, '', 0, prefix);
-  }
-
-  /** Depth 0..3 are the date and taskId directories; depth 4 holds archives and sidecars. */
-  private async *walk(dir: string, keyPrefix: string, depth: number, prefix: string): AsyncIterable<Manifest> {
-    let entries;
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw classifyError(error);
-    }
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    if (depth < 4) {
-      for (const entry of entries) {
-        // Only the root holds the driver's own dot directories; a taskId may start with a dot.
-        if (!entry.isDirectory() || (depth === 0 && entry.name.startsWith('.'))) continue;
-        const sub = keyPrefix + entry.name + '/';
-        // Descend only where keys can still start with the prefix.
-        if (!sub.startsWith(prefix) && !prefix.startsWith(sub)) continue;
-        yield* this.walk(path.join(dir, entry.name), sub, depth + 1, prefix);
-      }
-      return;
-    }
-    const names = new Set(entries.filter((e) => e.isFile()).map((e) => e.name));
-    for (const name of names) {
-      const key = keyPrefix + name;
-      if (!key.startsWith(prefix) || !names.has(sidecarName(name))) continue;
-      if (typeof parseArchiveKey(key) === 'string') continue;
-      const manifest = await this.readSidecar(key, path.join(dir, sidecarName(name))).catch(() => null);
-      if (manifest && manifest.name === name) yield manifest;
-    }
+    yield* walkKeyTree(
+      {
+        list: async (dir) => {
+          try {
+            return (await readdir(dir, { withFileTypes: true })).map((e) => ({ name: e.name, isDirectory: e.isDirectory(), isFile: e.isFile() }));
+          } catch (error) {
+            if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+            throw classifyError(error);
+          }
+        },
+        readManifest: (sidecar, key) => this.readSidecar(key, sidecar),
+        join: path.join,
+      },
+      this.root,
+      prefix,
+    );
   }
 
   async check(signal: AbortSignal): Promise<ProbeTimings> {

@@ -1,25 +1,20 @@
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { Client, FTPError } from 'basic-ftp';
 import type { AccessOptions, FileInfo } from 'basic-ftp';
 import { DepotError, Manifest, parseArchiveKey, Space } from '../../../contract';
 import type { Logger } from '../../../support/logging';
-import { processAlive } from '../../../support/process-alive';
 import type { ArchiveBody, DriverCapabilities, ProbeTimings, PublishOutcome, StorageDriver } from '../../driver';
 import { parseManifest, serializeManifest, sidecarName } from '../../manifest';
+import { walkKeyTree } from '../../key-tree';
 import { probeName, runProbe } from '../../probe';
+import { CHECK_DIR, STAGING_DIR, STALE_STAGING_MS, StagingNames, writerGone } from '../../staging';
 import { ClientPool } from './client-pool';
 import { isFtpReply, toDepotError } from './errors';
 import { guardedUpload, Watchdog } from './transfer-guard';
 import type { FtpSettings } from './types';
 
-const STAGING_DIR = '.depot-tmp';
-const CHECK_DIR = '.depot-check';
-/** Staging files of writers on other hosts are removed once untouched this long. */
-const STALE_MS = 24 * 3600 * 1000;
 /** A sidecar larger than this is not a depot manifest. */
 const MANIFEST_LIMIT = 1024 * 1024;
 const DEFAULT_CONNECTIONS = 4;
@@ -52,9 +47,7 @@ export class FtpDriver implements StorageDriver {
   readonly type = 'ftp';
   readonly capabilities: DriverCapabilities;
   private readonly pool: ClientPool;
-  private readonly tag = `${hostname()}-${process.pid}`;
-  private readonly stagingSeed = randomBytes(4).toString('hex');
-  private stagingCount = 0;
+  private readonly stagingNames = new StagingNames();
   private readonly knownDirs = new Set<string>();
   private ready?: Promise<void>;
   private usage?: { at: number; bytes: Promise<number> };
@@ -118,13 +111,10 @@ export class FtpDriver implements StorageDriver {
   }
 
   private async removeLeftovers(): Promise<void> {
-    const host = hostname();
     const entries = await this.withClient('list staging', (client) => this.listDir(client, this.abs(STAGING_DIR)));
     for (const entry of entries) {
-      const match = /^(.+)-(\d+)-[0-9a-f]+\.(part|manifest)$/.exec(entry.name);
-      const ownerDead = match !== null && match[1] === host && Number(match[2]) !== process.pid && !processAlive(Number(match[2]));
-      const stale = entry.modifiedAt !== undefined && Date.now() - entry.modifiedAt.getTime() > STALE_MS;
-      if (entry.isFile && (ownerDead || stale)) await this.withClient('remove leftover', (client) => client.remove(this.abs(STAGING_DIR, entry.name), true));
+      const stale = entry.modifiedAt !== undefined && Date.now() - entry.modifiedAt.getTime() > STALE_STAGING_MS;
+      if (entry.isFile && (writerGone(entry.name) || stale)) await this.withClient('remove leftover', (client) => client.remove(this.abs(STAGING_DIR, entry.name), true));
     }
   }
 
@@ -144,14 +134,10 @@ export class FtpDriver implements StorageDriver {
     if (path.posix.dirname(dir) === this.settings.root) this.knownDirs.add(dir);
   }
 
-  private stagingStem(): string {
-    this.stagingCount += 1;
-    return this.abs(STAGING_DIR, `${this.tag}-${this.stagingSeed}${this.stagingCount.toString(16).padStart(8, '0')}`);
-  }
 
   async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
     const target = this.locate(key);
-    const stem = this.stagingStem();
+    const stem = this.abs(STAGING_DIR, this.stagingNames.next());
     const staged = { data: `${stem}.part`, manifest: `${stem}.manifest` };
     // An abort ends the upload the only way basic-ftp allows: the source fails.
     const onAbort = () => body.stream.destroy(new DepotError('unavailable', 'store aborted'));
@@ -381,31 +367,17 @@ export class FtpDriver implements StorageDriver {
     });
   }
 
-  async *list(prefix: string): AsyncIterable<Manifest> {
-    yield* this.walk(this.settings.root, '', 0, prefix);
-  }
-
-  /** Depth 0..3 are the date and taskId directories; depth 4 holds archives and sidecars. A connection is held per listing, never across a yield. */
-  private async *walk(dir: string, keyPrefix: string, depth: number, prefix: string): AsyncIterable<Manifest> {
-    const entries = await this.withClient('list', (client) => this.listDir(client, dir));
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    if (depth < 4) {
-      for (const entry of entries) {
-        // Only the root holds the driver's own dot directories; a taskId may start with a dot.
-        if (!entry.isDirectory || (depth === 0 && entry.name.startsWith('.'))) continue;
-        const sub = keyPrefix + entry.name + '/';
-        if (!sub.startsWith(prefix) && !prefix.startsWith(sub)) continue;
-        yield* this.walk(path.posix.join(dir, entry.name), sub, depth + 1, prefix);
-      }
-      return;
-    }
-    const names = new Set(entries.filter((e) => e.isFile).map((e) => e.name));
-    for (const name of names) {
-      const key = keyPrefix + name;
-      if (!key.startsWith(prefix) || !names.has(sidecarName(name)) || typeof parseArchiveKey(key) === 'string') continue;
-      const manifest = await this.withClient('list', (client) => this.readManifest(client, path.posix.join(dir, sidecarName(name)), key)).catch(() => null);
-      if (manifest && manifest.name === name) yield manifest;
-    }
+  /** A connection is held per listing or sidecar read, never across a yield. */
+  list(prefix: string): AsyncIterable<Manifest> {
+    return walkKeyTree(
+      {
+        list: async (dir) => (await this.withClient('list', (client) => this.listDir(client, dir))).map((e) => ({ name: e.name, isDirectory: e.isDirectory, isFile: e.isFile })),
+        readManifest: (sidecar, key) => this.withClient('list', (client) => this.readManifest(client, sidecar, key)),
+        join: path.posix.join,
+      },
+      this.settings.root,
+      prefix,
+    );
   }
 
   /** MLSD of a directory; a missing directory lists as empty. */

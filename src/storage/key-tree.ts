@@ -1,0 +1,50 @@
+import { Manifest, parseArchiveKey } from '../contract';
+import { sidecarName } from './manifest';
+
+export interface TreeEntry {
+  name: string;
+  isDirectory: boolean;
+  isFile: boolean;
+}
+
+/** What a directory-shaped backend gives the walk. */
+export interface KeyTree {
+  /** A directory's entries; a directory that is gone lists as empty. */
+  list(dir: string): Promise<TreeEntry[]>;
+  /** The manifest in a sidecar file (it may fail: such an archive is left out of the listing). */
+  readManifest(sidecar: string, key: string): Promise<Manifest | null>;
+  join(dir: string, name: string): string;
+}
+
+/**
+ * The manifests under `<root>/YYYY/MM/DD/<taskId>/<name>` whose key starts
+ * with `prefix`, in key order. Depth 0..3 are the date and taskId directories,
+ * depth 4 holds archives and sidecars; the walk descends only where keys can
+ * still start with the prefix, skips the driver's own dot directories at the
+ * root (a taskId may start with a dot), and lists an archive only beside its
+ * manifest.
+ */
+export async function* walkKeyTree(tree: KeyTree, root: string, prefix: string): AsyncIterable<Manifest> {
+  yield* walk(tree, root, '', 0, prefix);
+}
+
+async function* walk(tree: KeyTree, dir: string, keyPrefix: string, depth: number, prefix: string): AsyncIterable<Manifest> {
+  const entries = await tree.list(dir);
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  if (depth < 4) {
+    for (const entry of entries) {
+      if (!entry.isDirectory || (depth === 0 && entry.name.startsWith('.'))) continue;
+      const sub = keyPrefix + entry.name + '/';
+      if (!sub.startsWith(prefix) && !prefix.startsWith(sub)) continue;
+      yield* walk(tree, tree.join(dir, entry.name), sub, depth + 1, prefix);
+    }
+    return;
+  }
+  const names = new Set(entries.filter((e) => e.isFile).map((e) => e.name));
+  for (const name of names) {
+    const key = keyPrefix + name;
+    if (!key.startsWith(prefix) || !names.has(sidecarName(name)) || typeof parseArchiveKey(key) === 'string') continue;
+    const manifest = await tree.readManifest(tree.join(dir, sidecarName(name)), key).catch(() => null);
+    if (manifest && manifest.name === name) yield manifest;
+  }
+}
