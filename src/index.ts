@@ -7,6 +7,6 @@ export type { Config } from './config/load';
 export { StorageAPI } from './storage/api';
 export { StorageDriverFactory } from './storage/factory';
 export type { DriverDefinition } from './storage/factory';
-export type { StorageDriver, ArchiveBody, PublishOutcome, DriverCapabilities, ProbeTimings } from './storage/driver';
+export type { StorageDriver, ArchiveBody, PublishOutcome, DriverCapabilities, ProbeReport } from './storage/driver';
 export { ArchiveStore } from './storage/archive-store';
 export { defaultDriverFactory } from './storage/drivers';

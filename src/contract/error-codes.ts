@@ -1,4 +1,4 @@
-/** The contract's error codes (CONTRACT §2) and whether each is retried. */
+/** The contract's error codes (CONTRACT §2 and §13) and whether each is retried. */
 export const ERROR_CODES = [
   'invalid_task',
   'unknown_driver',
@@ -11,6 +11,7 @@ export const ERROR_CODES = [
   'no_space',
   'unavailable',
   'internal',
+  'misconfigured',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -25,6 +26,7 @@ export const NEVER_RETRIED: ReadonlySet<ErrorCode> = new Set([
   'retention',
   'auth',
   'no_space',
+  'misconfigured',
 ]);
 
 /** Codes that move a store to the next fallback driver without further retries on this one. */

@@ -52,6 +52,9 @@ export interface DeleteResult {
   deleted: true;
 }
 
+/** Whether the backend refuses to replace an object itself, or depot's checks around each write are all there is (CONTRACT §11). */
+export type WriteOnce = 'enforced' | 'best_effort';
+
 export interface CheckResult {
   taskId?: string;
   driver: string;
@@ -59,6 +62,7 @@ export interface CheckResult {
   writeMs?: number;
   readMs?: number;
   deleteMs?: number;
+  writeOnce?: WriteOnce;
   space?: Space;
   error?: { code: ErrorCode; message: string };
 }

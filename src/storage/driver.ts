@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { Manifest, Space } from '../contract';
+import type { Manifest, Space, WriteOnce } from '../contract';
 
 /** What a backend can do beyond the basics; callers ask instead of guessing. */
 export interface DriverCapabilities {
@@ -29,11 +29,17 @@ export interface ArchiveBody {
 /** A write-once store either created the key or found it taken (by the manifest there). */
 export type PublishOutcome = { status: 'created'; manifest: Manifest } | { status: 'exists'; existing: Manifest };
 
-/** Timings of a connection check: write a probe, read it back, delete it. */
-export interface ProbeTimings {
+/**
+ * A connection check: timings of writing a probe, reading it back and deleting
+ * it, and whether the backend itself refuses to replace an existing object
+ * (`enforced`) or write-once rests on depot's checks before and after writing
+ * (`best_effort`, CONTRACT §11).
+ */
+export interface ProbeReport {
   writeMs: number;
   readMs: number;
   deleteMs: number;
+  writeOnce: WriteOnce;
 }
 
 /**
@@ -60,7 +66,7 @@ export interface StorageDriver {
   /** Manifests of the archives whose key starts with `prefix`. */
   list(prefix: string): AsyncIterable<Manifest>;
   /** Writes, reads back, verifies and deletes a probe outside the archive keys. */
-  check(signal: AbortSignal): Promise<ProbeTimings>;
+  check(signal: AbortSignal): Promise<ProbeReport>;
   /** Only the figures the backend reports. */
   space(): Promise<Space>;
   /** Releases connections and handles; the driver is not used afterwards. */

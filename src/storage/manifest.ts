@@ -26,6 +26,22 @@ export function sidecarName(name: string): string {
   return `.${createHash('sha256').update(name).digest('hex').slice(0, 32)}${SIDECAR_SUFFIX}`;
 }
 
+/**
+ * The first field in which a manifest found at a key differs from the one a
+ * store would write there (storedAt aside: a retry stores later), or null when
+ * they describe the same archive. A store adopts a manifest it did not write
+ * only when this is null: the same bytes under another owner, metadata or
+ * retention are not the same archive.
+ */
+export function manifestDifference(found: Manifest, wanted: Manifest): keyof Manifest | null {
+  const fields: (keyof Manifest)[] = ['key', 'name', 'taskId', 'size', 'sha256', 'retainUntil', 'deleteAfter'];
+  for (const field of fields) if (found[field] !== wanted[field]) return field;
+  const a = Object.entries(found.metadata).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+  const b = Object.entries(wanted.metadata).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+  if (a.length !== b.length || a.some(([k, v], i) => b[i][0] !== k || b[i][1] !== v)) return 'metadata';
+  return null;
+}
+
 export function serializeManifest(manifest: Manifest): Buffer {
   return Buffer.from(JSON.stringify(manifest, null, 2) + '\n', 'utf8');
 }

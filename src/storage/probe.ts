@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { DepotError } from '../contract';
-import type { ProbeTimings } from './driver';
+import type { ProbeReport } from './driver';
+
+export type ProbeTimings = Omit<ProbeReport, 'writeOnce'>;
 
 export interface ProbeSteps {
   write(bytes: Buffer): Promise<void>;

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { pipeline, Readable, Transform } from 'node:stream';
 import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { DepotError, Manifest, parseArchiveKey, Space } from '../../src/contract';
-import type { ArchiveBody, DriverCapabilities, ProbeTimings, PublishOutcome, StorageDriver } from '../../src/storage/driver';
+import type { ArchiveBody, DriverCapabilities, ProbeReport, PublishOutcome, StorageDriver } from '../../src/storage/driver';
 import type { FilesystemDriver } from '../../src/storage/drivers/filesystem';
 import { serializeManifest, sidecarName } from '../../src/storage/manifest';
 import { probeName, runProbe } from '../../src/storage/probe';
@@ -48,7 +48,7 @@ export class PassThroughDriver implements StorageDriver {
   list(prefix: string): AsyncIterable<Manifest> {
     return this.inner.list(prefix);
   }
-  check(signal: AbortSignal): Promise<ProbeTimings> {
+  check(signal: AbortSignal): Promise<ProbeReport> {
     return this.inner.check(signal);
   }
   space(): Promise<Space> {
@@ -366,23 +366,23 @@ class ListIgnoresPrefix extends PassThroughDriver {
 
 /** Its probe's delete step does nothing. */
 class CheckLeavesProbe extends PassThroughDriver {
-  override async check(): Promise<ProbeTimings> {
+  override async check(): Promise<ProbeReport> {
     const file = path.join(this.root, '.depot-check', probeName());
     await mkdir(path.dirname(file), { recursive: true });
-    return runProbe({ write: (bytes) => writeFile(file, bytes), read: () => readFile(file), remove: async () => undefined });
+    return { ...(await runProbe({ write: (bytes) => writeFile(file, bytes), read: () => readFile(file), remove: async () => undefined })), writeOnce: 'enforced' };
   }
 }
 
 /** Reports timings without touching the backend. */
 class CheckWithoutBackend extends PassThroughDriver {
-  override async check(): Promise<ProbeTimings> {
-    return { writeMs: 1.5, readMs: 0.75, deleteMs: 0.25 };
+  override async check(): Promise<ProbeReport> {
+    return { writeMs: 1.5, readMs: 0.75, deleteMs: 0.25, writeOnce: 'enforced' };
   }
 }
 
 /** Measures with a clock that can go backwards. */
 class CheckNegativeTimings extends PassThroughDriver {
-  override async check(signal: AbortSignal): Promise<ProbeTimings> {
+  override async check(signal: AbortSignal): Promise<ProbeReport> {
     const timings = await this.inner.check(signal);
     return { ...timings, readMs: -1 - timings.readMs };
   }

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { DepotError, Manifest, Space } from '../../src/contract';
-import type { DriverCapabilities, ProbeTimings, PublishOutcome, StorageDriver } from '../../src/storage/driver';
+import type { DriverCapabilities, ProbeReport, PublishOutcome, StorageDriver } from '../../src/storage/driver';
 import type { DriverDefinition } from '../../src/storage/factory';
 
 /**
@@ -43,8 +43,8 @@ export class FakeDriver implements StorageDriver {
   async *list(): AsyncIterable<Manifest> {
     // nothing stored
   }
-  async check(): Promise<ProbeTimings> {
-    return { writeMs: 0, readMs: 0, deleteMs: 0 };
+  async check(): Promise<ProbeReport> {
+    return { writeMs: 0, readMs: 0, deleteMs: 0, writeOnce: 'enforced' };
   }
   async space(): Promise<Space> {
     return {};

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { DepotError, Manifest, parseArchiveKey, Space } from '../../../contract';
 import { classifyError } from '../../../support/error-handler';
-import type { ArchiveBody, DriverCapabilities, ProbeTimings, PublishOutcome, StorageDriver } from '../../driver';
+import type { ArchiveBody, DriverCapabilities, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
 import { parseManifest, serializeManifest, sidecarName } from '../../manifest';
 import { walkKeyTree } from '../../key-tree';
 import { probeName, runProbe } from '../../probe';
@@ -320,12 +320,13 @@ export class FilesystemDriver implements StorageDriver {
     );
   }
 
-  async check(signal: AbortSignal): Promise<ProbeTimings> {
+  async check(signal: AbortSignal): Promise<ProbeReport> {
     await this.init();
     const dir = path.join(this.root, CHECK_DIR);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const file = path.join(dir, probeName());
-    return runProbe({
+    // link(2) never replaces a name: write-once is the kernel's, not depot's.
+    const timings = await runProbe({
       write: async (bytes) => {
         signal.throwIfAborted();
         await this.writeFile(file, bytes);
@@ -333,6 +334,7 @@ export class FilesystemDriver implements StorageDriver {
       read: () => readFile(file, { signal }),
       remove: () => unlink(file).catch(() => undefined),
     });
+    return { ...timings, writeOnce: 'enforced' };
   }
 
   async space(): Promise<Space> {

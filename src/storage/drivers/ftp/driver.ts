@@ -5,7 +5,7 @@ import { Client, FTPError } from 'basic-ftp';
 import type { AccessOptions, FileInfo } from 'basic-ftp';
 import { DepotError, Manifest, parseArchiveKey, Space } from '../../../contract';
 import type { Logger } from '../../../support/logging';
-import type { ArchiveBody, DriverCapabilities, ProbeTimings, PublishOutcome, StorageDriver } from '../../driver';
+import type { ArchiveBody, DriverCapabilities, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
 import { parseManifest, serializeManifest, sidecarName } from '../../manifest';
 import { walkKeyTree } from '../../key-tree';
 import { probeName, runProbe } from '../../probe';
@@ -390,7 +390,7 @@ export class FtpDriver implements StorageDriver {
     }
   }
 
-  async check(signal: AbortSignal): Promise<ProbeTimings> {
+  async check(signal: AbortSignal): Promise<ProbeReport> {
     const dir = this.abs(CHECK_DIR);
     const file = path.posix.join(dir, probeName());
     await this.withClient('check', (client) => this.makeDirs(client, dir), signal);
@@ -399,8 +399,9 @@ export class FtpDriver implements StorageDriver {
       read: () => this.withClient('check: read', (client) => this.download(client, file, MANIFEST_LIMIT), signal),
       remove: () => this.withClient('check: delete', (client) => client.remove(file, true).then(() => undefined)).catch(() => undefined),
     });
-    await this.warnIfRenameOverwrites(dir, signal).catch(() => undefined);
-    return timings;
+    // A server whose refusal could not be tried is not counted on.
+    const replaces = await this.renameReplaces(dir, signal).catch(() => true);
+    return { ...timings, writeOnce: replaces ? 'best_effort' : 'enforced' };
   }
 
   /**
@@ -408,9 +409,9 @@ export class FtpDriver implements StorageDriver {
    * a rename onto an existing name (proftpd: AllowOverwrite off). The check
    * tries it with two probes and says so in the log when the server replaces.
    */
-  private async warnIfRenameOverwrites(dir: string, signal: AbortSignal): Promise<void> {
+  private async renameReplaces(dir: string, signal: AbortSignal): Promise<boolean> {
     const [first, second] = [path.posix.join(dir, probeName()), path.posix.join(dir, probeName())];
-    await this.withClient(
+    return this.withClient(
       'check: overwrite',
       async (client) => {
         try {
@@ -426,6 +427,7 @@ export class FtpDriver implements StorageDriver {
           if (replaced) {
             this.logger.warn(`${this.name}: the server replaces existing files on rename (proftpd: AllowOverwrite on); write-once then rests on depot's own check before each rename`, { driver: this.name });
           }
+          return replaced;
         } finally {
           await client.remove(first, true);
           await client.remove(second, true);

@@ -14,7 +14,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { DepotError, Manifest, parseArchiveKey, Space } from '../../../contract';
 import type { Logger } from '../../../support/logging';
-import type { ArchiveBody, DriverCapabilities, ProbeTimings, PublishOutcome, StorageDriver } from '../../driver';
+import type { ArchiveBody, DriverCapabilities, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
 import { parseManifest, serializeManifest, SIDECAR_SUFFIX } from '../../manifest';
 import { probeName, runProbe } from '../../probe';
 import { makeS3Client } from './client';
@@ -443,12 +443,12 @@ export class S3Driver implements StorageDriver {
    * deleted. A bucket whose default retention locks every new object defeats
    * that: the check then fails and says why, instead of leaving probes behind.
    */
-  async check(signal: AbortSignal): Promise<ProbeTimings> {
+  async check(signal: AbortSignal): Promise<ProbeReport> {
     const key = `${this.settings.prefix}${CHECK_DIR}/${probeName()}`;
     const what = `${this.name}: check`;
     let versionId: string | undefined;
     try {
-      return await runProbe({
+      const timings = await runProbe({
         write: async (bytes) => {
           const response = await this.client.send(
             new PutObjectCommand({ Bucket: this.settings.bucket, Key: key, Body: bytes, ContentType: ARCHIVE_TYPE, ...this.placement(false) }),
@@ -473,6 +473,7 @@ export class S3Driver implements StorageDriver {
           }
         },
       });
+      return { ...timings, writeOnce: 'best_effort' };
     } catch (error) {
       throw toDepotError(error, what);
     }
