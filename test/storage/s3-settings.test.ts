@@ -216,12 +216,27 @@ describe('error mapping', () => {
     [sdk('AbortError'), 'unavailable'],
     [Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' }), 'unavailable'],
     [new Error('AWS SDK error wrapper for Error: read ECONNRESET'), 'unavailable'],
-    [sdk('InvalidArgument', 400), 'internal'],
+    [sdk('BadDigest', 400), 'unavailable'],
+    // A 4xx that will not change by retrying is an operator's problem (CONTRACT §13), not `internal`.
+    [sdk('InvalidArgument', 400), 'misconfigured'],
+    [sdk('InvalidRequest', 400), 'misconfigured'],
+    [sdk('MethodNotAllowed', 405), 'misconfigured'],
+    [sdk('InvalidBucketState', 409), 'misconfigured'],
+    [Object.assign(new Error('boom'), { name: 'TypeError' }), 'internal'],
   ])('%p → %s', (error, code) => {
     const mapped = toDepotError(error, 'worm: put k');
     expect(mapped).toBeInstanceOf(DepotError);
     expect(mapped.code).toBe(code);
     expect(mapped.message.startsWith('worm: put k')).toBe(true);
+  });
+
+  test('an error depot does not map keeps its S3 code and HTTP status in the message', () => {
+    // Ceph answers lock headers on a bucket without Object Lock with 400 InvalidRequest and no message of its own.
+    const refused = toDepotError(sdk('InvalidRequest', 400, 'UnknownError'), 'worm: put k');
+    expect(refused.message).toContain('InvalidRequest, HTTP 400');
+    const unknown = toDepotError(sdk('XCephSomethingNew', 400, 'odd'), 'worm: put k');
+    expect(unknown).toMatchObject({ code: 'misconfigured' });
+    expect(unknown.message).toContain('XCephSomethingNew, HTTP 400: odd');
   });
 
   test('a refusal of credentials says which, never what the store echoed', () => {

@@ -42,6 +42,11 @@ const BY_CODE: Record<string, ErrorCode> = {
   NoSuchUpload: 'unavailable',
   // An object in a cold storage class must be restored before it can be read.
   InvalidObjectState: 'unavailable',
+  // Bytes damaged or cut off on the way: sending them again can succeed.
+  BadDigest: 'unavailable',
+  XAmzContentSHA256Mismatch: 'unavailable',
+  IncompleteBody: 'unavailable',
+  OperationAborted: 'unavailable',
   PreconditionFailed: 'conflict',
 };
 
@@ -89,14 +94,16 @@ export function toDepotError(error: unknown, what: string): DepotError {
   if (network) return new DepotError('unavailable', `${what}: cannot reach the store (${network})`);
   const { code, status } = s3ErrorInfo(error);
   const mapped = (code ? BY_CODE[code] : undefined) ?? byStatus(status);
-  if (!mapped) {
-    const generic = classifyError(error);
-    return new DepotError(generic.code, `${what}: ${generic.message}`);
-  }
   const label = [code, status ? `HTTP ${status}` : undefined].filter(Boolean).join(', ');
+  if (!mapped) {
+    // Not S3's answer at all (no code, no status): a local failure, classified as any other.
+    const generic = classifyError(error);
+    return new DepotError(generic.code, `${what}: ${label ? `${label}: ` : ''}${generic.message}`);
+  }
   if (mapped === 'auth') return new DepotError('auth', `${what}: the store refused the credentials (${label})`);
   const detail = e.message && e.message !== code && e.message !== 'UnknownError' ? `: ${redactor.redact(e.message)}` : '';
-  return new DepotError(mapped, `${what}: ${label}${detail}`);
+  const advice = mapped === 'misconfigured' ? ' (the store refuses this request as configured; an operator must act)' : '';
+  return new DepotError(mapped, `${what}: ${label}${detail}${advice}`);
 }
 
 /**
@@ -115,5 +122,8 @@ function byStatus(status: number | undefined): ErrorCode | undefined {
   if (status === 412) return 'conflict';
   if (status === 507) return 'no_space';
   if (status === 408 || status === 429 || status >= 500) return 'unavailable';
+  // Any other 4xx (a bucket without Object Lock asked for retention answers 400 InvalidRequest)
+  // will be refused again: not retried, and never silently failed over to a store without WORM.
+  if (status >= 400) return 'misconfigured';
   return undefined;
 }
