@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { isDeepStrictEqual } from 'node:util';
 import { Job, JobsOptions, Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
@@ -32,6 +33,8 @@ export interface ManagerOptions {
 export interface TaskHandle<R> {
   taskId: string;
   jobId: string;
+  /** The taskId was queued before (with the same task): this call queued nothing. */
+  existed: boolean;
   /** The task's result; rejects with a DepotError carrying the contract's code when it failed. */
   result(timeoutMs?: number): Promise<R>;
 }
@@ -46,9 +49,10 @@ export interface ProgressEvent {
 
 /**
  * ArchivingManager: the producer side. Validates tasks before they are queued
- * (a bad one fails here, not on a worker), gives each a UUIDv7 taskId that is
- * also its jobId (so re-adding the same task is a no-op), and reports results
- * and events. Fails fast when Redis is down.
+ * (a bad one fails here, not on a worker), gives each a UUIDv7 taskId from
+ * which its jobId is made (so re-adding the same task is a no-op, and another
+ * task under a taken taskId is a `conflict`), and reports results and events.
+ * Fails fast when Redis is down.
  */
 export class ArchivingManager extends EventEmitter {
   private readonly connection: Redis;
@@ -90,14 +94,31 @@ export class ArchivingManager extends EventEmitter {
     const taskId = typeof data.taskId === 'string' ? data.taskId : newTaskId();
     const task: TaskByOperation[Operation] = parseTask(operation, { ...data, taskId });
     const jobId = jobIdFor(taskId);
-    let job: Job;
+    const { added, stored } = await this.add(operation, task, { ...jobOptions, jobId });
+    // BullMQ's add with a taken jobId changes nothing and hands back a Job holding *our* data: only the stored job tells.
+    if (stored.name !== operation || !isDeepStrictEqual(stored.data, JSON.parse(JSON.stringify(task)))) {
+      throw new DepotError('conflict', `task ${taskId} already exists with other content (a ${stored.name} task); choose another taskId`, { field: 'taskId' });
+    }
+    // Our add created the job only if the stored one carries its creation time (two identical adds
+    // within one millisecond both count as new: harmless, they made one job).
+    const existed = stored.timestamp !== added.timestamp;
+    return { taskId, jobId, existed, result: (timeoutMs) => this.waitFor<R>(stored, timeoutMs) };
+  }
+
+  /** Adds the job and reads back the one Redis holds under its jobId (ours, or one that was there before). */
+  private async add(operation: Operation, task: unknown, options: JobsOptions & { jobId: string }): Promise<{ added: Job; stored: Job }> {
     try {
       await waitForRedis(this.connection, 5_000, true);
-      job = await this.queue.add(operation, task, { ...jobOptions, jobId });
+      // Twice at most: a job that was there may finish and be removed between the add and the read.
+      for (let tries = 1; ; tries++) {
+        const added = await this.queue.add(operation, task, options);
+        const stored = await this.queue.getJob(options.jobId);
+        if (stored) return { added, stored };
+        if (tries === 2) throw new Error(`job ${options.jobId} vanished as it was queued`);
+      }
     } catch (error) {
       throw new DepotError('unavailable', `cannot queue the task: ${(error as Error).message}`, { cause: error });
     }
-    return { taskId, jobId, result: (timeoutMs) => this.waitFor<R>(job, timeoutMs) };
   }
 
   private async waitFor<R>(job: Job, timeoutMs?: number): Promise<R> {

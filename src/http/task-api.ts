@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import type { Job, Queue } from 'bullmq';
 import { ArchivingManager, failureFromReason } from '../archiving/manager';
-import { DepotError, isOperation } from '../contract';
+import { DepotError, isOperation, taskIdProblem } from '../contract';
 import { jobIdFor } from '../queue/names';
 import { errorBody } from '../support/error-handler';
 import { within } from './within';
@@ -15,7 +15,8 @@ export type Reply = (status: number, body: unknown) => void;
 /**
  * CONTRACT §6 task API: `POST /v1/tasks` queues `{ operation, task, options? }`
  * (validated exactly as the queue's workers would: a bad task is 400 naming the
- * field, never queued), `GET /v1/tasks/:taskId` reports its state and result.
+ * field, never queued; a taskId that exists is 409 with that task's state),
+ * `GET /v1/tasks/:taskId` reports its state and result.
  */
 export class TaskApi {
   private readonly bodyLimit: number;
@@ -58,17 +59,32 @@ export class TaskApi {
     if (refused) return reply(400, failure('invalid_task', refused.message, refused.field));
     try {
       const handle = await this.manager.enqueue(operation, task as Record<string, unknown>, jobOptions);
+      if (handle.existed) return await this.taken(handle.taskId, reply);
       reply(202, { ok: true, taskId: handle.taskId, jobId: handle.jobId });
     } catch (error) {
+      if (error instanceof DepotError && error.code === 'conflict') return this.taken(String((task as { taskId?: unknown }).taskId), reply);
       const e = { ...errorBody(error), ...(error instanceof DepotError && error.field ? { field: error.field } : {}) };
       reply(e.code === 'invalid_task' ? 400 : 503, { ok: false, error: e });
     }
   }
 
   async status(taskId: string, reply: Reply): Promise<void> {
-    const job = await within(this.queue.getJob(jobIdFor(taskId)), this.answerMs, 'the task');
+    const job = await this.find(taskId);
     if (!job) return reply(404, failure('not_found', `no task ${taskId} (unknown, or finished and removed)`, 'taskId'));
     reply(200, await within(describe(job, taskId), this.answerMs, 'the task'));
+  }
+
+  /** CONTRACT §6: a taskId that exists is never queued again, nor silently accepted: 409 with that task as GET shows it. */
+  private async taken(taskId: string, reply: Reply): Promise<void> {
+    const job = await this.find(taskId);
+    const body = failure('conflict', `task ${taskId} already exists; choose another taskId`, 'taskId');
+    reply(409, job ? { ...body, task: await within(describe(job, taskId), this.answerMs, 'the task') } : body);
+  }
+
+  /** The job of a taskId; none for what cannot be a taskId, so no request reads another key of the queue. */
+  private async find(taskId: string): Promise<Job | undefined> {
+    if (taskIdProblem(taskId)) return undefined;
+    return within(this.queue.getJob(jobIdFor(taskId)), this.answerMs, 'the task');
   }
 
   /**

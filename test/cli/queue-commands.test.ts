@@ -105,7 +105,7 @@ test('without a worker, store --no-wait queues the task and status counts it', a
   expect(queued.code).toBe(0);
   const { ok, taskId, jobId } = JSON.parse(queued.stdout) as { ok: boolean; taskId: string; jobId: string };
   expect(ok).toBe(true);
-  expect(jobId).toBe(taskId);
+  expect(jobId).toBe(`task-${taskId}`);
 
   const status = await depot(['status', '--json']);
   expect(status.code).toBe(0);

@@ -154,7 +154,7 @@ test('task API: a bearer token queues a task (202) and GET reports it; bad input
   const queued = await post({ operation: 'store', task: { name: 'http.zip', source: { base64: bytes.toString('base64') }, metadata: { courseId: '7' } }, options: { priority: 1 } });
   expect(queued.status).toBe(202);
   const { taskId, jobId } = JSON.parse(queued.text) as { taskId: string; jobId: string };
-  expect(jobId).toBe(taskId);
+  expect(jobId).toBe(`task-${taskId}`);
   const auth = { headers: { authorization: `Bearer ${TOKEN}` } };
   const done = await eventually(
     async () => {
@@ -199,6 +199,56 @@ test('task API: a bearer token queues a task (202) and GET reports it; bad input
   // Without tokens in the config the API lets nobody in.
   const closed = await serve({ local: { type: 'filesystem', root: path.join(work, 'archive') } });
   expect((await get(closed, '/v1/tasks', 'POST', { headers: { authorization: `Bearer ${TOKEN}` }, body: '{}' })).status).toBe(401);
+});
+
+test('task API: a taskId that exists is 409 with its state, never a silent 202; taskIds named like BullMQ keys are tasks like any', async () => {
+  const TOKEN = 'api-token-409-0123456789abcdef';
+  if (!worker) {
+    const config = testConfig({ redis: { url: redis.url }, drivers: { local: { type: 'filesystem', root: path.join(work, 'archive') } }, paths: { allowed: [work] } }, work);
+    worker = await startInProcessWorker(config);
+  }
+  const http = await serve({ local: { type: 'filesystem', root: path.join(work, 'archive') } }, [TOKEN]);
+  const auth = { authorization: `Bearer ${TOKEN}` };
+  const post = (body: unknown) => get(http, '/v1/tasks', 'POST', { headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const status = async (taskId: string) => get(http, `/v1/tasks/${taskId}`, 'GET', { headers: auth });
+  const store = (taskId: string, text: string) => ({ operation: 'store', task: { taskId, name: 'twice.txt', source: { base64: Buffer.from(text).toString('base64') } } });
+  const completed = (taskId: string) =>
+    eventually(
+      async () => {
+        const report = JSON.parse((await status(taskId)).text) as { state?: string };
+        return report.state === 'completed' ? report : undefined;
+      },
+      20_000,
+      `task ${taskId} to complete`,
+    );
+
+  expect((await post(store('posted-twice', 'first'))).status).toBe(202);
+  const first = await completed('posted-twice');
+  for (const again of [store('posted-twice', 'second'), store('posted-twice', 'first'), { operation: 'check', task: { taskId: 'posted-twice', driver: 'local' } }]) {
+    const conflict = await post(again);
+    expect(conflict.status).toBe(409);
+    expect(JSON.parse(conflict.text)).toEqual({ ok: false, error: { code: 'conflict', field: 'taskId', message: expect.stringMatching(/^taskId: /) }, task: first });
+  }
+  // Still the first task's result.
+  expect(JSON.parse((await status('posted-twice')).text)).toEqual(first);
+
+  // A waiting task is reported with its state too.
+  const delayed = { ...store('posted-while-waiting', 'one'), options: { delay: 60_000 } };
+  expect((await post(delayed)).status).toBe(202);
+  const conflict = await post(store('posted-while-waiting', 'two'));
+  expect(conflict.status).toBe(409);
+  expect(JSON.parse(conflict.text)).toMatchObject({ error: { code: 'conflict' }, task: { taskId: 'posted-while-waiting', state: 'delayed' } });
+
+  // taskIds that are BullMQ key names: queued, stored, reported; the queue goes on.
+  for (const taskId of ['meta', 'wait', 'id']) {
+    const queued = await post(store(taskId, `task ${taskId}`));
+    expect({ taskId, status: queued.status }).toEqual({ taskId, status: 202 });
+    expect(await completed(taskId)).toMatchObject({ taskId, jobId: `task-${taskId}`, result: { taskId } });
+  }
+  expect((await post(store('after-meta', 'after'))).status).toBe(202);
+  await completed('after-meta');
+  // What cannot be a taskId is no task (and reads no other key of the queue).
+  for (const notATaskId of ['a:b', 'task-5:lock', '..']) expect((await status(encodeURIComponent(notATaskId))).status).toBe(404);
 });
 
 test('bull-board at /queues: behind http.auth basic credentials, off without them', async () => {
