@@ -1,10 +1,9 @@
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
 import http, { IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { Readable } from 'node:stream';
 import { DepotError, Source } from '../contract';
-import { allowedPath } from './path-policy';
+import { openSourceFile } from './path-policy';
 import { guardedLookup } from '../support/address-guard';
 import { checkSourceUrl } from './url-policy';
 
@@ -54,20 +53,8 @@ async function* readingErrorsAsSource(stream: Readable): AsyncGenerator<Buffer> 
 }
 
 async function openPath(raw: string, policy: SourcePolicy): Promise<OpenedSource> {
-  const file = await allowedPath(raw, 'source.path', policy.allowedPaths, 'source');
-  try {
-    const handle = await open(file, 'r');
-    const info = await handle.stat();
-    if (!info.isFile()) {
-      await handle.close();
-      throw new DepotError('source_unavailable', `${raw} is not a regular file`, { field: 'source.path', retryable: false });
-    }
-    return { stream: createReadStream('', { fd: handle, highWaterMark: CHUNK }), totalBytes: info.size };
-  } catch (error) {
-    if (error instanceof DepotError) throw error;
-    const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    throw new DepotError('source_unavailable', `cannot read ${raw}: ${code}`, { field: 'source.path', retryable: false });
-  }
+  const { handle, size } = await openSourceFile(raw, policy.allowedPaths);
+  return { stream: createReadStream('', { fd: handle, highWaterMark: CHUNK }), totalBytes: size };
 }
 
 function openInline(base64: string, policy: SourcePolicy): OpenedSource {

@@ -1,29 +1,46 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { link, lstat, open, unlink } from 'node:fs/promises';
-import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { DepotError } from '../contract';
-import { allowedPath } from './path-policy';
+import { openTargetDir, TargetDir } from './path-policy';
+
+/** Bytes of the target's name kept in its temporary name: with the dot, random part and suffix it stays within 255. */
+const TEMP_NAME_BYTES = 200;
 
 /**
  * Writes a retrieved archive to `path`: into a temporary file beside it, then
  * published with link(2), which never replaces an existing file. The file
- * appears only once complete and verified (the stream errors otherwise).
+ * appears only once complete and verified (the stream errors otherwise). Both
+ * names are reached through the target's opened directory (path-policy.ts),
+ * so a directory exchanged meanwhile cannot send them elsewhere.
  */
 export async function writeToPath(stream: Readable, rawPath: string, allowed: string[] | undefined): Promise<string> {
-  let target: string;
+  let dir: TargetDir;
   try {
-    target = await allowedPath(rawPath, 'target.path', allowed, 'target');
-    if (await exists(target)) throw new DepotError('conflict', `${rawPath} already exists; it is never replaced`, { field: 'target.path' });
+    dir = await openTargetDir(rawPath, allowed);
   } catch (error) {
     // The archive is already open for reading: a refused target must not leave it open.
     stream.destroy();
     throw error;
   }
-  const temp = path.join(path.dirname(target), `.${path.basename(target).slice(0, 200)}.${randomBytes(6).toString('hex')}.depot-part`);
   try {
-    const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    await writeInto(dir, stream, rawPath);
+    return dir.path;
+  } catch (error) {
+    stream.destroy();
+    throw error;
+  } finally {
+    await dir.close();
+  }
+}
+
+async function writeInto(dir: TargetDir, stream: Readable, rawPath: string): Promise<void> {
+  if (await exists(dir.entry(dir.name))) throw new DepotError('conflict', `${rawPath} already exists; it is never replaced`, { field: 'target.path' });
+  const temp = dir.entry(`.${cutUtf8(dir.name, TEMP_NAME_BYTES)}.${randomBytes(6).toString('hex')}.depot-part`);
+  try {
+    await dir.recheck();
+    const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
       for await (const chunk of stream as AsyncIterable<Buffer>) {
         let offset = 0;
@@ -34,21 +51,28 @@ export async function writeToPath(stream: Readable, rawPath: string, allowed: st
     } finally {
       await handle.close();
     }
+    await dir.recheck();
     try {
-      await link(temp, target);
+      await link(temp, dir.entry(dir.name));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
         throw new DepotError('conflict', `${rawPath} appeared while retrieving; it is never replaced`, { field: 'target.path' });
       }
       throw error;
     }
-    return target;
-  } catch (error) {
-    stream.destroy();
-    throw error;
   } finally {
+    // Before the directory's descriptor is closed: the temporary name is reached through it.
     await unlink(temp).catch(() => undefined);
   }
+}
+
+/** At most `maxBytes` of `text` in UTF-8, cut before a character rather than inside one (file name limits count bytes). */
+export function cutUtf8(text: string, maxBytes: number): string {
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length <= maxBytes) return text;
+  let end = maxBytes;
+  while (end > 0 && (bytes[end] & 0xc0) === 0x80) end -= 1; // bytes[end] continues the character it cuts: back to its start
+  return bytes.subarray(0, end).toString('utf8');
 }
 
 /** Collects a retrieved archive for an inline result, refusing one larger than the limit before reading it. */
