@@ -84,7 +84,7 @@ export class TaskRunner {
 
   private async store(task: StoreTask, ctx: TaskContext): Promise<StoreResult> {
     const primary = task.driver ?? this.settings.defaultDriver;
-    const drivers = [primary, ...(task.fallbacks ?? this.settings.failover[primary] ?? [])];
+    const drivers = [primary, ...(task.fallbacks ?? this.configuredFallbacks(primary))];
     // Unknown names fail the task before anything is read or written.
     for (const [i, name] of drivers.entries()) this.storageFor(name, i === 0 ? 'driver' : `fallbacks[${i - 1}]`);
     const taskId = task.taskId ?? newTaskId();
@@ -216,6 +216,11 @@ export class TaskRunner {
 
   private retrying<T>(ctx: TaskContext, operation: () => Promise<T>): Promise<T> {
     return retryOperation(operation, { attempts: this.settings.attempts, backoffMs: this.settings.backoffMs, signal: ctx.signal });
+  }
+
+  /** config `failover[driver]`; own entries only, so a task's driver `constructor` finds none rather than Object's. */
+  private configuredFallbacks(driver: string): string[] {
+    return Object.hasOwn(this.settings.failover, driver) ? this.settings.failover[driver] : [];
   }
 
   private storageFor(driver: string, field: string) {

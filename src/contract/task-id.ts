@@ -21,3 +21,16 @@ export function taskIdTime(taskId: string): Date | null {
   const ms = parseInt(taskId.replace(/-/g, '').slice(0, 12), 16);
   return new Date(ms);
 }
+
+/** The last moment the key scheme's four-digit year (`YYYY/MM/DD`) can write. */
+const LAST_KEY_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+/**
+ * Why a UUIDv7 taskId cannot name its key's day, or null. Its 48-bit time
+ * reaches the year 10889, past what a `YYYY/MM/DD` key can hold.
+ */
+export function taskIdTimeProblem(taskId: string): string | null {
+  const time = taskIdTime(taskId);
+  if (time && time.getTime() > LAST_KEY_TIME) return 'a UUIDv7 taskId must carry a date before the year 10000 (the key scheme is YYYY/MM/DD)';
+  return null;
+}

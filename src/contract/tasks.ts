@@ -3,6 +3,7 @@ import { archiveNameProblem, taskIdProblem } from './archive-name';
 import { isCalendarDate, parseArchiveKey } from './archive-key';
 import { DepotError } from './depot-error';
 import { fieldIssues } from './field-issues';
+import { taskIdTimeProblem } from './task-id';
 
 /** The StorageTask jobs of CONTRACT §2: the job name is the operation, the data the task. */
 export const OPERATIONS = ['store', 'retrieve', 'delete', 'check'] as const;
@@ -12,7 +13,7 @@ export type Operation = (typeof OPERATIONS)[number];
 export const EXPIRE_OPERATION = 'expire';
 
 const taskId = z.string().superRefine((value, ctx) => {
-  const problem = taskIdProblem(value);
+  const problem = taskIdProblem(value) ?? taskIdTimeProblem(value);
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
@@ -53,10 +54,34 @@ export type StorageRef = z.infer<typeof storageRefSchema>;
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
+/**
+ * A map of strings as the producer sent it. zod drops an own `__proto__` key
+ * (JSON can carry one) without a word; refusing it keeps the task what was sent.
+ */
+function stringMap() {
+  return z.preprocess((value, ctx) => {
+    // `continue`: a union around it (the source) must still report this, not its own summary.
+    if (typeof value === 'object' && value !== null && Object.hasOwn(value, '__proto__')) ctx.addIssue({ code: 'custom', message: "must not have a key '__proto__'", continue: true });
+    return value;
+  }, z.record(z.string(), z.string()));
+}
+
+// RFC 9110 field names are tokens; values are what Node sends (it throws on the rest, which would be retried as internal).
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+const headers = stringMap().superRefine((value, ctx) => {
+  for (const [name, text] of Object.entries(value)) {
+    // A bad name is reported on `headers`: in the field's path it could break the `<field>: <message>` line.
+    if (!HEADER_NAME.test(name)) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(name)} is not a valid HTTP header name`, path: [] });
+    else if (!HEADER_VALUE.test(text)) ctx.addIssue({ code: 'custom', message: 'must not contain CR, LF or other characters illegal in an HTTP header', path: [name] });
+  }
+});
+
 export const sourceSchema = z.union(
   [
     z.strictObject({ path: z.string().min(1, 'must not be empty') }),
-    z.strictObject({ url: httpUrl, headers: z.record(z.string(), z.string()).optional() }),
+    z.strictObject({ url: httpUrl, headers: headers.optional() }),
     z.strictObject({ base64: z.string().refine((v) => v.length % 4 === 0 && BASE64.test(v), 'must be base64') }),
   ],
   { error: 'must be exactly one of { path }, { url, headers? } or { base64 }' },
@@ -75,7 +100,7 @@ export const storeTaskSchema = z.strictObject({
     .transform((v) => v.toLowerCase())
     .optional(),
   size: z.number().int('must be a whole number').nonnegative('must not be negative').optional(),
-  metadata: z.record(z.string(), z.string()).optional(),
+  metadata: stringMap().optional(),
   retainUntil: instant.optional(),
   deleteAfter: instant.optional(),
   callbackUrl: callbackUrl.optional(),
@@ -123,6 +148,8 @@ const schemas = {
 export function parseTask<O extends Operation>(operation: O, data: unknown): TaskByOperation[O] {
   const schema = isOperation(operation) ? schemas[operation] : undefined;
   if (!schema) throw new DepotError('invalid_task', `unknown operation '${String(operation)}'`, { field: 'name' });
+  // A plain BullMQ producer can add any JSON as data, null included.
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new DepotError('invalid_task', 'must be an object: the task', { field: 'data' });
   const parsed = schema.safeParse(data);
   if (!parsed.success) {
     const [first] = fieldIssues(parsed.error);

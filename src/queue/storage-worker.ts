@@ -58,7 +58,7 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
     // Producers' tasks only: the hourly expiry job is depot's own business.
     const notifications = (OPERATIONS as readonly string[]).includes(job.name) ? options.notifications : undefined;
     const notify = (event: TaskEvent, extra: Partial<TaskNotification>) =>
-      notifications?.notify((job.data as { callbackUrl?: unknown }).callbackUrl, {
+      notifications?.notify(fieldOf(job, 'callbackUrl'), {
         event,
         taskId: taskIdOf(job),
         jobId: job.id ?? '',
@@ -153,8 +153,14 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
   return { worker, close };
 }
 
+/** One field of the job's data, which any producer may have made anything (null, an array, a string). */
+function fieldOf(job: Job, field: 'taskId' | 'callbackUrl'): unknown {
+  const data: unknown = job.data;
+  return typeof data === 'object' && data !== null && Object.hasOwn(data, field) ? (data as Record<string, unknown>)[field] : undefined;
+}
+
 function taskIdOf(job: Job): string {
-  const taskId = (job.data as { taskId?: unknown } | undefined)?.taskId;
+  const taskId = fieldOf(job, 'taskId');
   return typeof taskId === 'string' ? taskId : (job.id ?? '');
 }
 

@@ -37,7 +37,7 @@ export class StorageAPI {
   getStorageDriver(name: string): StorageDriver {
     let driver = this.drivers.get(name);
     if (driver) return driver;
-    const settings = Object.hasOwn(this.config.drivers, name) ? this.config.drivers[name] : undefined;
+    const settings = this.settingsOf(name);
     if (!settings) {
       throw new DepotError('unknown_driver', `no driver named '${name}' (configured: ${this.driverNames().join(', ')})`, { field: 'driver' });
     }
@@ -62,7 +62,7 @@ export class StorageAPI {
    * the returned function when the transfer is over. Unlimited when not set.
    */
   async transferSlot(name: string, signal?: AbortSignal): Promise<() => void> {
-    const limit = this.config.drivers[name]?.maxConcurrent;
+    const limit = this.settingsOf(name)?.maxConcurrent;
     if (typeof limit !== 'number') return () => undefined;
     let slots = this.slots.get(name);
     if (!slots) {
@@ -70,6 +70,11 @@ export class StorageAPI {
       this.slots.set(name, slots);
     }
     return slots.acquire(signal);
+  }
+
+  /** Own entries only: a driver named `constructor` or `__proto__` in a task must not find Object's. */
+  private settingsOf(name: string): StorageConfig['drivers'][string] | undefined {
+    return Object.hasOwn(this.config.drivers, name) ? this.config.drivers[name] : undefined;
   }
 
   async close(): Promise<void> {

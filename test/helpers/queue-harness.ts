@@ -17,6 +17,7 @@ import { startStorageWorker } from '../../src/queue/storage-worker';
 import { StorageAPI } from '../../src/storage/api';
 import { defaultDriverFactory } from '../../src/storage/drivers';
 import { createLogger } from '../../src/support/logging';
+import type { NotificationService } from '../../src/support/notifications';
 import { Redactor } from '../../src/support/redaction';
 import { Digest, patternSource } from './streams';
 
@@ -64,15 +65,18 @@ export interface InProcessWorker {
   close(): Promise<void>;
 }
 
-/** The storage worker as workers/storage-worker.ts assembles it, in this process (no signal handlers). */
-export async function startInProcessWorker(config: Config): Promise<InProcessWorker> {
+/**
+ * The storage worker as workers/storage-worker.ts assembles it, in this process (no signal handlers).
+ * `notifications`: the worker process always has a NotificationService (webhooks); pass one to run that path too.
+ */
+export async function startInProcessWorker(config: Config, options: { notifications?: NotificationService } = {}): Promise<InProcessWorker> {
   const collector = new LineCollector();
   const logger = createLogger({ level: 'warn', format: 'json', stream: collector });
   const storage = new StorageAPI(config, defaultDriverFactory(), logger);
   const runner = new TaskRunner(storage, runnerSettings(config), logger);
   const worker = startStorageWorker(
     (operation, data, ctx) => runner.processTask(operation, data, ctx),
-    storageWorkerOptions(config, 'queue-test'),
+    { ...storageWorkerOptions(config, 'queue-test'), notifications: options.notifications },
     logger,
   );
   await worker.worker.waitUntilReady();

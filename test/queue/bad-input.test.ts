@@ -3,6 +3,7 @@ import https from 'node:https';
 import { readdir, readFile, readlink, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { StoreResult } from '../../src/contract';
+import { NotificationService } from '../../src/support/notifications';
 import {
   archiveKeysBelow,
   cleanupAll,
@@ -80,7 +81,8 @@ beforeAll(async () => {
     },
     work,
   );
-  worker = await startInProcessWorker(config);
+  // With webhooks wired as in the worker process (none configured here): the failure path reads the job's data too.
+  worker = await startInProcessWorker(config, { notifications: new NotificationService(async () => undefined) });
   client = await queueClient(redis.port);
   goodFile = path.join(work, 'good.bin');
   await writePatternFile(goodFile, 20 * KiB, 'good');
@@ -151,11 +153,27 @@ describe('invalid tasks: invalid_task naming the field, not retried', () => {
     ['retrieve of a key outside the scheme', 'retrieve', () => ({ ref: { driver: 'local', key: '../../etc/passwd' }, target: { inline: true } }), 'ref.key'],
     ['retrieve without a target', 'retrieve', () => ({ ref: { driver: 'local', key: '2024/01/02/t1/x.zip' } }), 'target'],
     ['check without a driver', 'check', () => ({}), 'driver'],
+    // Node refuses such headers when it sends the request, which used to be retried as internal.
+    ['CR/LF in a source header value', 'store', () => ({ source: { url: 'http://depot-test.invalid/x', headers: { 'X-Token': 'a\r\nX-Injected: 1' } }, name: 'x.zip' }), 'source.headers.X-Token'],
+    ['CR/LF in a source header name', 'store', () => ({ source: { url: 'http://depot-test.invalid/x', headers: { 'X-A\r\nX-B': 'v' } }, name: 'x.zip' }), 'source.headers'],
+    ['a source header value beyond Latin-1', 'store', () => ({ source: { url: 'http://depot-test.invalid/x', headers: { 'X-Name': 'Łukasz' } }, name: 'x.zip' }), 'source.headers.X-Name'],
+    // Its 48-bit time reads as the year 10889: no YYYY/MM/DD key can hold it.
+    ['a UUIDv7 taskId beyond the year 9999', 'store', () => ({ taskId: 'ffffffff-ffff-7fff-bfff-ffffffffffff', source: { path: goodFile }, name: 'x.zip' }), 'taskId'],
   ];
 
   it.each(cases)('%s', async (_title, operation, data, field) => {
     const done = await run(operation, data());
     expectFailedOnce(done, 'invalid_task', field);
+  });
+
+  it.each(['store', 'retrieve', 'delete', 'check'])('job data null (a plain BullMQ producer) for %s: invalid_task on data', async (operation) => {
+    const done = await settle(client, await client.queue.add(operation, null, JOB_OPTIONS));
+    expectFailedOnce(done, 'invalid_task', 'data');
+  });
+
+  it('job data that is not an object (an array, a string): invalid_task on data', async () => {
+    expectFailedOnce(await settle(client, await client.queue.add('store', [{ name: 'x.zip' }], JOB_OPTIONS)), 'invalid_task', 'data');
+    expectFailedOnce(await settle(client, await client.queue.add('check', 'local', JOB_OPTIONS)), 'invalid_task', 'data');
   });
 
   it('an unknown operation name', async () => {
@@ -191,6 +209,15 @@ describe('failures of valid tasks, each with its code and not retried', () => {
     expectFailedOnce(await run('store', { source: { path: goodFile }, name: 'x.zip', driver: 'nowhere' }), 'unknown_driver', 'driver');
     expectFailedOnce(await run('store', { source: { path: goodFile }, name: 'x.zip', fallbacks: ['nowhere'] }), 'unknown_driver', 'fallbacks[0]');
     expectFailedOnce(await run('check', { driver: 'nowhere' }), 'unknown_driver');
+  });
+
+  it.each(['constructor', '__proto__', 'toString', 'hasOwnProperty'])('a driver named like an object property (%s): unknown_driver, not retried', async (name) => {
+    expectFailedOnce(await run('store', { source: { path: goodFile }, name: 'x.zip', driver: name }), 'unknown_driver', 'driver');
+    expectFailedOnce(await run('store', { source: { path: goodFile }, name: 'x.zip', fallbacks: [name] }), 'unknown_driver', 'fallbacks[0]');
+    expectFailedOnce(await run('check', { driver: name }), 'unknown_driver', 'driver');
+    const ref = { driver: name, key: `${keyDay(new Date())}/t1/x.zip` };
+    expectFailedOnce(await run('retrieve', { ref, target: { inline: true } }), 'unknown_driver', 'ref.driver');
+    expectFailedOnce(await run('delete', { ref }), 'unknown_driver', 'ref.driver');
   });
 
   it('missing source file: source_unavailable, not retried', async () => {

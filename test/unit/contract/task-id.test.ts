@@ -1,4 +1,4 @@
-import { newTaskId, taskIdProblem, taskIdTime } from '../../../src/contract';
+import { newTaskId, taskIdProblem, taskIdTime, taskIdTimeProblem } from '../../../src/contract';
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -59,5 +59,23 @@ describe('taskIdTime', () => {
     ['empty', ''],
   ])('is null for %s', (_label, id) => {
     expect(taskIdTime(id)).toBeNull();
+  });
+});
+
+describe('taskIdTimeProblem: a UUIDv7 must name a day the YYYY/MM/DD key can write', () => {
+  const lastMoment = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+  test.each([0, Date.UTC(2024, 6, 1), lastMoment])('accepts a UUIDv7 of %d ms', (ms) => {
+    expect(taskIdTimeProblem(newTaskId(ms))).toBeNull();
+  });
+
+  test.each([lastMoment + 1, Date.UTC(10000, 5, 1), 2 ** 48 - 1])('refuses a UUIDv7 of %d ms (beyond the year 9999)', (ms) => {
+    expect(taskIdTimeProblem(newTaskId(ms))).toMatch(/year 10000/);
+    expect(taskIdTimeProblem(newTaskId(ms).toUpperCase())).not.toBeNull();
+  });
+
+  test('other taskIds carry no date and pass', () => {
+    expect(taskIdTimeProblem('moodle-course-12-backup')).toBeNull();
+    expect(taskIdTimeProblem('ffffffff-ffff-4fff-bfff-ffffffffffff')).toBeNull();
   });
 });

@@ -144,8 +144,34 @@ describe('parseTask store: each bad input is invalid_task naming the field', () 
     ['fallbacks entry empty', { ...validStore, fallbacks: ['local', ''] }, 'fallbacks[1]'],
     ['unknown extra field', { ...validStore, key: '2024/01/01/t/a.zip' }, 'key'],
     ['unknown extra field (typo)', { ...validStore, retain_until: '2036-01-31' }, 'retain_until'],
+    // Node refuses these when it sends the request; they must fail here, named, not later as internal.
+    ['header value with CR/LF', { ...validStore, source: { url: 'https://h.example/x', headers: { 'X-Token': 'a\r\nX-Evil: 1' } } }, 'source.headers.X-Token'],
+    ['header value with LF', { ...validStore, source: { url: 'https://h.example/x', headers: { Authorization: 'Bearer x\n' } } }, 'source.headers.Authorization'],
+    ['header value with NUL', { ...validStore, source: { url: 'https://h.example/x', headers: { 'X-A': 'a\u0000b' } } }, 'source.headers.X-A'],
+    ['header value beyond Latin-1', { ...validStore, source: { url: 'https://h.example/x', headers: { 'X-A': 'Łódź' } } }, 'source.headers.X-A'],
+    ['header name with CR/LF', { ...validStore, source: { url: 'https://h.example/x', headers: { 'X-A\r\nX-B': 'v' } } }, 'source.headers'],
+    ['header name with a space', { ...validStore, source: { url: 'https://h.example/x', headers: { 'X A': 'v' } } }, 'source.headers'],
+    ['header name with a colon', { ...validStore, source: { url: 'https://h.example/x', headers: { 'X-A:': 'v' } } }, 'source.headers'],
+    ['header name empty', { ...validStore, source: { url: 'https://h.example/x', headers: { '': 'v' } } }, 'source.headers'],
+    // JSON can carry an own `__proto__` key, which zod would drop without a word.
+    ['header named __proto__', { ...validStore, source: { url: 'https://h.example/x', headers: JSON.parse('{"__proto__": "v"}') as unknown } }, 'source.headers'],
+    ['metadata key __proto__', { ...validStore, metadata: JSON.parse('{"courseId": "1", "__proto__": "x"}') as unknown }, 'metadata'],
+    ['taskId a UUIDv7 of the year 10889', { ...validStore, taskId: 'ffffffff-ffff-7fff-bfff-ffffffffffff' }, 'taskId'],
+    ['taskId a UUIDv7 of 10000-01-01', { ...validStore, taskId: 'e677d21f-dc00-7000-8000-000000000000' }, 'taskId'],
   ])('%s', (_label, data, field) => {
     expectInvalid('store', data, field);
+  });
+
+  test('a header name with CR/LF is shown escaped: the failedReason stays one line', () => {
+    const error = expectInvalid('store', { ...validStore, source: { url: 'https://h.example/x', headers: { 'X-A\r\nX-B': 'v' } } }, 'source.headers');
+    expect(error.message).not.toMatch(/[\r\n]/);
+    expect(error.message).toContain('X-A\\r\\nX-B');
+  });
+
+  test('the last day a key can name, 9999-12-31, and every legal header character pass', () => {
+    const lastDay = 'e677d21f-dbff-7fff-bfff-ffffffffffff'; // 9999-12-31T23:59:59.999Z
+    const headers = { "!#$%&'*+-.^_`|~Az09": ' tab\tvisible ~ and Latin-1 \u00e9 ' };
+    expect(parseTask('store', { ...validStore, taskId: lastDay, source: { url: 'https://h.example/x', headers } })).toMatchObject({ taskId: lastDay, source: { headers } });
   });
 
   test.each([
@@ -167,6 +193,11 @@ describe('parseTask store: each bad input is invalid_task naming the field', () 
     for (const data of [null, undefined, 'store', 42, [validStore]]) {
       expect(rejection('store', data).code).toBe('invalid_task');
     }
+  });
+
+  // A plain BullMQ producer may add any JSON: the failedReason must still say which part is wrong.
+  test.each(OPERATIONS.map((operation) => [operation]))('%s: job data that is not an object is invalid_task on data', (operation) => {
+    for (const data of [null, undefined, 'store', 42, [validStore]]) expectInvalid(operation, data, 'data');
   });
 
   // 2023 is not a leap year: 2023-02-29 does not exist. Date.parse rolls it over to
