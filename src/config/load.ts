@@ -8,7 +8,7 @@ import { defaultDriverFactory } from '../storage/drivers';
 import { redactor as processRedactor, Redactor } from '../support/redaction';
 import { ConfigError } from './config-error';
 import { embeddedDefault } from './embedded-default';
-import { configSchema, GLOBAL_SECRET_FIELDS, GLOBAL_SECRET_LISTS, RawConfig } from './schema';
+import { configSchema, GLOBAL_SECRET_FIELDS, GLOBAL_SECRET_LISTS, RawConfig, reservedNameProblem } from './schema';
 import { interpolate, interpolateAll, resolveSecretField, resolveSecretList, SecretContext } from './secrets';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -88,6 +88,9 @@ export function validateConfig(raw: unknown, options: ValidateOptions): Config {
   const issues: FieldIssue[] = [];
   const ctx: SecretContext = { env: options.env, baseDir: options.baseDir, redactor: options.redactor, issues };
   const tree = structuredClone(raw) as Record<string, unknown>;
+  // First: the secret and file passes below walk the drivers by name.
+  const reserved = reservedNameIssues(tree);
+  if (reserved.length) throw new ConfigError(reserved, source);
 
   // Secret fields are resolved apart from ordinary ${ENV} interpolation, which must never see them.
   const secretAt: Array<{ holder: unknown; field: string; at: string; list: boolean }> = [];
@@ -158,6 +161,25 @@ export function validateConfig(raw: unknown, options: ValidateOptions): Config {
   if (issues.length) throw new ConfigError(issues, source);
 
   return { ...config, source, redis: { url: redisUrl }, defaultDriver: defaultDriver as string, drivers: driverConfigs };
+}
+
+/** Driver names that are Object's own property names, as keys of `drivers` and `failover` or where a name is referenced. */
+function reservedNameIssues(tree: Record<string, unknown>): FieldIssue[] {
+  const named: Array<[string, unknown]> = [['defaultDriver', tree.defaultDriver]];
+  for (const section of ['drivers', 'failover']) {
+    const map = Object.hasOwn(tree, section) ? tree[section] : undefined;
+    if (typeof map !== 'object' || map === null || Array.isArray(map)) continue; // the schema reports a wrong type
+    for (const [name, value] of Object.entries(map)) {
+      named.push([`${section}.${name}`, name]);
+      if (section === 'failover' && Array.isArray(value)) value.forEach((target, i) => named.push([`failover.${name}[${i}]`, target]));
+    }
+  }
+  const issues: FieldIssue[] = [];
+  for (const [field, value] of named) {
+    const problem = typeof value === 'string' ? reservedNameProblem(value) : null;
+    if (problem) issues.push({ field, message: problem });
+  }
+  return issues;
 }
 
 function dig(tree: Record<string, unknown>, keys: readonly string[]): unknown {

@@ -5,6 +5,15 @@ const name = z.string().min(1, 'must not be empty').max(64, 'must be at most 64 
 
 const hostName = z.string().min(1).max(253);
 
+/**
+ * Names every JavaScript object already has (`constructor`, `__proto__`,
+ * `toString`, …): a driver so named would be confused with them wherever names
+ * are looked up, and zod drops a `__proto__` key without a word. Refused.
+ */
+export function reservedNameProblem(value: string): string | null {
+  return Object.hasOwn(Object.prototype, value) ? `'${value}' is a name every JavaScript object has; choose another driver name` : null;
+}
+
 export const configSchema = z.strictObject({
   redis: z.strictObject({ url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL') }).optional(),
   queue: z

@@ -282,6 +282,27 @@ describe('a config file with two drivers, failover and secrets', () => {
     expect(run.stdout + run.stderr).not.toContain(HOOK_SECRET);
   });
 
+  // Such a name used to reach code that looks drivers up on plain objects: `depot drivers` crashed on Object's own `constructor`.
+  test.each(['constructor', '__proto__', 'toString', 'hasOwnProperty'])('a driver named %s exits 2 naming the field, never a crash', async (name) => {
+    const dir = tempDir();
+    const file = path.join(dir, 'depot.yaml');
+    const drivers = ['drivers:', `  local: { type: filesystem, root: "${path.join(dir, 'a')}" }`, `  ${name}: { type: filesystem, root: "${path.join(dir, 'b')}" }`];
+    writeFileSync(file, [...drivers, 'defaultDriver: local', ''].join('\n'));
+    const failover = path.join(dir, 'failover.yaml');
+    writeFileSync(failover, [...drivers.slice(0, 2), `failover: { ${name}: [local] }`, ''].join('\n'));
+    const runs = await Promise.all([
+      depot(['drivers'], { DEPOT_CONFIG: file }),
+      depot(['drivers', '--json'], { DEPOT_CONFIG: file }),
+      depot(['check', '--json'], { DEPOT_CONFIG: file }),
+      depot(['drivers'], { DEPOT_CONFIG: failover }),
+    ]);
+    for (const [i, run] of runs.entries()) {
+      expect({ code: run.code, stdout: run.stdout }).toEqual({ code: 2, stdout: '' });
+      expect(run.stderr).toContain(`${i === 3 ? 'failover' : 'drivers'}.${name}: `);
+      expect(run.stderr).not.toMatch(/\n\s+at /);
+    }
+  });
+
   test('malformed YAML exits 2 naming the file', async () => {
     const dir = tempDir();
     const file = path.join(dir, 'depot.yaml');
