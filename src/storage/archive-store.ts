@@ -5,6 +5,7 @@ import { classifyError, errorBody } from '../support/error-handler';
 import { audit, Logger } from '../support/logging';
 import type { StorageDriver } from './driver';
 import { HashingStream, pipeInto } from './hashing-stream';
+import { manifestDifference } from './manifest';
 
 export interface StoreInput {
   key: string;
@@ -47,7 +48,7 @@ export class ArchiveStore {
     const signal = input.signal ?? new AbortController().signal;
     const expected = { sha256: input.sha256, size: input.size };
     const existing = await this.driver.stat(input.key);
-    if (existing) return this.settleExisting(input, existing, expected);
+    if (existing) return this.settleExisting(input, existing, await this.sourceDigest(input, existing, expected), signal);
 
     const hasher = new HashingStream(expected, input.onBytes);
     // A source failure is carried into the hasher, so the driver sees it and publishes nothing.
@@ -61,16 +62,7 @@ export class ArchiveStore {
         {
           stream,
           declared: { size: input.size, retainUntil: input.retainUntil },
-          manifest: () => ({
-            ...hasher.result(),
-            name: input.name,
-            key: input.key,
-            storedAt: new Date().toISOString(),
-            taskId: input.taskId,
-            metadata: input.metadata ?? {},
-            ...(input.retainUntil ? { retainUntil: input.retainUntil } : {}),
-            ...(input.deleteAfter ? { deleteAfter: input.deleteAfter } : {}),
-          }),
+          manifest: () => manifestFor(input, hasher.result(), new Date().toISOString()),
         },
         signal,
       );
@@ -81,39 +73,72 @@ export class ArchiveStore {
       signal.removeEventListener('abort', onAbort);
     }
     if (outcome.status === 'exists') {
-      // Another attempt published first (a race or a crash after publish): same bytes or a conflict.
+      // Another attempt published first (a race or a crash after publish): same archive or a conflict.
       // A driver may find the key taken before reading the whole body: hash the rest here to tell which.
       hasher.resume();
       await finished(hasher).catch((error: unknown) => {
         throw classifyError(error);
       });
-      this.assertSameContent(input.key, outcome.existing, hasher.result());
-      this.auditStore(outcome.existing, 'exists');
-      return { manifest: outcome.existing, created: false };
+      return this.settleExisting(input, outcome.existing, hasher.result(), signal);
     }
     this.auditStore(outcome.manifest, 'created');
     return { manifest: outcome.manifest, created: true };
   }
 
-  /** A retried store found its key taken: idempotent success when the bytes are the same, else `conflict`. */
-  private async settleExisting(input: StoreInput, existing: Manifest, expected: { sha256?: string; size?: number }): Promise<StoredArchive> {
+  /**
+   * sha256 and size of the task's bytes when its key is already taken. A task
+   * that declared the checksum the key's manifest holds need not be read; any
+   * other is hashed to the end.
+   */
+  private async sourceDigest(input: StoreInput, existing: Manifest, expected: { sha256?: string; size?: number }): Promise<{ sha256: string; size: number }> {
     if (expected.sha256 === existing.sha256 && (expected.size === undefined || expected.size === existing.size)) {
       input.body.destroy();
-    } else {
-      const hasher = new HashingStream(expected, input.onBytes);
-      await new Promise<void>((resolve, reject) => {
-        pipeline(input.body, hasher, (error) => (error ? reject(classifyError(error)) : resolve()));
-        hasher.resume();
-      });
-      this.assertSameContent(input.key, existing, hasher.result());
+      return { sha256: existing.sha256, size: existing.size };
     }
+    const hasher = new HashingStream(expected, input.onBytes);
+    await new Promise<void>((resolve, reject) => {
+      pipeline(input.body, hasher, (error) => (error ? reject(classifyError(error)) : resolve()));
+      hasher.resume();
+    });
+    return hasher.result();
+  }
+
+  /**
+   * The key is taken. It is this task's archive only when the manifest found
+   * there is the one this task would have written (every field; storedAt
+   * aside) and the bytes stored there are this task's bytes. The manifest alone
+   * does not decide: on a store that ignores conditional writes it may be this
+   * task's own, placed a moment ago beside another writer's bytes. So the
+   * stored archive is read back and hashed; that costs a read, but only on a
+   * retry that finds its key taken.
+   */
+  private async settleExisting(input: StoreInput, existing: Manifest, ours: { sha256: string; size: number }, signal: AbortSignal): Promise<StoredArchive> {
+    const key = input.key;
+    if (existing.sha256 !== ours.sha256 || existing.size !== ours.size) {
+      throw new DepotError('conflict', `${this.name}:${key} already holds other content (sha256 ${existing.sha256})`);
+    }
+    const differs = manifestDifference(existing, manifestFor(input, ours, existing.storedAt));
+    if (differs) throw new DepotError('conflict', `${this.name}:${key} already holds an archive whose ${differs} differs from this task's`);
+    await this.assertStoredBytes(key, existing, signal);
+    // A store interrupted after publishing may not have finished on the backend (S3: Object Lock retention).
+    await this.driver.ensureRetention?.(key, existing, signal);
     this.auditStore(existing, 'exists');
     return { manifest: existing, created: false };
   }
 
-  private assertSameContent(key: string, existing: Manifest, actual: { sha256: string; size: number }): void {
-    if (existing.sha256 !== actual.sha256 || existing.size !== actual.size) {
-      throw new DepotError('conflict', `${this.name}:${key} already holds other content (sha256 ${existing.sha256})`);
+  /** The bytes under `key` must be the ones its manifest describes; else another writer's bytes sit there: `conflict`. */
+  private async assertStoredBytes(key: string, manifest: Manifest, signal: AbortSignal): Promise<void> {
+    const { body } = await this.driver.retrieve(key, signal);
+    const verifier = new HashingStream({ sha256: manifest.sha256, size: manifest.size });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        pipeline(body, verifier, (error) => (error ? reject(error) : resolve()));
+        verifier.resume();
+      });
+    } catch (error) {
+      const failure = classifyError(error);
+      if (failure.code !== 'integrity') throw failure;
+      throw new DepotError('conflict', `${this.name}:${key} holds bytes other than its manifest describes (another writer's, or damaged): ${failure.message}`);
     }
   }
 
@@ -194,6 +219,20 @@ export class ArchiveStore {
   close(): Promise<void> {
     return this.driver.close();
   }
+}
+
+/** The manifest a store writes for its task's bytes. */
+function manifestFor(input: StoreInput, digest: { sha256: string; size: number }, storedAt: string): Manifest {
+  return {
+    ...digest,
+    name: input.name,
+    key: input.key,
+    storedAt,
+    taskId: input.taskId,
+    metadata: input.metadata ?? {},
+    ...(input.retainUntil ? { retainUntil: input.retainUntil } : {}),
+    ...(input.deleteAfter ? { deleteAfter: input.deleteAfter } : {}),
+  };
 }
 
 function assertKey(key: string): void {

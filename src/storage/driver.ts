@@ -69,6 +69,13 @@ export interface StorageDriver {
   check(signal: AbortSignal): Promise<ProbeReport>;
   /** Only the figures the backend reports. */
   space(): Promise<Space>;
+  /**
+   * For backends that enforce retention themselves (S3 Object Lock): makes the
+   * retention of an archive already in place what its manifest asks for. A
+   * store that finds its key taken by its own earlier attempt calls it, since
+   * that attempt may have ended between publishing and locking.
+   */
+  ensureRetention?(key: string, manifest: Manifest, signal: AbortSignal): Promise<void>;
   /** Releases connections and handles; the driver is not used afterwards. */
   close(): Promise<void>;
 }

@@ -2,7 +2,7 @@
  * S3 driver behaviour beyond the conformance suite, on s3rver: the multipart
  * failure paths (the suite's failing stores are all small), the start-up sweep
  * of stale uploads, listing among foreign objects, space against a quota,
- * and Object Lock refusals.
+ * and a check against a bucket with default retention.
  */
 import { utimes } from 'node:fs/promises';
 import path from 'node:path';
@@ -145,12 +145,12 @@ describe('list', () => {
 });
 
 describe('stat and retrieve check the object against its manifest', () => {
-  test('an object without its manifest is integrity; a manifest without its object is invisible', async () => {
+  test("an object without its manifest is another writer's (conflict); a manifest without its object is invisible", async () => {
     const { bucket, store } = await setup();
     const orphan = ref();
     await raw.send(new PutObjectCommand({ Bucket: bucket, Key: PREFIX + orphan.key, Body: 'who wrote this?' }));
-    await expect(store.stat(orphan.key)).rejects.toMatchObject({ code: 'integrity' });
-    await expect(store.retrieve(orphan.key)).rejects.toMatchObject({ code: 'integrity' });
+    await expect(store.stat(orphan.key)).rejects.toMatchObject({ code: 'conflict' });
+    await expect(store.retrieve(orphan.key)).rejects.toMatchObject({ code: 'conflict' });
 
     const half = ref();
     await store.store({ ...half, body: Readable.from([Buffer.from('half')]) });
@@ -169,22 +169,7 @@ describe('stat and retrieve check the object against its manifest', () => {
   });
 });
 
-describe('Object Lock refusals', () => {
-  test('delete refused by the lock → retention; refused for want of permission → auth', async () => {
-    const { driver, store } = await setup({ objectLock: { mode: 'COMPLIANCE', days: 1 } });
-    const r = ref();
-    await store.store({ ...r, body: Readable.from([Buffer.from('locked')]) });
-    const refusals = [
-      { code: 'AccessDenied', status: 403, message: 'Access Denied because object protected by object lock.' },
-      { code: 'AccessDenied', status: 403, message: 'Access Denied' },
-    ];
-    injectFaults(driver.client, (req) => (req.command === 'DeleteObjectCommand' ? refusals.shift() : undefined));
-    // The shared layer defers to the backend here: retainUntil is not in the manifest, the lock comes from objectLock.days.
-    await expect(store.delete(r.key)).rejects.toMatchObject({ code: 'retention', retryable: false });
-    await expect(store.delete(r.key)).rejects.toMatchObject({ code: 'auth' });
-    expect(await store.stat(r.key)).not.toBeNull();
-  });
-
+describe('Object Lock refusals (the lock itself: s3-worm.test.ts, on a store that enforces it)', () => {
   test("a bucket whose default retention locks the probe fails the check and says why", async () => {
     const { bucket, driver, store } = await setup();
     injectFaults(driver.client, (req) => (req.command === 'DeleteObjectCommand' ? { code: 'AccessDenied', status: 403 } : undefined));

@@ -1,9 +1,11 @@
 /**
- * What no server here enforces — conditional writes, Object Lock, checksums,
- * encryption, storage class — checked on the exact requests the SDK sends (a
- * middleware at the last step before the wire records them), against s3rver.
- * A second server answers `If-None-Match: *` with 412 like AWS does, for the
- * driver's paths that only such a store reaches.
+ * What s3rver does not enforce — conditional writes, checksums, encryption,
+ * storage class — checked on the exact requests the SDK sends (a middleware at
+ * the last step before the wire records them). A second server answers
+ * `If-None-Match: *` with 412 like AWS does, for the driver's paths that only
+ * such a store reaches. Object Lock is tested on a real store that enforces
+ * it, in s3-worm.test.ts: s3rver accepts lock headers and keeps no lock, which
+ * the driver now notices (it reads every lock back).
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -16,7 +18,6 @@ import { S3Server, s3rverSettings, startS3Server, uniqueBucket } from '../helper
 import { digestOf, MiB, patternBytes } from '../helpers/streams';
 import { archiveBody, commandTrail, firstTimes, injectFaults, recordRequests, SentRequest } from './s3-test-kit';
 
-const DAY = 24 * 60 * 60 * 1000;
 const logger = silentLogger();
 
 let plain: S3Server;
@@ -57,21 +58,18 @@ const one = (sent: SentRequest[], command: string, sidecar?: boolean): SentReque
   expect(found).toHaveLength(1);
   return found[0];
 };
-const lockDate = (r: SentRequest) => Date.parse(r.headers['x-amz-object-lock-retain-until-date']);
-
-const worm = {
-  objectLock: { mode: 'GOVERNANCE', days: 30 },
+/** Where objects go: encryption and storage class (s3rver accepts and ignores both). */
+const placement = {
   sse: 'aws:kms',
   kmsKeyId: 'arn:aws:kms:eu-central-1:111122223333:key/depot-test',
   storageClass: 'STANDARD_IA',
 };
 
 describe('a small archive (one PutObject)', () => {
-  test('manifest first, then the object; both If-None-Match: *, Content-MD5, Object Lock and SSE; storage class on the object only', async () => {
-    const { sent, store } = await driverOn(plain, worm);
+  test('manifest first, then the object; both If-None-Match: *, Content-MD5 and SSE; storage class on the object only', async () => {
+    const { sent, store } = await driverOn(plain, placement);
     const key = newKey('Prüfung 試験.zip');
     const bytes = patternBytes(100_000, 'small');
-    const before = Date.now();
     await store.store({ key, taskId: key.split('/')[3], name: 'Prüfung 試験.zip', body: archiveBody(key, bytes).stream });
 
     const puts = only(sent, 'PutObject');
@@ -79,30 +77,20 @@ describe('a small archive (one PutObject)', () => {
     const [sidecar, object] = puts;
     for (const r of puts) {
       expect(r.headers['if-none-match']).toBe('*');
-      expect(r.headers['x-amz-object-lock-mode']).toBe('GOVERNANCE');
       expect(r.headers['x-amz-server-side-encryption']).toBe('aws:kms');
-      expect(r.headers['x-amz-server-side-encryption-aws-kms-key-id']).toBe(worm.kmsKeyId);
+      expect(r.headers['x-amz-server-side-encryption-aws-kms-key-id']).toBe(placement.kmsKeyId);
       expect(r.headers['content-md5']).toMatch(/^[A-Za-z0-9+/]{22}==$/);
     }
     expect(object.headers['content-md5']).toBe(md5(bytes));
-    // The later of now + 30 days and the task's (absent) retainUntil; object and manifest alike.
-    expect(lockDate(object)).toBeGreaterThanOrEqual(before + 30 * DAY - 1000);
-    expect(lockDate(object)).toBeLessThanOrEqual(Date.now() + 30 * DAY + 1000);
-    expect(lockDate(sidecar)).toBe(lockDate(object));
+    // The key is looked at right before the object is written: a store that ignores If-None-Match would replace it.
+    const trail = commandTrail(sent);
+    expect(trail.slice(trail.indexOf('PutObject (sidecar)'))).toEqual(['PutObject (sidecar)', 'HeadObject', 'PutObject', 'HeadObject']);
     expect(object.headers['x-amz-storage-class']).toBe('STANDARD_IA');
     expect(sidecar.headers['x-amz-storage-class']).toBeUndefined(); // every stat reads it: never a cold class
     // Metadata is ASCII: the name percent-encoded; sha256 and size known, since the PUT follows the last byte.
     expect(object.headers['x-amz-meta-depot-name']).toBe(encodeURIComponent('Prüfung 試験.zip'));
     expect(object.headers['x-amz-meta-depot-sha256']).toBe(digestOf(bytes).sha256);
     expect(object.headers['x-amz-meta-depot-size']).toBe(String(bytes.length));
-  });
-
-  test("a task's later retainUntil wins over objectLock.days", async () => {
-    const { sent, store } = await driverOn(plain, worm);
-    const key = newKey();
-    const retainUntil = new Date(Date.now() + 400 * DAY).toISOString();
-    await store.store({ key, taskId: key.split('/')[3], name: 'exam.zip', body: archiveBody(key, patternBytes(10, 'x')).stream, retainUntil });
-    for (const r of only(sent, 'PutObject')) expect(new Date(lockDate(r)).toISOString()).toBe(retainUntil);
   });
 
   test('without objectLock, sse or storageClass: none of their headers', async () => {
@@ -138,9 +126,9 @@ describe('a large archive (multipart through lib-storage)', () => {
   const size = 12 * MiB; // three parts of 5 MiB
   const trailOf = (sent: SentRequest[]) => commandTrail(sent).filter((c) => !c.startsWith('Head') && !c.startsWith('ListMultipartUploads'));
 
-  test('lock at CreateMultipartUpload, Content-MD5 on every part, manifest before Complete, If-None-Match on Complete', async () => {
-    const { sent, store, driver } = await driverOn(plain, worm);
-    expect(driver.capabilities.retention).toBe(true);
+  test('SSE and storage class at CreateMultipartUpload, Content-MD5 on every part, manifest before Complete, If-None-Match on Complete', async () => {
+    const { sent, store, driver } = await driverOn(plain, placement);
+    expect(driver.capabilities.retention).toBe(false);
     const key = newKey();
     const bytes = patternBytes(size, 'large');
     await store.store({ key, taskId: key.split('/')[3], name: 'exam.zip', body: archiveBody(key, bytes).stream });
@@ -156,10 +144,8 @@ describe('a large archive (multipart through lib-storage)', () => {
       'CompleteMultipartUpload',
     ]);
     const create = one(sent, 'CreateMultipartUpload');
-    expect(create.headers['x-amz-object-lock-mode']).toBe('GOVERNANCE');
-    expect(lockDate(create)).toBeGreaterThan(Date.now() + 30 * DAY - 60_000);
     expect(create.headers['x-amz-server-side-encryption']).toBe('aws:kms');
-    expect(create.headers['x-amz-server-side-encryption-aws-kms-key-id']).toBe(worm.kmsKeyId);
+    expect(create.headers['x-amz-server-side-encryption-aws-kms-key-id']).toBe(placement.kmsKeyId);
     expect(create.headers['x-amz-storage-class']).toBe('STANDARD_IA');
     expect(create.headers['x-amz-meta-depot-task-id']).toBe(key.split('/')[3]);
     expect(create.headers['x-amz-meta-depot-sha256']).toBeUndefined(); // not known at the start
@@ -170,51 +156,25 @@ describe('a large archive (multipart through lib-storage)', () => {
     }
     const complete = one(sent, 'CompleteMultipartUpload');
     expect(complete.headers['if-none-match']).toBe('*');
-    const sidecar = one(sent, 'PutObject', true);
-    expect(sidecar.headers['if-none-match']).toBe('*');
-    expect(lockDate(sidecar)).toBe(lockDate(create));
+    expect(one(sent, 'PutObject', true).headers['if-none-match']).toBe('*');
+    // Between the manifest and Complete, the key itself is looked at; after Complete, the object is checked to be depot's.
+    const all = commandTrail(sent);
+    expect(all.slice(all.indexOf('PutObject (sidecar)'))).toEqual(['PutObject (sidecar)', 'HeadObject', 'CompleteMultipartUpload', 'HeadObject']);
   });
 
-  test("through ArchiveStore, a task's later retainUntil is the multipart upload's lock from the start", async () => {
-    const { sent, store } = await driverOn(plain, worm);
+  test('with the declared size: the part size is set at the start', async () => {
+    const { driver, sent } = await driverOn(plain);
     const key = newKey();
-    const retainUntil = new Date(Date.now() + 3650 * DAY).toISOString();
-    await store.store({ key, taskId: key.split('/')[3], name: 'exam.zip', body: archiveBody(key, patternBytes(size, 'large')).stream, retainUntil });
-    expect(trailOf(sent)).not.toContain('PutObjectRetention');
-    expect(new Date(lockDate(one(sent, 'CreateMultipartUpload'))).toISOString()).toBe(retainUntil);
-    expect(new Date(lockDate(one(sent, 'PutObject', true))).toISOString()).toBe(retainUntil);
-  });
-
-  test("a driver called without the declared retainUntil extends the lock after Complete (PutObjectRetention)", async () => {
-    const { driver, sent } = await driverOn(plain, worm);
-    const key = newKey();
-    const retainUntil = new Date(Date.now() + 3650 * DAY).toISOString();
-    const outcome = await driver.store(key, archiveBody(key, patternBytes(size, 'large'), { retainUntil }), new AbortController().signal);
-    expect(outcome.status).toBe('created');
-    const trail = trailOf(sent);
-    expect(trail.slice(-2)).toEqual(['CompleteMultipartUpload', 'PutObjectRetention']);
-    const retention = one(sent, 'PutObjectRetention');
-    expect(retention.body).toContain('<Mode>GOVERNANCE</Mode>');
-    expect(retention.body).toContain(`<RetainUntilDate>${retainUntil}</RetainUntilDate>`);
-    expect(new Date(lockDate(one(sent, 'PutObject', true))).toISOString()).toBe(retainUntil);
-  });
-
-  test('with the declared retainUntil and size: lock and part size set at the start', async () => {
-    const { driver, sent } = await driverOn(plain, worm);
-    const key = newKey();
-    const retainUntil = new Date(Date.now() + 3650 * DAY).toISOString();
     const bytes = patternBytes(23 * MiB, 'declared');
     // 110 GiB would need 11,264 parts of 10 MiB: the part size grows to 12 MiB (whole MiB).
-    const declared = { size: 110 * 1024 * MiB, retainUntil };
-    const outcome = await driver.store(key, archiveBody(key, bytes, { retainUntil, declared }), new AbortController().signal);
+    const declared = { size: 110 * 1024 * MiB };
+    const outcome = await driver.store(key, archiveBody(key, bytes, { declared }), new AbortController().signal);
     expect(outcome.status).toBe('created');
-    expect(new Date(lockDate(one(sent, 'CreateMultipartUpload'))).toISOString()).toBe(retainUntil);
-    expect(only(sent, 'PutObjectRetention')).toHaveLength(0);
     expect(only(sent, 'UploadPart').map((p) => p.headers['content-length'])).toEqual([String(12 * MiB), String(11 * MiB)]);
   });
 
   test('a body that fails its check at the end never reaches Complete; the upload is aborted', async () => {
-    const { driver, bucket, sent, store } = await driverOn(plain, worm);
+    const { driver, bucket, sent, store } = await driverOn(plain, placement);
     const key = newKey();
     const bytes = patternBytes(size, 'bad');
     const wrong = digestOf(patternBytes(size, 'other')).sha256;
@@ -232,15 +192,29 @@ describe('a large archive (multipart through lib-storage)', () => {
   });
 });
 
-test('the connection check writes its probe without Object Lock or storage class', async () => {
-  const { sent, store } = await driverOn(plain, worm);
-  expect((await store.check()).ok).toBe(true);
-  const probe = one(sent, 'PutObject');
-  expect(probe.path).toMatch(/\/p\/\.depot-check\/probe-/);
-  expect(Object.keys(probe.headers).filter((h) => /object-lock|storage-class/.test(h))).toEqual([]);
-  expect(probe.headers['x-amz-server-side-encryption']).toBe('aws:kms');
-  expect(probe.headers['content-md5']).toBeDefined();
-  expect(one(sent, 'DeleteObject').path).toBe(probe.path);
+describe('the connection check', () => {
+  test('writes its probes without Object Lock or storage class, under the check directory, and deletes them', async () => {
+    const { sent, store } = await driverOn(plain, { ...placement, objectLock: { mode: 'GOVERNANCE', days: 30 } });
+    expect((await store.check()).ok).toBe(true);
+    const probe = only(sent, 'PutObject')[0];
+    expect(probe.path).toMatch(/\/p\/\.depot-check\/probe-/);
+    expect(probe.headers['x-amz-server-side-encryption']).toBe('aws:kms');
+    for (const put of only(sent, 'PutObject')) {
+      expect(put.path).toMatch(/\/p\/\.depot-check\/probe-/);
+      expect(Object.keys(put.headers).filter((h) => /object-lock|storage-class/.test(h))).toEqual([]);
+      expect(put.headers['content-md5']).toBeDefined();
+    }
+    const written = new Set([...only(sent, 'PutObject'), ...only(sent, 'CompleteMultipartUpload')].map((r) => r.path));
+    expect(new Set(only(sent, 'DeleteObject').map((r) => r.path))).toEqual(written);
+  });
+
+  test.each([
+    ['a store that refuses overwrites (412 on PutObject and on CompleteMultipartUpload)', true, 'enforced'],
+    ['a store that overwrites despite If-None-Match', false, 'best_effort'],
+  ])('on %s: writeOnce %s', async (_label, enforcing, writeOnce) => {
+    const { store } = await driverOn(enforcing ? conditional : plain);
+    expect(await store.check()).toMatchObject({ ok: true, writeOnce });
+  });
 });
 
 describe('a store that enforces If-None-Match (412), when the driver read the key as free', () => {
@@ -286,7 +260,8 @@ describe('a store that enforces If-None-Match (412), when the driver read the ke
     const outcome = await driver.store(key, archiveBody(key, bytes), new AbortController().signal);
     expect(outcome).toEqual({ status: 'exists', existing: first });
     const trail = commandTrail(sent);
-    expect(trail.slice(trail.indexOf('CompleteMultipartUpload'))).toEqual(['CompleteMultipartUpload', 'AbortMultipartUpload', 'GetObject (sidecar)']);
+    // Decided by the object under the key (written by this task?), not by the manifest.
+    expect(trail.slice(trail.indexOf('CompleteMultipartUpload'))).toEqual(['CompleteMultipartUpload', 'AbortMultipartUpload', 'HeadObject']);
     expect((await raw.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? []).toEqual([]);
   });
 });

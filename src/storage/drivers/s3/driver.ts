@@ -7,7 +7,6 @@ import {
   HeadObjectCommandOutput,
   paginateListObjectsV2,
   PutObjectCommand,
-  PutObjectRetentionCommand,
   S3Client,
   StorageClass,
 } from '@aws-sdk/client-s3';
@@ -17,19 +16,21 @@ import type { Logger } from '../../../support/logging';
 import type { ArchiveBody, DriverCapabilities, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
 import { parseManifest, serializeManifest, SIDECAR_SUFFIX } from '../../manifest';
 import { probeName, runProbe } from '../../probe';
+import { CHECK_DIR } from '../../staging';
 import { makeS3Client } from './client';
 import { CompleteGate } from './complete-gate';
+import { probeConditionalWrites } from './conditional-write-probe';
 import { addContentMd5 } from './content-md5';
 import { isAccessDenied, isNotFound, isPreconditionFailed, toDepotError } from './errors';
-import { metadataContradicts, objectMetadata, sidecarKey } from './manifest-metadata';
+import { sameBytes, versionsBeside, Written } from './key-versions';
+import { metadataContradicts, objectMetadata, readObjectMetadata, sidecarKey } from './manifest-metadata';
 import { abortStaleUploads } from './multipart-sweep';
 import { mapInOrder } from './parallel';
 import { partSizeFor } from './part-size';
-import { LockParams, lockFor } from './retention';
+import { isLocked, laterLock, LockParams, lockFor, lockVersion } from './retention';
 import { StagedBody } from './staged-body';
 import type { S3Settings } from './types';
 
-const CHECK_DIR = '.depot-check';
 const ARCHIVE_TYPE = 'application/octet-stream';
 const MANIFEST_TYPE = 'application/json';
 /** Sidecars read in parallel while listing. */
@@ -38,19 +39,17 @@ const LIST_PARALLEL = 8;
 const USAGE_TTL_MS = 60_000;
 
 /**
- * What the shared layer knows before the first byte. Not part of ArchiveBody
- * yet (a proposed addition): with it, the part size grows for archives over
- * 10,000 parts and the task's retainUntil reaches a multipart upload's Object
- * Lock at its start. Without it both fall back as described where they are used.
+ * The manifest step of a publish: ours is in place — `placed` by this attempt
+ * (with the version it made, so it can be withdrawn), or found from an earlier
+ * attempt that wrote the same archive — or the key is taken by another manifest.
  */
-
-/** The manifest step of a publish: ours is in place (`reused`: an earlier attempt of the same bytes put it there), or the key is taken. */
-type ManifestStep = { status: 'placed'; manifest: Manifest; reused: boolean } | { status: 'taken'; existing: Manifest };
+type ManifestStep = { status: 'placed'; manifest: Manifest; placed: boolean; versionId?: string } | { status: 'taken'; existing: Manifest };
 
 /** Thrown inside the Complete gate when the key turned out to be taken: Complete is then never sent. */
 class KeyTaken extends Error {
-  constructor(readonly existing: Manifest) {
+  constructor(readonly outcome: Promise<PublishOutcome>) {
     super('key taken');
+    outcome.catch(() => undefined); // awaited by the store; never left unhandled
   }
 }
 
@@ -63,8 +62,15 @@ class KeyTaken extends Error {
  * PutObject; a large one goes through lib-storage's multipart Upload, whose
  * parts stay invisible until CompleteMultipartUpload — which the CompleteGate
  * holds until the body ended cleanly and the manifest is published. A failed or
- * aborted store aborts its upload. Both writes carry `If-None-Match: *`, and the
- * manifest goes first, so no state shows an archive without its manifest.
+ * aborted store aborts its upload.
+ *
+ * Write-once, in this order: the manifest goes first (so no state shows an
+ * archive without its manifest), unlocked; the archive key is looked at right
+ * before writing; both writes carry `If-None-Match: *`; after writing, the
+ * key's versions must show depot's write alone (stores that ignore the
+ * condition let a second writer in); only then are archive and manifest
+ * locked, and the lock read back. Whether a taken key holds the same archive
+ * is decided by the shared layer from the stored bytes, never by the manifest.
  */
 export class S3Driver implements StorageDriver {
   readonly type = 's3';
@@ -144,12 +150,13 @@ export class S3Driver implements StorageDriver {
 
   /** A small archive, read to its clean end: manifest first, then the object, in one PUT each. */
   private async putWhole(key: string, bytes: Buffer, manifest: Manifest, lock: LockParams | undefined, signal: AbortSignal): Promise<PublishOutcome> {
-    const objectLock = laterLock(lock, manifest.retainUntil);
-    const step = await this.placeManifest(key, manifest, objectLock, signal);
+    const step = await this.placeManifest(key, manifest, signal);
     if (step.status === 'taken') return { status: 'exists', existing: step.existing };
-    if (step.reused && (await this.headObject(key))) return { status: 'exists', existing: step.manifest };
+    if (await this.headObject(key)) return this.keyTaken(key, step);
+    const objectLock = laterLock(lock, step.manifest.retainUntil);
+    let written: Written;
     try {
-      await this.client.send(
+      const response = await this.client.send(
         new PutObjectCommand({
           Bucket: this.settings.bucket,
           Key: this.objectKey(key),
@@ -163,18 +170,23 @@ export class S3Driver implements StorageDriver {
         }),
         { abortSignal: signal },
       );
+      written = { versionId: response.VersionId, etag: response.ETag };
     } catch (error) {
-      if (isPreconditionFailed(error)) return { status: 'exists', existing: await this.requireManifest(key) };
+      if (isPreconditionFailed(error)) return this.keyTaken(key, step);
       throw error;
     }
+    await this.confirmWritten(key, step, written, signal);
+    await this.lockPublished(key, step, written, objectLock, signal);
     return { status: 'created', manifest: step.manifest };
   }
 
   /**
    * A large archive through lib-storage's Upload (memory about queueSize ×
    * partSize). Its CompleteMultipartUpload passes the gate only after the body
-   * ended cleanly and the manifest is in place; any failure aborts the upload,
-   * so no parts are left behind.
+   * ended cleanly, the manifest is in place and the key is still free; any
+   * failure aborts the upload, so no parts are left behind. Lock headers go on
+   * CreateMultipartUpload for the stores that honour them there; the lock is
+   * applied and read back after completion for those that do not.
    */
   private async putMultipart(
     key: string,
@@ -187,17 +199,14 @@ export class S3Driver implements StorageDriver {
     const objectKey = this.objectKey(key);
     const parts = parseArchiveKey(key);
     if (typeof parts === 'string') throw new DepotError('invalid_task', parts, { field: 'ref.key' });
-    let published: Manifest | undefined;
-    let taken: Manifest | undefined;
+    let step: ManifestStep | undefined;
+    let taken: Promise<PublishOutcome> | undefined;
     const unhold = this.gate.hold(objectKey, {
       beforeComplete: async () => {
         if (!staged.ended) throw new DepotError('internal', `${this.name}: refusing to complete ${key} before its body ended`);
-        const manifest = body.manifest();
-        const step = await this.placeManifest(key, manifest, laterLock(plan.lock, manifest.retainUntil), signal);
-        if (step.status === 'taken') throw new KeyTaken((taken = step.existing));
-        // An earlier attempt of the same bytes may have completed after placing the same manifest.
-        if (step.reused && (await this.headObject(key))) throw new KeyTaken((taken = step.manifest));
-        published = step.manifest;
+        step = await this.placeManifest(key, body.manifest(), signal);
+        if (step.status === 'taken') throw new KeyTaken((taken = Promise.resolve({ status: 'exists', existing: step.existing })));
+        if (await this.headObject(key)) throw new KeyTaken((taken = this.keyTaken(key, step)));
       },
       onPartFailed: (error) => body.stream.destroy(toDepotError(error, `${this.name}: store ${key}`)),
     });
@@ -218,46 +227,114 @@ export class S3Driver implements StorageDriver {
         ...this.placement(true),
       },
     });
+    let written: Written;
     try {
-      await upload.done();
+      const response = await upload.done();
+      written = { versionId: response.VersionId, etag: response.ETag };
     } catch (error) {
       await this.abortUpload(objectKey, upload.uploadId);
-      if (taken) return { status: 'exists', existing: taken };
-      if (isPreconditionFailed(error)) return { status: 'exists', existing: await this.requireManifest(key) };
+      if (taken) return taken;
+      if (isPreconditionFailed(error) && step?.status === 'placed') return this.keyTaken(key, step);
       throw error;
     } finally {
       unhold();
     }
-    if (!published) throw new DepotError('internal', `${this.name}: the upload of ${key} completed without passing the gate`);
-    await this.extendRetention(key, plan.lock, published);
-    return { status: 'created', manifest: published };
+    if (step?.status !== 'placed') throw new DepotError('internal', `${this.name}: the upload of ${key} completed without passing the gate`);
+    await this.confirmWritten(key, step, written, signal);
+    await this.lockPublished(key, step, written, laterLock(plan.lock, step.manifest.retainUntil), signal);
+    return { status: 'created', manifest: step.manifest };
   }
 
   /**
-   * A multipart upload's Object Lock is fixed when it starts, from what the task
-   * declared; should the manifest hold a later retainUntil (a caller that did not
-   * declare it), it is applied once the object exists (retention can always be
-   * extended). A failure here is
-   * logged, not thrown: the archive is published, and depot still refuses to
-   * delete it before its manifest's retainUntil.
+   * The archive key is taken although the manifest step went through: seen
+   * right before writing, or refused with 412. An object that an attempt of
+   * this task wrote (its own metadata names the task and name) is reported as
+   * `exists`, and the shared layer compares its bytes; any other object is
+   * another writer's: `conflict`, and a manifest this attempt placed is
+   * withdrawn rather than left beside it.
    */
-  private async extendRetention(key: string, lock: LockParams | undefined, manifest: Manifest): Promise<void> {
-    const wanted = manifest.retainUntil ? Date.parse(manifest.retainUntil) : NaN;
-    if (!lock || Number.isNaN(wanted) || wanted <= lock.ObjectLockRetainUntilDate.getTime()) return;
+  private async keyTaken(key: string, step: Extract<ManifestStep, { status: 'placed' }>): Promise<PublishOutcome> {
+    const object = await this.headObject(key);
+    if (!object) throw new DepotError('unavailable', `${this.name}: ${key} was refused as taken but is not there; try again`);
+    const own = readObjectMetadata(object.Metadata);
+    if (own.taskId === step.manifest.taskId && own.name === step.manifest.name) return { status: 'exists', existing: step.manifest };
+    if (step.placed) await this.withdrawManifest(key, step.versionId);
+    throw new DepotError('conflict', `${this.name}:${key} holds an object that depot did not write for this task`);
+  }
+
+  /**
+   * After writing: the key must show depot's version alone. Another version
+   * under it (a store that ignores If-None-Match let another writer in, before
+   * or after) is a conflict unless it holds the same bytes by the store's own
+   * ETag and size; depot then withdraws what it can of its own write (a locked
+   * version stays, and the log says so) and never reports it as stored.
+   */
+  private async confirmWritten(key: string, step: Extract<ManifestStep, { status: 'placed' }>, written: Written, signal: AbortSignal): Promise<void> {
+    const objectKey = this.objectKey(key);
+    const seen = await versionsBeside(this.client, { bucket: this.settings.bucket, key: objectKey }, written, signal);
+    if ('replaced' in seen) {
+      throw new DepotError('conflict', `${this.name}:${key} was replaced by another writer right after depot wrote it (ETag ${seen.etag ?? 'none'}); the store does not refuse overwrites`);
+    }
+    if (seen.others.length === 0) return;
+    if (sameBytes(seen.ours, seen.others)) {
+      this.logger.warn(`${key} holds ${seen.others.length + 1} versions of the same bytes: another attempt wrote it too`, { driver: this.name, key });
+      return;
+    }
+    this.logger.error(`${key} was written by another writer too (${seen.others.length} other version(s)); the store ignores If-None-Match, so depot withdraws its own write`, {
+      driver: this.name,
+      key,
+      versions: seen.others.map((v) => v.versionId),
+    });
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: objectKey, VersionId: written.versionId })).catch((error: unknown) => {
+      this.logger.error(`could not withdraw depot's version of ${key}`, { driver: this.name, key, versionId: written.versionId, error: toDepotError(error, this.name).message });
+    });
+    if (step.placed) await this.withdrawManifest(key, step.versionId);
+    throw new DepotError('conflict', `${this.name}:${key} holds another writer's object beside depot's; the store ignores If-None-Match`);
+  }
+
+  /** Locks archive and manifest once the archive is known to be depot's, and reads the locks back. */
+  private async lockPublished(
+    key: string,
+    step: Extract<ManifestStep, { status: 'placed' }>,
+    written: Written,
+    lock: LockParams | undefined,
+    signal: AbortSignal,
+  ): Promise<void> {
+    if (!lock) return;
+    const objectKey = this.objectKey(key);
+    await lockVersion(this.client, { bucket: this.settings.bucket, key: objectKey, versionId: written.versionId, label: `${this.name}:${key}` }, lock, signal);
+    await lockVersion(
+      this.client,
+      { bucket: this.settings.bucket, key: sidecarKey(objectKey), versionId: step.placed ? step.versionId : undefined, label: `${this.name}:${key} (manifest)` },
+      lock,
+      signal,
+    );
+  }
+
+  /**
+   * For a store that found this archive already in place (its own earlier
+   * attempt): the lock that attempt may not have got to, computed from the
+   * manifest as that attempt would have (the configured days count from
+   * storedAt). Retention is only ever extended.
+   */
+  async ensureRetention(key: string, manifest: Manifest, signal: AbortSignal): Promise<void> {
+    const lock = lockFor(this.settings, manifest.retainUntil, new Date(manifest.storedAt));
+    if (!lock) return;
+    const objectKey = this.objectKey(key);
     try {
-      await this.client.send(
-        new PutObjectRetentionCommand({
-          Bucket: this.settings.bucket,
-          Key: this.objectKey(key),
-          Retention: { Mode: lock.ObjectLockMode, RetainUntilDate: new Date(wanted) },
-        }),
-      );
+      await lockVersion(this.client, { bucket: this.settings.bucket, key: objectKey, label: `${this.name}:${key}` }, lock, signal);
+      await lockVersion(this.client, { bucket: this.settings.bucket, key: sidecarKey(objectKey), label: `${this.name}:${key} (manifest)` }, lock, signal);
     } catch (error) {
-      this.logger.error(`${key} is stored, but its Object Lock retention could not be extended to ${manifest.retainUntil}`, {
-        driver: this.name,
-        key,
-        error: toDepotError(error, this.name).message,
-      });
+      throw toDepotError(error, `${this.name}: lock ${key}`);
+    }
+  }
+
+  /** Removes a manifest this attempt placed (by its version where the bucket keeps versions). */
+  private async withdrawManifest(key: string, versionId: string | undefined): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: sidecarKey(this.objectKey(key)), VersionId: versionId }));
+    } catch (error) {
+      this.logger.error(`could not withdraw the manifest depot placed beside another writer's ${key}`, { driver: this.name, key, error: toDepotError(error, this.name).message });
     }
   }
 
@@ -275,28 +352,29 @@ export class S3Driver implements StorageDriver {
   /**
    * Puts the manifest beside the key unless one is there: `If-None-Match: *`,
    * preceded by a read because some stores ignore the condition and would
-   * replace it. An existing manifest of the same bytes was placed by an earlier
-   * attempt whose object may or may not have followed; one of other bytes means
-   * the key is taken.
+   * replace it. It goes unlocked: it is locked with its archive once that is
+   * known to be depot's, so a manifest withdrawn from beside another writer's
+   * object can be. An existing manifest that is this archive's (sha256 and
+   * size; the shared layer compares the rest) was placed by an earlier attempt
+   * whose object may or may not have followed; any other means the key is taken.
    */
-  private async placeManifest(key: string, manifest: Manifest, lock: LockParams | undefined, signal: AbortSignal): Promise<ManifestStep> {
+  private async placeManifest(key: string, manifest: Manifest, signal: AbortSignal): Promise<ManifestStep> {
     let existing = await this.readManifest(key, signal);
     if (!existing) {
       try {
-        await this.client.send(
+        const response = await this.client.send(
           new PutObjectCommand({
             Bucket: this.settings.bucket,
             Key: sidecarKey(this.objectKey(key)),
             Body: serializeManifest(manifest),
             ContentType: MANIFEST_TYPE,
             IfNoneMatch: '*',
-            // The manifest is locked as long as its archive; it never goes to a cold storage class, since every stat reads it.
-            ...lock,
+            // Never a cold storage class: every stat reads it.
             ...this.placement(false),
           }),
           { abortSignal: signal },
         );
-        return { status: 'placed', manifest, reused: false };
+        return { status: 'placed', manifest, placed: true, versionId: response.VersionId };
       } catch (error) {
         if (!isPreconditionFailed(error)) throw error;
         existing = await this.readManifest(key, signal);
@@ -304,7 +382,7 @@ export class S3Driver implements StorageDriver {
       }
     }
     if (existing.sha256 !== manifest.sha256 || existing.size !== manifest.size) return { status: 'taken', existing };
-    return { status: 'placed', manifest: existing, reused: true };
+    return { status: 'placed', manifest: existing, placed: false };
   }
 
   private async readManifest(key: string, signal?: AbortSignal): Promise<Manifest | null> {
@@ -318,11 +396,9 @@ export class S3Driver implements StorageDriver {
     }
   }
 
-  private async requireManifest(key: string): Promise<Manifest> {
-    const manifest = await this.readManifest(key);
-    // depot never writes an archive without its manifest: someone else wrote this object.
-    if (!manifest) throw new DepotError('integrity', `${this.name}:${key} has no manifest`);
-    return manifest;
+  /** An object at depot's key without a manifest: not one of depot's archives. */
+  private foreignObject(key: string): DepotError {
+    return new DepotError('conflict', `${this.name}:${key} holds an object without a manifest: not an archive depot wrote`);
   }
 
   private async headObject(key: string, objectKey = this.objectKey(key)): Promise<HeadObjectCommandOutput | null> {
@@ -347,7 +423,7 @@ export class S3Driver implements StorageDriver {
     try {
       const manifest = await this.readManifest(key, signal);
       if (!manifest) {
-        if (await this.headObject(key)) throw new DepotError('integrity', `${this.name}:${key} has no manifest`);
+        if (await this.headObject(key)) throw this.foreignObject(key);
         throw new DepotError('not_found', `no archive ${this.name}:${key}`);
       }
       let response;
@@ -376,7 +452,7 @@ export class S3Driver implements StorageDriver {
     const [object, manifest] = await Promise.all([this.headObject(key), this.readManifest(key)]);
     // A manifest without its archive is a store that has not published (yet): invisible.
     if (!object) return null;
-    if (!manifest) throw new DepotError('integrity', `${this.name}:${key} has no manifest`);
+    if (!manifest) throw this.foreignObject(key);
     this.assertConsistent(key, manifest, object);
     return manifest;
   }
@@ -440,8 +516,10 @@ export class S3Driver implements StorageDriver {
 
   /**
    * A probe under `<prefix>.depot-check/`, written without retention so it can be
-   * deleted. A bucket whose default retention locks every new object defeats
-   * that: the check then fails and says why, instead of leaving probes behind.
+   * deleted; then a second one that asks whether the store refuses overwrites
+   * itself (`writeOnce`). A bucket whose default retention locks every new
+   * object defeats that: the check then fails and says why, instead of leaving
+   * probes behind.
    */
   async check(signal: AbortSignal): Promise<ProbeReport> {
     const key = `${this.settings.prefix}${CHECK_DIR}/${probeName()}`;
@@ -473,7 +551,8 @@ export class S3Driver implements StorageDriver {
           }
         },
       });
-      return { ...timings, writeOnce: 'best_effort' };
+      const writeOnce = await probeConditionalWrites(this.client, this.settings.bucket, `${this.settings.prefix}${CHECK_DIR}/${probeName()}`, signal);
+      return { ...timings, writeOnce };
     } catch (error) {
       throw toDepotError(error, what);
     }
@@ -509,19 +588,4 @@ export class S3Driver implements StorageDriver {
     await this.sweep;
     this.client.destroy();
   }
-}
-
-/** The lock of a store, pushed to the manifest's retainUntil when that is later. */
-function laterLock(lock: LockParams | undefined, retainUntil: string | undefined): LockParams | undefined {
-  const wanted = retainUntil ? Date.parse(retainUntil) : NaN;
-  if (!lock || Number.isNaN(wanted) || wanted <= lock.ObjectLockRetainUntilDate.getTime()) return lock;
-  return { ...lock, ObjectLockRetainUntilDate: new Date(wanted) };
-}
-
-/** Whether an AccessDenied on delete is Object Lock's refusal rather than missing permissions. */
-function isLocked(object: HeadObjectCommandOutput, error: unknown): boolean {
-  const until = object.ObjectLockRetainUntilDate?.getTime();
-  if ((until !== undefined && until > Date.now()) || object.ObjectLockLegalHoldStatus === 'ON') return true;
-  const message = error instanceof Error ? error.message : '';
-  return /object lock|retention|worm|legal hold/i.test(message);
 }
