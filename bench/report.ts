@@ -310,7 +310,7 @@ ${raw}
 - depot runs as operators run it: \`node dist/workers/storage-worker.js\` (built first with \`npm run build\`)
   with \`DEPOT_CONFIG\` pointing at a YAML file (one filesystem driver with fsync on, \`paths.allowed\` set,
   queue concurrency 16), against a private \`redis-server\` on a free port. Tasks are added the way
-  \`ArchivingManager\` adds them (UUIDv7 taskId as jobId, its default job options).
+  \`ArchivingManager\` adds them (UUIDv7 taskId, jobId \`task-<taskId>\`, its default job options).
 - Every run writes into fresh directories under the system temp directory. Directories full of small files
   are deleted only at the end, because this disk is slow to hand out freed inodes again right after a big
   delete (running the benchmark twice within a few minutes lowers the small-archive figures of the second run).

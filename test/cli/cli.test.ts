@@ -96,7 +96,7 @@ describe('embedded default (DEPOT_DATA)', () => {
     expect(out.ok).toBe(true);
     expect(out.results).toHaveLength(1);
     const [result] = out.results;
-    expect(result).toMatchObject({ driver: 'local', ok: true });
+    expect(result).toMatchObject({ driver: 'local', ok: true, writeOnce: 'enforced' });
     for (const ms of [result.writeMs, result.readMs, result.deleteMs]) {
       expect(typeof ms).toBe('number');
       expect(ms).toBeGreaterThanOrEqual(0);
@@ -110,6 +110,12 @@ describe('embedded default (DEPOT_DATA)', () => {
     const logLines = run.stderr.split('\n').filter((l) => l.trim());
     expect(logLines.length).toBeGreaterThan(0);
     for (const line of logLines) expect(() => JSON.parse(line)).not.toThrow();
+  });
+
+  test('check prints whether the backend itself keeps write-once (CONTRACT §11)', async () => {
+    const run = await depot(['check', 'local'], { DEPOT_DATA: tempDir() });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^local: ok \(write [\d.]+ ms, .*write-once: enforced\)$/m);
   });
 
   test('check with no driver named checks them all (the one default driver)', async () => {

@@ -146,6 +146,7 @@ describe('plain BullMQ jobs (no job options)', () => {
       writeMs: expect.any(Number),
       readMs: expect.any(Number),
       deleteMs: expect.any(Number),
+      writeOnce: 'enforced', // link(2) never replaces a name
       space: { totalBytes: expect.any(Number), freeBytes: expect.any(Number), usedBytes: expect.any(Number) },
     });
     expect(checked.space?.totalBytes).toBeGreaterThan(0);
@@ -209,7 +210,7 @@ describe('ArchivingManager', () => {
   it('store → result(), with a completed event; retrieve to a path and inline; check; delete', async () => {
     const { file, bytes } = await sourceFile('manager-src.bin', 100 * KiB + 11);
     const handle = await manager.store({ path: file }, { name: 'course-42.mbz', metadata: { courseId: '42' } });
-    expect(handle.jobId).toBe(handle.taskId);
+    expect(handle.jobId).toBe(`task-${handle.taskId}`);
     const result = await handle.result(20_000);
     expect(result).toEqual({
       taskId: handle.taskId,

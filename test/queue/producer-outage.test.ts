@@ -61,7 +61,7 @@ it('a Redis that went away after the manager connected: store() rejects with una
   redis = await startRedis();
   const producer = manager(redis.url);
   const first = await producer.store({ base64: Buffer.from('first').toString('base64') }, { name: 'first.txt' });
-  expect(first.taskId).toBe(first.jobId);
+  expect(first.jobId).toBe(`task-${first.taskId}`);
   await redis.stop();
   redis = undefined;
   expectUnavailable(await within(producer.store({ base64: Buffer.from('second').toString('base64') }, { name: 'second.txt' }), 15_000));
