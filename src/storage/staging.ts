@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { DepotError } from '../contract';
 import { processAlive } from '../support/process-alive';
 
 /** Every driver stages bytes in this directory under its root, beside the archives (never visible as one). */
@@ -26,6 +27,20 @@ export class StagingNames {
     this.count += 1;
     return `${HOST}-${process.pid}-${this.seed}${this.count.toString(16).padStart(8, '0')}`;
   }
+}
+
+/** A name depot gives its staging files: the leftover sweep removes nothing else, whatever it finds in the directory. */
+export function isStagingName(name: string): boolean {
+  return NAME.test(name);
+}
+
+/**
+ * A driver's own directory under its root (staging, check) that is not a real
+ * directory: a symlink planted there would lead its writes, and the leftover
+ * sweep's deletions, anywhere. An operator's problem, not retried.
+ */
+export function notOwnDirectory(driver: string, dir: string): DepotError {
+  return new DepotError('misconfigured', `${driver}: ${dir} is not a directory inside the root (a symbolic link?); refusing to use it — remove it, depot makes it again`);
 }
 
 /** A staging file whose writer was a process of this host that no longer runs. */

@@ -1,4 +1,5 @@
 /** What only the filesystem driver promises, beyond the shared conformance suite. */
+import { watch } from 'node:fs';
 import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -222,4 +223,66 @@ test('the staging directory is empty after successful, failed and aborted stores
   // Only the successful store left anything: its archive and manifest.
   expect((await filesUnder(root)).map((f) => path.basename(f)).sort()).toEqual(['ok.zip', 'ok.zip.depot.json']);
   expect((await lstat(path.join(root, STAGING_DIR))).isDirectory()).toBe(true);
+});
+
+describe("the driver's own directories are real directories inside the root", () => {
+  const old = new Date(Date.now() - 2 * 24 * 60 * 60 * 1000);
+
+  /** Files untouched for two days, one named like a staging file of a dead writer: what a sweep would take. */
+  async function oldFilesIn(dir: string): Promise<string[]> {
+    const names = [`${HOST_TAG}-${DEAD_PID}-0123abcd.part`, 'exam.zip', 'exam.zip.depot.json'];
+    for (const name of names) {
+      await writeFile(path.join(dir, name), 'keep me');
+      await utimes(path.join(dir, name), old, old);
+    }
+    return names.sort();
+  }
+
+  test('a .depot-tmp that is a symlink is refused (misconfigured); the sweep deletes nothing through it', async () => {
+    const elsewhere = path.join(sandbox, 'elsewhere');
+    await mkdir(elsewhere);
+    const kept = await oldFilesIn(elsewhere);
+    await mkdir(root);
+    await symlink(elsewhere, path.join(root, STAGING_DIR));
+    const store = makeStore();
+    const error = await rejection(store.store({ ...newRef('exam.zip'), body: bodyOf(patternBytes(100, 'via link')) }));
+    expect(error.code).toBe('misconfigured');
+    expect(error.message).toContain(STAGING_DIR);
+    await expectCode(store.stat(newRef('any.zip').key), 'misconfigured');
+    expect((await readdir(elsewhere)).sort()).toEqual(kept);
+  });
+
+  test('a dangling .depot-tmp symlink is refused and not followed', async () => {
+    await mkdir(root);
+    await symlink(path.join(sandbox, 'gone'), path.join(root, STAGING_DIR));
+    await expectCode(makeStore().stat(newRef('any.zip').key), 'misconfigured');
+    expect((await readdir(sandbox)).sort()).toEqual(['root']);
+  });
+
+  test('the sweep removes only staging files, nothing else that is old in .depot-tmp', async () => {
+    const staging = path.join(root, STAGING_DIR);
+    await mkdir(staging, { recursive: true });
+    const others = (await oldFilesIn(staging)).filter((name) => !name.endsWith('.part'));
+    await mkdir(path.join(staging, 'a-dir'));
+    await makeDriver().stat(newRef('any.zip').key);
+    expect((await readdir(staging)).sort()).toEqual(['a-dir', ...others].sort());
+  });
+
+  test('a .depot-check that is a symlink fails the connection check; no probe goes through it', async () => {
+    const elsewhere = path.join(sandbox, 'elsewhere');
+    await mkdir(elsewhere);
+    await mkdir(root);
+    await symlink(elsewhere, path.join(root, '.depot-check'));
+    const seen: string[] = [];
+    const watcher = watch(elsewhere, (_event, name) => name && seen.push(name));
+    try {
+      const result = await makeStore().check();
+      expect(result).toMatchObject({ ok: false, error: { code: 'misconfigured' } });
+      expect(result.error?.message).toContain('.depot-check');
+    } finally {
+      watcher.close();
+    }
+    expect(seen).toEqual([]);
+    expect(await readdir(elsewhere)).toEqual([]);
+  });
 });

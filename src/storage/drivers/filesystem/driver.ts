@@ -11,7 +11,7 @@ import { probeName, runProbe } from '../../probe';
 import { DirSync } from './dir-sync';
 import { closeFd, fchmodFd, fdatasyncFd, fsyncFd, openFd, writeAllFd } from './fd';
 import type { FilesystemSettings } from './types';
-import { CHECK_DIR, STAGING_DIR, STALE_STAGING_MS, StagingNames, writerGone } from '../../staging';
+import { CHECK_DIR, isStagingName, notOwnDirectory, STAGING_DIR, STALE_STAGING_MS, StagingNames, writerGone } from '../../staging';
 
 /** Keep one fdatasync in flight per this many bytes, so the final flush does not stall for seconds. */
 const SYNC_EVERY = 128 * 1024 * 1024;
@@ -47,7 +47,8 @@ export class FilesystemDriver implements StorageDriver {
   /** Creates the root and staging area once, and removes what crashed stores left there. Resolves to the real root. */
   private init(): Promise<string> {
     this.ready ??= (async () => {
-      await mkdir(this.staging, { recursive: true, mode: 0o700 });
+      await mkdir(this.root, { recursive: true, mode: 0o700 });
+      await this.ownDirectory(this.staging);
       await this.removeLeftovers();
       return realpath(this.root);
     })();
@@ -55,12 +56,25 @@ export class FilesystemDriver implements StorageDriver {
     return this.ready;
   }
 
-  /** Staging files whose writer is gone: our host with a dead pid, or untouched for a day (other hosts on a shared volume). */
+  /**
+   * Staging files whose writer is gone: our host with a dead pid, or untouched
+   * for a day (other hosts on a shared volume). Only files named as depot
+   * names its staging files: nothing else in there is depot's to delete.
+   */
   private async removeLeftovers(): Promise<void> {
-    for (const entry of await readdir(this.staging)) {
-      const file = path.join(this.staging, entry);
-      if (writerGone(entry) || (await isOlderThan(file, STALE_STAGING_MS))) await unlink(file).catch(() => undefined);
+    for (const entry of await readdir(this.staging, { withFileTypes: true })) {
+      if (!entry.isFile() || !isStagingName(entry.name)) continue;
+      const file = path.join(this.staging, entry.name);
+      if (writerGone(entry.name) || (await isOlderThan(file, STALE_STAGING_MS))) await unlink(file).catch(() => undefined);
     }
+  }
+
+  /** Makes one of the driver's own directories under the root, and refuses one that is not a real directory there (a planted symlink). */
+  private async ownDirectory(dir: string): Promise<void> {
+    await mkdir(dir, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw error;
+    });
+    if (!(await lstat(dir)).isDirectory()) throw notOwnDirectory(this.name, dir);
   }
 
   /** Paths of a key, after making sure its directory resolves inside the root (no symlink escape). */
@@ -323,7 +337,7 @@ export class FilesystemDriver implements StorageDriver {
   async check(signal: AbortSignal): Promise<ProbeReport> {
     await this.init();
     const dir = path.join(this.root, CHECK_DIR);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await this.ownDirectory(dir);
     const file = path.join(dir, probeName());
     // link(2) never replaces a name: write-once is the kernel's, not depot's.
     const timings = await runProbe({

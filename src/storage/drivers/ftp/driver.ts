@@ -9,7 +9,7 @@ import type { ArchiveBody, DriverCapabilities, ProbeReport, PublishOutcome, Stor
 import { parseManifest, serializeManifest, sidecarName } from '../../manifest';
 import { walkKeyTree } from '../../key-tree';
 import { probeName, runProbe } from '../../probe';
-import { CHECK_DIR, STAGING_DIR, STALE_STAGING_MS, StagingNames, writerGone } from '../../staging';
+import { CHECK_DIR, isStagingName, notOwnDirectory, STAGING_DIR, STALE_STAGING_MS, StagingNames, writerGone } from '../../staging';
 import { ClientPool } from './client-pool';
 import { isFtpReply, toDepotError } from './errors';
 import { guardedUpload, Watchdog } from './transfer-guard';
@@ -101,20 +101,36 @@ export class FtpDriver implements StorageDriver {
     }
   }
 
-  /** Once per driver: the staging directory exists, and leftovers of dead writers are swept in the background. */
+  /** Once per driver: the staging directory exists (a real one), and leftovers of dead writers are swept in the background. */
   private init(): Promise<void> {
-    this.ready ??= this.withClient('prepare', (client) => this.makeDirs(client, this.abs(STAGING_DIR))).then(() => {
+    this.ready ??= this.withClient('prepare', async (client) => {
+      await this.makeDirs(client, this.abs(STAGING_DIR));
+      await this.assertOwnDirectory(client, STAGING_DIR);
+    }).then(() => {
       this.removeLeftovers().catch((error: Error) => this.logger.warn(`${this.name}: staging leftovers not removed: ${error.message}`, { driver: this.name }));
     });
     this.ready.catch(() => (this.ready = undefined));
     return this.ready;
   }
 
+  /**
+   * A directory of the driver's own at the root must be a real directory: a
+   * symlink planted there (the server follows it) would lead staging files and
+   * the leftover sweep elsewhere. The root's MLSD shows the entry itself
+   * (proftpd: `type=OS.unix=slink`), where MLST would show its target.
+   */
+  private async assertOwnDirectory(client: Client, name: string): Promise<void> {
+    const entry = (await this.listDir(client, this.settings.root)).find((e) => e.name === name);
+    if (!entry?.isDirectory || entry.isSymbolicLink) throw notOwnDirectory(this.name, this.abs(name));
+  }
+
+  /** Only files named as depot names its staging files are removed: nothing else in there is depot's to delete. */
   private async removeLeftovers(): Promise<void> {
     const entries = await this.withClient('list staging', (client) => this.listDir(client, this.abs(STAGING_DIR)));
     for (const entry of entries) {
+      if (!entry.isFile || !isStagingName(entry.name)) continue;
       const stale = entry.modifiedAt !== undefined && Date.now() - entry.modifiedAt.getTime() > STALE_STAGING_MS;
-      if (entry.isFile && (writerGone(entry.name) || stale)) await this.withClient('remove leftover', (client) => client.remove(this.abs(STAGING_DIR, entry.name), true));
+      if (writerGone(entry.name) || stale) await this.withClient('remove leftover', (client) => client.remove(this.abs(STAGING_DIR, entry.name), true));
     }
   }
 
