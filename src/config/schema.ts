@@ -44,7 +44,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       url: z.url({ protocol: /^https?$/, error: 'must be an http or https URL' }).optional(),
       secret: z.string().min(16, 'must be at least 16 characters').optional(),
+      /** During a rotation: every secret signs each delivery (one `v1=` each); receivers accept any. */
+      secrets: z.array(z.string().min(16, 'must be at least 16 characters')).min(1, 'must not be empty').max(8).optional(),
     })
+    .refine((c) => c.secret === undefined || c.secrets === undefined, { message: 'give either secret or secrets, not both', path: ['secrets'] })
     .optional(),
   http: z
     .strictObject({
@@ -73,4 +76,7 @@ export const GLOBAL_SECRET_FIELDS: ReadonlyArray<readonly string[]> = [
   ['http', 'auth', 'password'],
 ];
 /** Lists whose every entry is a secret. */
-export const GLOBAL_SECRET_LISTS: ReadonlyArray<readonly string[]> = [['http', 'tokens']];
+export const GLOBAL_SECRET_LISTS: ReadonlyArray<readonly string[]> = [
+  ['http', 'tokens'],
+  ['callbacks', 'secrets'],
+];
