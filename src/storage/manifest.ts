@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { DepotError, Manifest, MAX_NAME_BYTES } from '../contract';
+import { DepotError, Manifest, MANIFEST_SUFFIX, MAX_NAME_BYTES } from '../contract';
 
 /** The manifest as stored beside an archive; read back strictly, since a bad one must not pass for a good one. */
 const manifestSchema = z.object({
@@ -15,7 +15,8 @@ const manifestSchema = z.object({
   deleteAfter: z.string().optional(),
 });
 
-export const SIDECAR_SUFFIX = '.depot.json';
+/** The contract keeps archive names out of this ending (archive-name.ts), so no archive can be taken for a sidecar. */
+export const SIDECAR_SUFFIX = MANIFEST_SUFFIX;
 
 /**
  * The sidecar's file name: `<name>.depot.json`, or, when that would pass the

@@ -286,3 +286,69 @@ describe("the driver's own directories are real directories inside the root", ()
     expect(await readdir(elsewhere)).toEqual([]);
   });
 });
+
+describe("manifests are never another archive's", () => {
+  const future = '2099-01-01T00:00:00.000Z';
+
+  test('an archive named like a sidecar is refused, so it cannot plant a manifest for the next archive of its task', async () => {
+    const store = makeStore();
+    const taskId = newTaskId();
+    const bytes = patternBytes(2000, 'the real x');
+    const x = { key: archiveKey(DAY, taskId, 'x'), taskId, name: 'x' };
+    const planted: Manifest = { ...x, ...digestOf(bytes), taskId: 'someone-else', storedAt: new Date().toISOString(), metadata: {} };
+    for (const name of ['x.depot.json', 'x.DEPOT.JSON']) {
+      const decoy = { key: archiveKey(DAY, taskId, name), taskId, name };
+      await expectCode(store.store({ ...decoy, body: bodyOf(serializeManifest(planted)) }), 'invalid_task');
+    }
+    const stored = await store.store({ ...x, body: bodyOf(bytes), retainUntil: future, metadata: { owner: 'me' } });
+    expect(stored.created).toBe(true);
+    expect(stored.manifest).toMatchObject({ taskId, retainUntil: future, metadata: { owner: 'me' } });
+    expect(await store.stat(x.key)).toEqual(stored.manifest);
+    await expectCode(store.delete(x.key), 'retention');
+  });
+
+  /** A manifest already at a key whose archive is missing (planted, or another writer's), then the driver's own store of that key. */
+  async function storeOverPlanted(differ: Partial<Manifest>) {
+    const ref = newRef('exam.zip');
+    const bytes = patternBytes(3000, 'planted');
+    const wanted: Manifest = { ...ref, ...digestOf(bytes), storedAt: new Date().toISOString(), metadata: { courseId: '7' }, retainUntil: future };
+    const planted: Manifest = { ...wanted, storedAt: '2026-01-02T10:00:00.000Z', ...differ };
+    const dir = path.join(root, ...ref.key.split('/').slice(0, -1));
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, sidecarName(ref.name)), serializeManifest(planted));
+    const driver = makeDriver();
+    const outcome = await driver.store(ref.key, { stream: bodyOf(bytes), manifest: () => wanted, declared: {} }, new AbortController().signal);
+    const archivePresent = await stat(path.join(dir, ref.name)).then(() => true, () => false);
+    return { outcome, planted, archivePresent };
+  }
+
+  test.each<[string, Partial<Manifest>]>([
+    ['another taskId', { taskId: 'someone-else' }],
+    ['no retention', { retainUntil: undefined }],
+    ['other retention', { retainUntil: '2030-01-01T00:00:00.000Z' }],
+    ['a deleteAfter', { deleteAfter: '2027-01-01T00:00:00.000Z' }],
+    ['other metadata', { metadata: { courseId: '8' } }],
+    ['more metadata', { metadata: { courseId: '7', extra: '' } }],
+  ])('a found manifest with %s is not adopted: the key is taken (exists), no archive is published', async (_label, differ) => {
+    const { outcome, planted, archivePresent } = await storeOverPlanted(differ);
+    expect(outcome).toEqual({ status: 'exists', existing: JSON.parse(serializeManifest(planted).toString()) });
+    expect(archivePresent).toBe(false);
+  });
+
+  test('through the shared layer, a store over a foreign manifest is conflict', async () => {
+    const ref = newRef('exam.zip');
+    const bytes = patternBytes(3000, 'foreign');
+    const dir = path.join(root, ...ref.key.split('/').slice(0, -1));
+    await mkdir(dir, { recursive: true });
+    const foreign: Manifest = { ...ref, ...digestOf(bytes), taskId: 'someone-else', storedAt: new Date().toISOString(), metadata: {} };
+    await writeFile(path.join(dir, sidecarName(ref.name)), serializeManifest(foreign));
+    await expectCode(makeStore().store({ ...ref, body: bodyOf(bytes), retainUntil: future }), 'conflict');
+    expect(await readdir(dir)).toEqual([sidecarName(ref.name)]);
+  });
+
+  test("a found manifest that is the store's own but for storedAt (an earlier attempt) is completed", async () => {
+    const { outcome, planted, archivePresent } = await storeOverPlanted({});
+    expect(outcome).toEqual({ status: 'created', manifest: planted });
+    expect(archivePresent).toBe(true);
+  });
+});

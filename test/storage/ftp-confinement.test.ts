@@ -1,18 +1,20 @@
 /**
  * The FTP driver against things planted in its root on the server's disk
  * (issue 9, path confinement): a `.depot-tmp` that is a symlink, files in
- * `.depot-tmp` that are not depot's.
+ * `.depot-tmp` that are not depot's, and a manifest at a key that is not the
+ * store's own.
  */
 import { chown, mkdir, readdir, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { archiveKey, DepotError, newTaskId } from '../../src/contract';
+import { archiveKey, DepotError, Manifest, newTaskId } from '../../src/contract';
 import { ArchiveStore } from '../../src/storage/archive-store';
 import { FtpDriver } from '../../src/storage/drivers/ftp';
+import { serializeManifest, sidecarName } from '../../src/storage/manifest';
 import { silentLogger } from '../../src/support/logging';
 import { adoptNodeErrorsInBasicFtp, ftpDriverSettings, FtpServer, startFtpServer } from '../helpers/ftp-server';
-import { delay, patternBytes } from '../helpers/streams';
+import { delay, digestOf, patternBytes } from '../helpers/streams';
 
 // Socket errors must look like errors to basic-ftp under jest (see the helper).
 adoptNodeErrorsInBasicFtp();
@@ -106,5 +108,49 @@ describe('.depot-tmp', () => {
     for (let i = 0; i < 100 && (await readdir(dir)).includes(staging); i += 1) await delay(50);
     await delay(200);
     expect((await readdir(dir)).sort()).toEqual(others.sort());
+  });
+});
+
+describe("a manifest found at the key is adopted only when it is the store's own", () => {
+  const future = '2099-01-01T00:00:00.000Z';
+
+  async function storeOverPlanted(differ: Partial<Manifest>) {
+    const { driver, store, diskPath, own } = await setup();
+    const ref = newRef();
+    const bytes = patternBytes(3000, 'planted');
+    const wanted: Manifest = { ...ref, ...digestOf(bytes), storedAt: new Date().toISOString(), metadata: { courseId: '7' }, retainUntil: future };
+    const planted: Manifest = { ...wanted, storedAt: '2026-01-02T10:00:00.000Z', ...differ };
+    const segments = ref.key.split('/').slice(0, -1);
+    for (let i = 1; i <= segments.length; i += 1) {
+      await mkdir(path.join(diskPath, ...segments.slice(0, i)), { recursive: true });
+      await own(path.join(diskPath, ...segments.slice(0, i)));
+    }
+    const dir = path.join(diskPath, ...segments);
+    await writeFile(path.join(dir, sidecarName(ref.name)), serializeManifest(planted));
+    await own(path.join(dir, sidecarName(ref.name)));
+    const outcome = await driver.store(ref.key, { stream: bodyOf(bytes), manifest: () => wanted, declared: {} }, new AbortController().signal);
+    return { outcome, planted, dir, ref, bytes, store };
+  }
+
+  test.each<[string, Partial<Manifest>]>([
+    ['another taskId', { taskId: 'someone-else' }],
+    ['no retention', { retainUntil: undefined }],
+    ['other metadata', { metadata: { courseId: '8' } }],
+  ])('one with %s is not adopted: the key is taken (exists), no archive is published', async (_label, differ) => {
+    const { outcome, planted, dir, ref } = await storeOverPlanted(differ);
+    expect(outcome).toEqual({ status: 'exists', existing: JSON.parse(serializeManifest(planted).toString()) });
+    expect(await readdir(dir)).toEqual([sidecarName(ref.name)]);
+  });
+
+  test('through the shared layer, a store over a foreign manifest is conflict', async () => {
+    const { planted, ref, bytes, store } = await storeOverPlanted({ taskId: 'someone-else' });
+    expect(planted.taskId).toBe('someone-else');
+    expect((await failure(store.store({ ...ref, body: bodyOf(bytes), retainUntil: future, metadata: { courseId: '7' } }))).code).toBe('conflict');
+  });
+
+  test('one that differs only in storedAt (an earlier attempt) is completed', async () => {
+    const { outcome, planted, dir, ref } = await storeOverPlanted({});
+    expect(outcome).toEqual({ status: 'created', manifest: planted });
+    expect((await readdir(dir)).sort()).toEqual([ref.name, sidecarName(ref.name)].sort());
   });
 });

@@ -1,4 +1,4 @@
-import { archiveNameProblem, MAX_NAME_BYTES, taskIdProblem } from '../../../src/contract';
+import { archiveNameProblem, MAX_NAME_BYTES, parseArchiveKey, taskIdProblem } from '../../../src/contract';
 
 /** A name of exactly `bytes` UTF-8 bytes built from `char` plus ASCII padding. */
 function nameOfBytes(bytes: number, char: string): string {
@@ -84,6 +84,32 @@ describe('archiveNameProblem (CONTRACT §2: a plain name)', () => {
     expect(archiveNameProblem('a\u0000b')).toMatch(/NUL/);
     expect(archiveNameProblem('a\u007fb')).toMatch(/control/);
     expect(archiveNameProblem('a\ud800b')).toMatch(/surrogate|Unicode/);
+  });
+});
+
+describe("archive names stay out of the manifests' name space (<name>.depot.json sidecars)", () => {
+  test.each([
+    ['a sidecar name', 'exam.zip.depot.json'],
+    ['the sidecar of a plain name', 'x.depot.json'],
+    ['a hashed sidecar name', '.0123456789abcdef0123456789abcdef.depot.json'],
+    ['the bare suffix', '.depot.json'],
+    ['upper case', 'x.DEPOT.JSON'],
+    ['mixed case', 'x.Depot.Json'],
+    ['a long s (U+017F) for s', 'x.depot.j\u017fon'],
+    ['full-width letters', 'x.\uff44\uff45\uff50\uff4f\uff54.json'],
+    ['a trailing dot (Windows drops it)', 'x.depot.json.'],
+    ['trailing spaces and dots', 'x.depot.json . '],
+  ])('refuses %s', (_label, name) => {
+    expect(archiveNameProblem(name)).toMatch(/\.depot\.json/);
+  });
+
+  test.each([['depot.json'], ['x.depot.json.zip'], ['x.depot-json'], ['x.depot.jsonl'], ['x depot.json'], ['x.json']])('accepts %j', (name) => {
+    expect(archiveNameProblem(name)).toBeNull();
+  });
+
+  test('a key whose name ends like a manifest is not a key', () => {
+    expect(parseArchiveKey('2026/01/02/task-1/x.depot.json')).toMatch(/name segment .*\.depot\.json/);
+    expect(parseArchiveKey('2026/01/02/task-1/x.zip')).toMatchObject({ name: 'x.zip' });
   });
 });
 

@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { DepotError, Manifest, parseArchiveKey, Space } from '../../../contract';
 import { classifyError } from '../../../support/error-handler';
 import type { ArchiveBody, DriverCapabilities, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
-import { parseManifest, serializeManifest, sidecarName } from '../../manifest';
+import { manifestDifference, parseManifest, serializeManifest, sidecarName } from '../../manifest';
 import { walkKeyTree } from '../../key-tree';
 import { probeName, runProbe } from '../../probe';
 import { DirSync } from './dir-sync';
@@ -168,9 +168,11 @@ export class FilesystemDriver implements StorageDriver {
     manifest: Manifest,
   ): Promise<PublishOutcome> {
     if (!(await linkOnce(staged.manifest, target.sidecar))) {
-      const existing = parseManifest(await readFile(target.sidecar), key);
-      if (existing.sha256 !== manifest.sha256 || existing.size !== manifest.size) return { status: 'exists', existing };
-      manifest = existing; // an earlier attempt of the same bytes got this far
+      const existing = parseManifest(await readFile(target.sidecar, { flag: constants.O_RDONLY | constants.O_NOFOLLOW }), key);
+      // Adopted only when it is this store's own manifest (an earlier attempt got this far): same bytes under
+      // another owner, metadata or retention are another archive, and the key is taken.
+      if (manifestDifference(existing, manifest) !== null) return { status: 'exists', existing };
+      manifest = existing;
     }
     if (!(await linkOnce(staged.data, target.file))) return { status: 'exists', existing: manifest };
     return { status: 'created', manifest };

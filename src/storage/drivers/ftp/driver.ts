@@ -6,7 +6,7 @@ import type { AccessOptions, FileInfo } from 'basic-ftp';
 import { DepotError, Manifest, parseArchiveKey, Space } from '../../../contract';
 import type { Logger } from '../../../support/logging';
 import type { ArchiveBody, DriverCapabilities, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
-import { parseManifest, serializeManifest, sidecarName } from '../../manifest';
+import { manifestDifference, parseManifest, serializeManifest, sidecarName } from '../../manifest';
 import { walkKeyTree } from '../../key-tree';
 import { probeName, runProbe } from '../../probe';
 import { CHECK_DIR, isStagingName, notOwnDirectory, STAGING_DIR, STALE_STAGING_MS, StagingNames, writerGone } from '../../staging';
@@ -219,8 +219,10 @@ export class FtpDriver implements StorageDriver {
       existing = await this.renameOnce(client, staged.manifest, target.sidecar, () => this.readManifest(client, target.sidecar, key));
     }
     if (existing) {
-      if (existing.sha256 !== manifest.sha256 || existing.size !== manifest.size) return { status: 'exists', existing };
-      manifest = existing; // an earlier attempt of the same bytes got this far
+      // Adopted only when it is this store's own manifest (an earlier attempt got this far): same bytes under
+      // another owner, metadata or retention are another archive, and the key is taken.
+      if (manifestDifference(existing, manifest) !== null) return { status: 'exists', existing };
+      manifest = existing;
     }
     const taken = await this.renameOnce(client, staged.data, target.file, async () => ((await this.sizeOf(client, target.file)) !== null ? manifest : null));
     return taken ? { status: 'exists', existing: manifest } : { status: 'created', manifest };
