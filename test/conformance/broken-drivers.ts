@@ -288,6 +288,20 @@ class TrustsCurrentBytes extends PassThroughDriver {
   }
 }
 
+/** Serves retrieves from a cache of what it stored, not from the backend (whatever is there now). */
+class RetrievesFromCache extends PassThroughDriver {
+  private readonly cache = new Map<string, { bytes: Buffer; manifest: Manifest }>();
+  override async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+    const outcome = await this.inner.store(key, body, signal);
+    if (outcome.status === 'created') this.cache.set(key, { bytes: await readFile(this.fileOf(key)), manifest: outcome.manifest });
+    return outcome;
+  }
+  override async retrieve(key: string, signal: AbortSignal) {
+    const cached = this.cache.get(key);
+    return cached ? { body: streamOf(cached.bytes), manifest: cached.manifest } : this.inner.retrieve(key, signal);
+  }
+}
+
 /** Answers a missing key with an empty archive instead of not_found. */
 class MissingAsEmpty extends PassThroughDriver {
   override async stat(key: string) {
@@ -439,6 +453,7 @@ export const brokenDrivers: BrokenDriver[] = [
   broken('truncates-on-retrieve', 'drops the last byte when reading', TruncatesOnRetrieve),
   broken('retrieve-latest-by-name', "returns another archive's bytes of the same name", RetrieveLatestByName),
   broken('trusts-current-bytes', 'verifies reads against the bytes there now', TrustsCurrentBytes),
+  broken('retrieves-from-cache', 'serves reads from what it stored, not from the backend', RetrievesFromCache),
   broken('missing-as-empty', 'answers missing keys with an empty archive', MissingAsEmpty),
   broken('missing-as-outage', "answers missing keys with 'unavailable'", MissingAsOutage),
   broken('delete-noop', 'does not delete', DeleteIsNoop),

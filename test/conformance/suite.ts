@@ -274,6 +274,17 @@ export const conformanceChecks: ConformanceCheck[] = [
     expect(await h.visibleEntries(driver)).toEqual(visible);
   }),
 
+  check("a retry whose key holds other bytes than its manifest is a conflict, never an idempotent success", async ({ h, driver, store }) => {
+    const ref = newRef('replaced.zip');
+    const bytes = patternBytes(64 * KiB, 'replaced');
+    await storeBytes(store, ref, bytes);
+    // Another writer changes the bytes; the manifest still matches the task (same sha256 and size),
+    // so only the stored bytes can tell — as when a store that ignores conditional writes let a writer in.
+    await h.tamper(driver, ref.key);
+    await expectFailure(storeBytes(store, ref, bytes, digestOf(bytes)), 'conflict');
+    await expectFailure(storeBytes(new ArchiveStore(staleStat(driver), logger), ref, bytes), 'conflict');
+  }),
+
   check('wrong sha256: integrity, nothing visible', async (ctx) => {
     const ref = newRef('checksum.zip');
     const size = 256 * KiB;
