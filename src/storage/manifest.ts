@@ -43,6 +43,15 @@ export function manifestDifference(found: Manifest, wanted: Manifest): keyof Man
   return null;
 }
 
+/**
+ * An object at depot's key without a manifest: depot never writes an archive
+ * before its manifest, so another writer put it there. `conflict`, as the key
+ * holds other content; depot never replaces it, and never deletes it.
+ */
+export function foreignObject(driver: string, key: string): DepotError {
+  return new DepotError('conflict', `${driver}:${key} holds an object without a manifest: not an archive depot wrote`);
+}
+
 export function serializeManifest(manifest: Manifest): Buffer {
   return Buffer.from(JSON.stringify(manifest, null, 2) + '\n', 'utf8');
 }

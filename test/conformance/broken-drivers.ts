@@ -209,6 +209,25 @@ class OverwritesExisting extends PassThroughDriver {
   }
 }
 
+/** Takes an object without a manifest for a leftover of its own and writes over it. */
+class ReplacesForeignObjects extends PassThroughDriver {
+  override async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+    const foreign = await this.inner.stat(key).then(
+      () => false,
+      (error: unknown) => error instanceof DepotError && error.code === 'conflict',
+    );
+    if (foreign) await unlink(this.fileOf(key));
+    return this.inner.store(key, body, signal);
+  }
+  override async stat(key: string): Promise<Manifest | null> {
+    // A key with an object but no manifest reads as free.
+    return this.inner.stat(key).catch((error: unknown) => {
+      if (error instanceof DepotError && error.code === 'conflict') return null;
+      throw error;
+    });
+  }
+}
+
 /** Forgets retainUntil when it writes the manifest. */
 class DropsRetention extends PassThroughDriver {
   override store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
@@ -447,6 +466,7 @@ export const brokenDrivers: BrokenDriver[] = [
   broken('leaks-staging', 'leaves its staging file behind when a store fails', LeaksStaging),
   broken('shared-staging', 'stages every store in one file', SharedStaging),
   broken('overwrites-existing', 'replaces an existing key', OverwritesExisting),
+  broken('replaces-foreign-objects', 'writes over an object at its key that has no manifest', ReplacesForeignObjects),
   broken('drops-retention', 'does not keep retainUntil', DropsRetention),
   broken('loses-metadata', 'does not keep the metadata', LosesMetadata),
   broken('normalizes-names', 'NFC-normalizes names', NormalizesNames),

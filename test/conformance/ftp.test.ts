@@ -1,9 +1,9 @@
-import { open, rm } from 'node:fs/promises';
+import { chown, open, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { StorageDriver } from '../../src/storage/driver';
 import { FtpDriver } from '../../src/storage/drivers/ftp';
 import { silentLogger } from '../../src/support/logging';
-import { replaceWithFile, stagingFilesIn, visibleFilesBelow } from '../helpers/filesystem-harness';
+import { plantFile, replaceWithFile, stagingFilesIn, visibleFilesBelow } from '../helpers/filesystem-harness';
 import { adoptNodeErrorsInBasicFtp, ftpDriverSettings, FtpServer, startFtpServer } from '../helpers/ftp-server';
 import { ConformanceHarness, describeConformance } from './suite';
 
@@ -57,6 +57,14 @@ function ftpHarness(): ConformanceHarness {
       }
     },
 
+    async plant(driver, key, bytes) {
+      // As the server's user would have written it: the directories made stay writable for the server.
+      const root = rootOf(driver);
+      await plantFile(root, key, bytes);
+      const owner = await stat(root);
+      const parts = key.split('/');
+      for (let i = 1; i <= parts.length; i++) await chown(path.join(root, ...parts.slice(0, i)), owner.uid, owner.gid);
+    },
     visibleEntries: (driver) => visibleFilesBelow(rootOf(driver)),
     stagingEntries: (driver) => stagingFilesIn(rootOf(driver)),
     breakBackend: (driver) => replaceWithFile(rootOf(driver)),

@@ -70,6 +70,10 @@ function s3Harness(): ConformanceHarness {
       await raw.send(new PutObjectCommand({ Bucket, Key, Body: bytes, Metadata: object.Metadata, ContentType: object.ContentType }));
     },
 
+    async plant(driver, key, bytes) {
+      await raw.send(new PutObjectCommand({ Bucket: bucketOf(driver), Key: PREFIX + key, Body: bytes }));
+    },
+
     async visibleEntries(driver) {
       // Every object in the bucket; multipart uploads in progress are not objects (stagingEntries lists them).
       return allKeys(bucketOf(driver));

@@ -21,6 +21,7 @@ const caughtBy: Record<string, string[]> = {
   're-store of the same bytes is idempotent': ['overwrites-existing'],
   're-store of other bytes is a conflict; the original stays intact': ['overwrites-existing'],
   'a retry whose key holds other bytes than its manifest is a conflict, never an idempotent success': ['retrieves-from-cache'],
+  "another writer's object at depot's key (no manifest): conflict; never replaced, adopted or deleted": ['replaces-foreign-objects'],
   'wrong sha256: integrity, nothing visible': ['writes-final-in-place', 'ignores-stream-errors'],
   'wrong size (too small or too big): integrity, nothing visible': ['writes-final-in-place', 'ignores-stream-errors'],
   'tampered archive: reading it fails with integrity': ['trusts-current-bytes'],

@@ -19,6 +19,8 @@ export interface ConformanceHarness {
   makeDriver(): Promise<StorageDriver>;
   /** modify stored bytes of key behind the driver's back (e.g. chmod+rewrite a byte) */
   tamper(driver: StorageDriver, key: string): Promise<void>;
+  /** another writer puts `bytes` at `key` behind the driver's back, without a manifest */
+  plant(driver: StorageDriver, key: string, bytes: Buffer): Promise<void>;
   /** raw view of what is visible on the backend: all entries (paths/objects) excluding driver-internal staging — used to assert 'nothing visible' */
   visibleEntries(driver: StorageDriver): Promise<string[]>;
   /** Optional: the driver-internal staging entries (temp files, pending uploads) still there; failed stores must leave none. */
@@ -283,6 +285,21 @@ export const conformanceChecks: ConformanceCheck[] = [
     await h.tamper(driver, ref.key);
     await expectFailure(storeBytes(store, ref, bytes, digestOf(bytes)), 'conflict');
     await expectFailure(storeBytes(new ArchiveStore(staleStat(driver), logger), ref, bytes), 'conflict');
+  }),
+
+  check("another writer's object at depot's key (no manifest): conflict; never replaced, adopted or deleted", async ({ h, driver, store }) => {
+    const ref = newRef('foreign.zip');
+    // Another size than depot's bytes: a store that raced past its look at the key can tell it is not its own.
+    await h.plant(driver, ref.key, patternBytes(4 * KiB, 'theirs'));
+    const visible = await h.visibleEntries(driver);
+    const ours = patternBytes(5 * KiB, 'ours');
+    await expectFailure(store.stat(ref.key), 'conflict');
+    await expectFailure(storeBytes(store, ref, ours), 'conflict');
+    await expectFailure(storeBytes(new ArchiveStore(staleStat(driver), logger), ref, ours), 'conflict');
+    await expectFailure(store.delete(ref.key), 'conflict');
+    await expectFailure(store.retrieve(ref.key), 'conflict');
+    // Nothing replaced, nothing added beside it (no manifest of depot's claims it), nothing deleted.
+    expect(await h.visibleEntries(driver)).toEqual(visible);
   }),
 
   check('wrong sha256: integrity, nothing visible', async (ctx) => {

@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { StorageDriver } from '../../src/storage/driver';
@@ -50,6 +50,8 @@ export function filesystemHarness(options: FilesystemHarnessOptions = {}): Confo
       await chmod(file, 0o444);
     },
 
+    plant: (driver, key, bytes) => plantFile(rootOf(driver), key, bytes),
+
     visibleEntries: (driver) => visibleFilesBelow(rootOf(driver)),
     stagingEntries: (driver) => stagingFilesIn(rootOf(driver)),
     breakBackend: (driver) => replaceWithFile(rootOf(driver)),
@@ -59,6 +61,13 @@ export function filesystemHarness(options: FilesystemHarnessOptions = {}): Confo
       roots.clear();
     },
   };
+}
+
+/** A file at `key` below `root`, written behind the driver's back (no manifest). */
+export async function plantFile(root: string, key: string, bytes: Buffer): Promise<void> {
+  const file = path.join(root, ...key.split('/'));
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, bytes);
 }
 
 /** Files below a driver's root on disk, as keys, outside the staging directory. */

@@ -40,7 +40,8 @@ test('with AllowOverwrite on, check warns, and a conflicting store still leaves 
   const { driver, diskPath, logged } = await driverOn(true);
   const store = new ArchiveStore(driver, createLogger({ stream: new PassThrough(), level: 'error' }));
   const result = await store.check();
-  expect(result).toMatchObject({ ok: true });
+  // CONTRACT §11: write-once rests on depot's own checks there, and the check result says so.
+  expect(result).toMatchObject({ ok: true, writeOnce: 'best_effort' });
   expect(logged()).toContain('replaces existing files on rename');
 
   const key = '2026/11/27/01a2b3c4-0000-7000-8000-000000000001/exam.zip';
@@ -51,9 +52,9 @@ test('with AllowOverwrite on, check warns, and a conflicting store still leaves 
   expect(await readFile(path.join(diskPath, ...key.split('/')), 'utf8')).toBe('the first bytes');
 });
 
-test('with AllowOverwrite off, check is quiet', async () => {
+test('with AllowOverwrite off, check is quiet and reports the server enforcing write-once', async () => {
   const { driver, logged } = await driverOn(false);
   const store = new ArchiveStore(driver, createLogger({ stream: new PassThrough(), level: 'error' }));
-  expect(await store.check()).toMatchObject({ ok: true });
+  expect(await store.check()).toMatchObject({ ok: true, writeOnce: 'enforced' });
   expect(logged()).not.toContain('replaces existing files');
 });

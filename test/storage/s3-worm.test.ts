@@ -126,6 +126,9 @@ describe('s3 driver (Ceph RGW, Object Lock bucket): conformance', () => {
         else bytes[0] ^= 0xff;
         await raw.send(new PutObjectCommand({ Bucket, Key, Body: bytes, Metadata: object.Metadata, ContentType: object.ContentType }));
       },
+      async plant(driver, key, bytes) {
+        await raw.send(new PutObjectCommand({ Bucket: bucketOf(driver), Key: PREFIX + key, Body: bytes }));
+      },
       async visibleEntries(driver) {
         // Every version and delete marker: on a versioned bucket a hidden version is still there.
         return (await allVersions(bucketOf(driver))).map((v) => v.Key).sort();

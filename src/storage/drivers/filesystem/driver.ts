@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { DepotError, Manifest, parseArchiveKey, Space } from '../../../contract';
 import { classifyError } from '../../../support/error-handler';
 import type { ArchiveBody, DriverCapabilities, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
-import { manifestDifference, parseManifest, serializeManifest, sidecarName } from '../../manifest';
+import { foreignObject, manifestDifference, parseManifest, serializeManifest, sidecarName } from '../../manifest';
 import { walkKeyTree } from '../../key-tree';
 import { probeName, runProbe } from '../../probe';
 import { DirSync } from './dir-sync';
@@ -167,15 +167,34 @@ export class FilesystemDriver implements StorageDriver {
     staged: { data: string; manifest: string },
     manifest: Manifest,
   ): Promise<PublishOutcome> {
-    if (!(await linkOnce(staged.manifest, target.sidecar))) {
+    const placed = await linkOnce(staged.manifest, target.sidecar);
+    if (!placed) {
       const existing = parseManifest(await readFile(target.sidecar, { flag: constants.O_RDONLY | constants.O_NOFOLLOW }), key);
       // Adopted only when it is this store's own manifest (an earlier attempt got this far): same bytes under
       // another owner, metadata or retention are another archive, and the key is taken.
       if (manifestDifference(existing, manifest) !== null) return { status: 'exists', existing };
       manifest = existing;
     }
-    if (!(await linkOnce(staged.data, target.file))) return { status: 'exists', existing: manifest };
+    if (!(await linkOnce(staged.data, target.file))) {
+      if (placed) await this.withdrawIfForeign(key, target, manifest);
+      return { status: 'exists', existing: manifest };
+    }
     return { status: 'created', manifest };
+  }
+
+  /**
+   * The archive name was taken although no manifest was there a moment ago. An
+   * attempt of this task that adopted the manifest just placed writes the same
+   * size; a file of another size (or not a file) is another writer's: the
+   * manifest is taken back rather than left beside it, and the store is a
+   * conflict. One of the same size is left to the shared layer, which compares
+   * the bytes.
+   */
+  private async withdrawIfForeign(key: string, target: { file: string; sidecar: string }, manifest: Manifest): Promise<void> {
+    const info = await lstat(target.file);
+    if (info.isFile() && info.size === manifest.size) return;
+    await unlink(target.sidecar);
+    throw foreignObject(this.name, key);
   }
 
   /**
@@ -263,7 +282,7 @@ export class FilesystemDriver implements StorageDriver {
       await this.assertInside(target.dir, realRoot);
       handle = await open(target.file, constants.O_RDONLY | constants.O_NOFOLLOW);
       const manifest = await this.readSidecar(key, target.sidecar);
-      if (!manifest) throw new DepotError('integrity', `${this.name}:${key} has no manifest`);
+      if (!manifest) throw foreignObject(this.name, key);
       const body = createReadStream('', { fd: handle, highWaterMark: READ_CHUNK, signal });
       handle = undefined; // the stream closes it now
       return { body, manifest };
@@ -285,8 +304,7 @@ export class FilesystemDriver implements StorageDriver {
       throw classifyError(error);
     }
     const manifest = await this.readSidecar(key, target.sidecar);
-    // An archive without its manifest is never written by depot: someone changed the tree.
-    if (!manifest) throw new DepotError('integrity', `${this.name}:${key} has no manifest`);
+    if (!manifest) throw foreignObject(this.name, key);
     return manifest;
   }
 

@@ -6,7 +6,7 @@ import type { AccessOptions, FileInfo } from 'basic-ftp';
 import { DepotError, Manifest, parseArchiveKey, Space } from '../../../contract';
 import type { Logger } from '../../../support/logging';
 import type { ArchiveBody, DriverCapabilities, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
-import { manifestDifference, parseManifest, serializeManifest, sidecarName } from '../../manifest';
+import { foreignObject, manifestDifference, parseManifest, serializeManifest, sidecarName } from '../../manifest';
 import { walkKeyTree } from '../../key-tree';
 import { probeName, runProbe } from '../../probe';
 import { CHECK_DIR, isStagingName, notOwnDirectory, STAGING_DIR, STALE_STAGING_MS, StagingNames, writerGone } from '../../staging';
@@ -214,9 +214,11 @@ export class FtpDriver implements StorageDriver {
    */
   private async publish(client: Client, key: string, target: Paths, staged: { data: string; manifest: string }, manifest: Manifest): Promise<PublishOutcome> {
     let existing = await this.readManifest(client, target.sidecar, key);
+    let placed = false;
     if (!existing) {
       await guardedUpload(client, Readable.from([serializeManifest(manifest)]), staged.manifest, this.timeoutMs, this.name);
       existing = await this.renameOnce(client, staged.manifest, target.sidecar, () => this.readManifest(client, target.sidecar, key));
+      placed = existing === null;
     }
     if (existing) {
       // Adopted only when it is this store's own manifest (an earlier attempt got this far): same bytes under
@@ -225,7 +227,15 @@ export class FtpDriver implements StorageDriver {
       manifest = existing;
     }
     const taken = await this.renameOnce(client, staged.data, target.file, async () => ((await this.sizeOf(client, target.file)) !== null ? manifest : null));
-    return taken ? { status: 'exists', existing: manifest } : { status: 'created', manifest };
+    if (!taken) return { status: 'created', manifest };
+    // Taken although no manifest was there a moment ago: an attempt of this task that adopted the manifest
+    // just placed writes the same size; another size is another writer's file. The manifest is taken back
+    // rather than left beside it. The same size is left to the shared layer, which compares the bytes.
+    if (placed && (await this.sizeOf(client, target.file)) !== manifest.size) {
+      await client.remove(target.sidecar);
+      throw foreignObject(this.name, key);
+    }
+    return { status: 'exists', existing: manifest };
   }
 
   /**
@@ -295,7 +305,7 @@ export class FtpDriver implements StorageDriver {
       const size = await this.sizeOf(lease.client, target.file);
       if (size === null) throw new DepotError('not_found', `no archive ${this.name}:${key}`);
       const found = await this.readManifest(lease.client, target.sidecar, key);
-      if (!found) throw new DepotError('integrity', `${this.name}:${key} has no manifest`);
+      if (!found) throw foreignObject(this.name, key);
       if (found.size !== size) throw new DepotError('integrity', `${this.name}:${key} has ${size} bytes, its manifest says ${found.size}`);
       manifest = found;
     } catch (error) {
@@ -367,8 +377,7 @@ export class FtpDriver implements StorageDriver {
       const size = await this.sizeOf(client, target.file);
       if (size === null) return null;
       const manifest = await this.readManifest(client, target.sidecar, key);
-      // An archive without its manifest is never written by depot: someone changed the tree.
-      if (!manifest) throw new DepotError('integrity', `${this.name}:${key} has no manifest`);
+      if (!manifest) throw foreignObject(this.name, key);
       if (manifest.size !== size) throw new DepotError('integrity', `${this.name}:${key} has ${size} bytes, its manifest says ${manifest.size}`);
       return manifest;
     });

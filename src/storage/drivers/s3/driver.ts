@@ -14,7 +14,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { DepotError, Manifest, parseArchiveKey, Space } from '../../../contract';
 import type { Logger } from '../../../support/logging';
 import type { ArchiveBody, DriverCapabilities, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
-import { parseManifest, serializeManifest, SIDECAR_SUFFIX } from '../../manifest';
+import { foreignObject, parseManifest, serializeManifest, SIDECAR_SUFFIX } from '../../manifest';
 import { probeName, runProbe } from '../../probe';
 import { CHECK_DIR } from '../../staging';
 import { makeS3Client } from './client';
@@ -396,11 +396,6 @@ export class S3Driver implements StorageDriver {
     }
   }
 
-  /** An object at depot's key without a manifest: not one of depot's archives. */
-  private foreignObject(key: string): DepotError {
-    return new DepotError('conflict', `${this.name}:${key} holds an object without a manifest: not an archive depot wrote`);
-  }
-
   private async headObject(key: string, objectKey = this.objectKey(key)): Promise<HeadObjectCommandOutput | null> {
     try {
       return await this.client.send(new HeadObjectCommand({ Bucket: this.settings.bucket, Key: objectKey }));
@@ -423,7 +418,7 @@ export class S3Driver implements StorageDriver {
     try {
       const manifest = await this.readManifest(key, signal);
       if (!manifest) {
-        if (await this.headObject(key)) throw this.foreignObject(key);
+        if (await this.headObject(key)) throw foreignObject(this.name, key);
         throw new DepotError('not_found', `no archive ${this.name}:${key}`);
       }
       let response;
@@ -452,7 +447,7 @@ export class S3Driver implements StorageDriver {
     const [object, manifest] = await Promise.all([this.headObject(key), this.readManifest(key)]);
     // A manifest without its archive is a store that has not published (yet): invisible.
     if (!object) return null;
-    if (!manifest) throw this.foreignObject(key);
+    if (!manifest) throw foreignObject(this.name, key);
     this.assertConsistent(key, manifest, object);
     return manifest;
   }
