@@ -111,6 +111,20 @@ describe('.depot-tmp', () => {
   });
 });
 
+describe('.depot-check', () => {
+  test('a .depot-check that is a symlink fails the check (misconfigured); no probe is written through it', async () => {
+    const { store, diskPath, own } = await setup();
+    const elsewhere = path.join(diskPath, 'elsewhere');
+    await mkdir(elsewhere);
+    await own(elsewhere);
+    await symlink('elsewhere', path.join(diskPath, '.depot-check'));
+    const result = await store.check();
+    expect(result).toMatchObject({ ok: false, error: { code: 'misconfigured' } });
+    expect(result.error?.message).toContain('.depot-check');
+    expect(await readdir(elsewhere)).toEqual([]);
+  });
+});
+
 describe("a manifest found at the key is adopted only when it is the store's own", () => {
   const future = '2099-01-01T00:00:00.000Z';
 

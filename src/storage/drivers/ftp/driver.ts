@@ -420,7 +420,14 @@ export class FtpDriver implements StorageDriver {
   async check(signal: AbortSignal): Promise<ProbeReport> {
     const dir = this.abs(CHECK_DIR);
     const file = path.posix.join(dir, probeName());
-    await this.withClient('check', (client) => this.makeDirs(client, dir), signal);
+    await this.withClient(
+      'check',
+      async (client) => {
+        await this.makeDirs(client, dir);
+        await this.assertOwnDirectory(client, CHECK_DIR);
+      },
+      signal,
+    );
     const timings = await runProbe({
       write: (bytes) => this.withClient('check: write', (client) => guardedUpload(client, Readable.from([bytes]), file, this.timeoutMs, this.name).then(() => undefined), signal),
       read: () => this.withClient('check: read', (client) => this.download(client, file, MANIFEST_LIMIT), signal),
