@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { Queue, QueueEvents } from 'bullmq';
 import type { Config } from '../config/load';
 import { createRedis, waitForRedis } from '../queue/connection';
-import { CALLBACK_QUEUE, DELIVERY_STATES, TASK_STATES } from '../queue/names';
+import { CALLBACK_QUEUE, DELIVERY_STATES } from '../queue/names';
 import type { StorageAPI } from '../storage/api';
 import type { Logger } from '../support/logging';
 import { redactor } from '../support/redaction';
@@ -12,6 +12,7 @@ import { BearerAuth } from './bearer-auth';
 import { Dashboard, DASHBOARD_PATH } from './dashboard';
 import { DriverHealth } from './driver-health';
 import { renderMetrics } from './metrics';
+import { taskJobCounts } from './queue-depth';
 import { TaskApi } from './task-api';
 import { within } from './within';
 import { TaskCounters } from './task-counters';
@@ -76,7 +77,7 @@ export async function startHttpServer(config: Config, storage: StorageAPI, logge
     },
     '/metrics': async (response) => {
       const [counts, workers, webhooks] = await within(
-        Promise.all([queue.getJobCounts(...TASK_STATES), queue.getWorkersCount(), callbacks.getJobCounts(...DELIVERY_STATES)]),
+        Promise.all([taskJobCounts(queue), queue.getWorkersCount(), callbacks.getJobCounts(...DELIVERY_STATES)]),
         ANSWER_MS,
         'the queue counts',
       );
