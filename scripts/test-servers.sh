@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The Debian servers the tests start on free loopback ports: redis-server,
 # proftpd with mod_tls (FTPS), and Ceph's RADOS Gateway (a real S3 store that
-# enforces Object Lock; test/helpers/worm-s3.sh). Installs what is missing when
-# it can (root, or sudo without a password); otherwise says exactly what to run.
+# enforces Object Lock; test/helpers/worm-s3.sh), and promtool (Debian
+# prometheus) to check /metrics as Prometheus reads it. Installs what is
+# missing when it can (root, or sudo without a password); otherwise says
+# exactly what to run.
 set -euo pipefail
 
 need=()
@@ -10,6 +12,7 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 # mod_tls.so (FTPS) ships in proftpd-mod-crypto, not in proftpd-core.
 { command -v proftpd >/dev/null 2>&1 && [ -f /usr/lib/proftpd/mod_tls.so ]; } || need+=(proftpd-core proftpd-mod-crypto)
 { command -v radosgw >/dev/null 2>&1 && command -v ceph-mon >/dev/null 2>&1 && command -v ceph-osd >/dev/null 2>&1; } || need+=(ceph-mon ceph-osd radosgw)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then
