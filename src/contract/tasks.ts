@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isForbiddenUrl } from '../support/address-guard';
 import { archiveNameProblem, taskIdProblem } from './archive-name';
 import { isCalendarDate, parseArchiveKey } from './archive-key';
 import { DepotError } from './depot-error';
@@ -47,7 +48,16 @@ const httpUrl = z.string().refine(
   { message: 'must be an http or https URL' },
 );
 
-const callbackUrl = httpUrl;
+/**
+ * Webhook deliveries are refused to forbidden addresses (link-local, metadata
+ * services); a literal one is refused here already, so the producer hears of
+ * it when queueing. Host names are left to delivery, which checks what they
+ * resolve to at every attempt: a check at enqueue would hold only for that
+ * moment's DNS, and make queueing wait on it.
+ */
+const callbackUrl = httpUrl.refine((v) => !URL.canParse(v) || !isForbiddenUrl(new URL(v)), {
+  message: 'must not point to a link-local or otherwise forbidden address (169.254.0.0/16, fe80::/10, metadata services)',
+});
 
 export const storageRefSchema = z.strictObject({ driver: driverName, key: archiveKey });
 export type StorageRef = z.infer<typeof storageRefSchema>;
@@ -55,22 +65,33 @@ export type StorageRef = z.infer<typeof storageRefSchema>;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /**
- * A map of strings as the producer sent it. zod drops an own `__proto__` key
- * (JSON can carry one) without a word; refusing it keeps the task what was sent.
+ * A map of names to values as producers send it. zod would drop an own
+ * `__proto__` key (JSON can carry one) without a word: refused, so the task
+ * stays what was sent. PHP's json_encode writes an empty map as `[]`: taken as
+ * an empty map, not a list.
  */
-function stringMap() {
-  return z.preprocess((value, ctx) => {
-    // `continue`: a union around it (the source) must still report this, not its own summary.
-    if (typeof value === 'object' && value !== null && Object.hasOwn(value, '__proto__')) ctx.addIssue({ code: 'custom', message: "must not have a key '__proto__'", continue: true });
-    return value;
-  }, z.record(z.string(), z.string()));
+function nameMap<V extends z.ZodType<unknown, unknown>>(value: V) {
+  return z.preprocess(
+    (input, ctx) => {
+      // `continue`: the map's own checks still run and are reported too.
+      if (typeof input === 'object' && input !== null && Object.hasOwn(input, '__proto__')) ctx.addIssue({ code: 'custom', message: "must not have a key '__proto__'", continue: true });
+      return Array.isArray(input) && input.length === 0 ? {} : input;
+    },
+    z.record(z.string(), value, { error: (issue) => (issue.code === 'invalid_type' ? 'must be an object of names to values (PHP: an associative array)' : undefined) }),
+  );
 }
+
+/**
+ * Metadata values are strings; PHP writes numbers and booleans as JSON numbers
+ * and booleans (`courseId: 12`), stored as their string form (`"12"`, `"true"`).
+ */
+const metadata = nameMap(z.union([z.string(), z.number(), z.boolean()], { error: 'must be a string, number or boolean' }).transform((v) => String(v)));
 
 // RFC 9110 field names are tokens; values are what Node sends (it throws on the rest, which would be retried as internal).
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
-const headers = stringMap().superRefine((value, ctx) => {
+const headers = nameMap(z.string()).superRefine((value, ctx) => {
   for (const [name, text] of Object.entries(value)) {
     // A bad name is reported on `headers`: in the field's path it could break the `<field>: <message>` line.
     if (!HEADER_NAME.test(name)) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(name)} is not a valid HTTP header name`, path: [] });
@@ -78,14 +99,29 @@ const headers = stringMap().superRefine((value, ctx) => {
   }
 });
 
-export const sourceSchema = z.union(
-  [
-    z.strictObject({ path: z.string().min(1, 'must not be empty') }),
-    z.strictObject({ url: httpUrl, headers: headers.optional() }),
-    z.strictObject({ base64: z.string().refine((v) => v.length % 4 === 0 && BASE64.test(v), 'must be base64') }),
-  ],
-  { error: 'must be exactly one of { path }, { url, headers? } or { base64 }' },
-);
+const SOURCE_KINDS = {
+  path: z.strictObject({ path: z.string().min(1, 'must not be empty') }),
+  url: z.strictObject({ url: httpUrl, headers: headers.optional() }),
+  base64: z.strictObject({ base64: z.string().refine((v) => v.length % 4 === 0 && BASE64.test(v), 'must be base64') }),
+};
+type SourceKind = keyof typeof SOURCE_KINDS;
+const SOURCE_MESSAGE = 'must be exactly one of { path }, { url, headers? } or { base64 }';
+
+/**
+ * One of the three sources, chosen by its key, so that a problem is reported
+ * on the field it is in (`source.headers: …`), not as "none of the three".
+ */
+export const sourceSchema = z.unknown().transform((value, ctx): z.infer<(typeof SOURCE_KINDS)[SourceKind]> => {
+  const kinds = typeof value === 'object' && value !== null && !Array.isArray(value) ? (Object.keys(SOURCE_KINDS) as SourceKind[]).filter((k) => Object.hasOwn(value, k)) : [];
+  if (kinds.length !== 1) {
+    ctx.addIssue({ code: 'custom', message: SOURCE_MESSAGE });
+    return z.NEVER;
+  }
+  const parsed = SOURCE_KINDS[kinds[0]].safeParse(value);
+  if (parsed.success) return parsed.data;
+  for (const issue of parsed.error.issues) ctx.addIssue({ ...issue });
+  return z.NEVER;
+});
 export type Source = z.infer<typeof sourceSchema>;
 
 export const storeTaskSchema = z.strictObject({
@@ -100,7 +136,7 @@ export const storeTaskSchema = z.strictObject({
     .transform((v) => v.toLowerCase())
     .optional(),
   size: z.number().int('must be a whole number').nonnegative('must not be negative').optional(),
-  metadata: stringMap().optional(),
+  metadata: metadata.optional(),
   retainUntil: instant.optional(),
   deleteAfter: instant.optional(),
   callbackUrl: callbackUrl.optional(),
@@ -160,4 +196,20 @@ export function parseTask<O extends Operation>(operation: O, data: unknown): Tas
 
 export function isOperation(value: unknown): value is Operation {
   return typeof value === 'string' && (OPERATIONS as readonly string[]).includes(value);
+}
+
+/** A driver a task names, and the field that names it (`driver`, `fallbacks[1]`, `ref.driver`). */
+export interface NamedDriver {
+  field: string;
+  driver: string;
+}
+
+/** Every driver a valid task names itself; a store's default driver and configured fallbacks are not among them. */
+export function namedDrivers<O extends Operation>(operation: O, task: TaskByOperation[O]): NamedDriver[] {
+  const t = task as Partial<StoreTask & RetrieveTask & CheckTask>;
+  const named: NamedDriver[] = [];
+  if ((operation === 'store' || operation === 'check') && t.driver !== undefined) named.push({ field: 'driver', driver: t.driver });
+  if (operation === 'store') (t.fallbacks ?? []).forEach((driver, i) => named.push({ field: `fallbacks[${i}]`, driver }));
+  if ((operation === 'retrieve' || operation === 'delete') && t.ref) named.push({ field: 'ref.driver', driver: t.ref.driver });
+  return named;
 }

@@ -80,3 +80,12 @@ export function guardedLookup(hostname: string, options: object, callback: Looku
     callback(null, list[0].address, list[0].family);
   });
 }
+
+/**
+ * Whether a URL's host is itself a forbidden address, in any spelling the URL
+ * parser accepts (`0xA9FEA9FE`, `[::ffff:a9fe:a9fe]`, … are normalised by it).
+ * Host names are not resolved here: guardedLookup checks them at connect time.
+ */
+export function isForbiddenUrl(url: URL): boolean {
+  return isForbiddenAddress(url.hostname.replace(/^\[|\]$/g, ''));
+}

@@ -1,4 +1,4 @@
-import { DepotError, isOperation, Operation, OPERATIONS, parseTask } from '../../../src/contract';
+import { DepotError, isOperation, namedDrivers, Operation, OPERATIONS, parseTask } from '../../../src/contract';
 
 const KEY = '2024/05/17/0190a3e4-5b6c-7d8e-9f01-23456789abcd/course-12.mbz';
 const SHA = 'a'.repeat(64);
@@ -124,7 +124,10 @@ describe('parseTask store: each bad input is invalid_task naming the field', () 
     ['size fractional', { ...validStore, size: 1.5 }, 'size'],
     ['size a string', { ...validStore, size: '12' }, 'size'],
     ['size NaN', { ...validStore, size: Number.NaN }, 'size'],
-    ['metadata value not a string', { ...validStore, metadata: { courseId: 12 } }, 'metadata.courseId'],
+    // Numbers and booleans are taken (PHP sends them, see below); null, lists and objects are not.
+    ['metadata value null', { ...validStore, metadata: { courseId: null } }, 'metadata.courseId'],
+    ['metadata value an object', { ...validStore, metadata: { course: { id: 12 } } }, 'metadata.course'],
+    ['metadata value a list', { ...validStore, metadata: { courseIds: [12] } }, 'metadata.courseIds'],
     ['metadata a list', { ...validStore, metadata: ['a'] }, 'metadata'],
     ['retainUntil free text', { ...validStore, retainUntil: 'next year' }, 'retainUntil'],
     ['retainUntil without zone', { ...validStore, retainUntil: '2036-01-31T00:00:00' }, 'retainUntil'],
@@ -134,6 +137,10 @@ describe('parseTask store: each bad input is invalid_task naming the field', () 
     ['callbackUrl ftp', { ...validStore, callbackUrl: 'ftp://h.example/x' }, 'callbackUrl'],
     ['callbackUrl not a URL', { ...validStore, callbackUrl: 'not a url' }, 'callbackUrl'],
     ['callbackUrl javascript:', { ...validStore, callbackUrl: 'javascript:alert(1)' }, 'callbackUrl'],
+    // Where webhook delivery would refuse to send (the address guard), the task is refused when queued.
+    ['callbackUrl to cloud metadata', { ...validStore, callbackUrl: 'http://169.254.169.254/latest/meta-data/' }, 'callbackUrl'],
+    ['callbackUrl to IPv6 link-local', { ...validStore, callbackUrl: 'http://[fe80::1]:8080/hook' }, 'callbackUrl'],
+    ['callbackUrl to the unspecified address', { ...validStore, callbackUrl: 'http://0.0.0.0/hook' }, 'callbackUrl'],
     ['taskId ..', { ...validStore, taskId: '..' }, 'taskId'],
     ['taskId with /', { ...validStore, taskId: 'a/b' }, 'taskId'],
     ['taskId 129 chars', { ...validStore, taskId: 'x'.repeat(129) }, 'taskId'],
@@ -204,6 +211,86 @@ describe('parseTask store: each bad input is invalid_task naming the field', () 
   // 2023-03-01, so retention would silently run to another day than the producer wrote.
   test('retainUntil that is not a calendar date (2023-02-29) is refused', () => {
     expectInvalid('store', { ...validStore, retainUntil: '2023-02-29T00:00:00Z' }, 'retainUntil');
+  });
+});
+
+describe('parseTask: what PHP producers send (CONTRACT §6, second round)', () => {
+  // json_encode writes an empty PHP array as [] whether it was meant as a map or a list,
+  // numbers as numbers and booleans as booleans.
+  const php = (task: string) => JSON.parse(task) as unknown;
+
+  test('metadata [] and headers [] are empty maps', () => {
+    expect(parseTask('store', php('{"source":{"path":"\\/srv\\/x.zip"},"name":"x.zip","metadata":[]}'))).toEqual({ source: { path: '/srv/x.zip' }, name: 'x.zip', metadata: {} });
+    expect(parseTask('store', php('{"source":{"url":"https:\\/\\/moodle.example.org\\/x.mbz","headers":[]},"name":"x.mbz"}'))).toEqual({
+      source: { url: 'https://moodle.example.org/x.mbz', headers: {} },
+      name: 'x.mbz',
+    });
+  });
+
+  test('metadata numbers and booleans are stored as their string form', () => {
+    const task = php('{"source":{"path":"/srv/x.zip"},"name":"x.zip","metadata":{"courseId":12,"userId":34,"ratio":0.5,"final":true,"draft":false,"label":"exam"}}');
+    expect(parseTask('store', task).metadata).toEqual({ courseId: '12', userId: '34', ratio: '0.5', final: 'true', draft: 'false', label: 'exam' });
+  });
+
+  test('a list where a map belongs is refused naming the field, with a message that says what is wanted', () => {
+    const metadata = expectInvalid('store', { ...validStore, metadata: ['12'] }, 'metadata');
+    expect(metadata.message).toBe('metadata: must be an object of names to values (PHP: an associative array)');
+    const headers = expectInvalid('store', { ...validStore, source: { url: 'https://h.example/x', headers: ['Authorization: Bearer x'] } }, 'source.headers');
+    expect(headers.message).toBe('source.headers: must be an object of names to values (PHP: an associative array)');
+  });
+
+  test('a bad field inside a source is named, not reported as "none of the three sources"', () => {
+    expectInvalid('store', { ...validStore, source: { url: 'https://h.example/x', headers: { 'X-N': 1 } } }, 'source.headers.X-N');
+    expectInvalid('store', { ...validStore, source: { url: 'https://h.example/x', header: {} } }, 'source.header');
+    expectInvalid('store', { ...validStore, source: { base64: 'abc' } }, 'source.base64');
+  });
+});
+
+describe('parseTask: callbackUrl pointing to a forbidden address, in every spelling of a literal IP', () => {
+  test.each([
+    'http://169.254.169.254/',
+    'http://169.254.169.254./',
+    'http://0xA9FEA9FE/',
+    'http://2852039166/',
+    'http://0251.0376.0251.0376/',
+    'http://169.254.43518/',
+    'http://[::ffff:169.254.169.254]/',
+    'http://[0:0:0:0:0:ffff:a9fe:a9fe]/',
+    'http://[FE80::1]/',
+    'https://user:pw@169.254.1.1:8443/x?y=1',
+    'http://100.100.100.200/',
+    'http://[fd00:ec2::254]/',
+    'http://[::]/',
+    'http://[64:ff9b::a9fe:a9fe]/',
+    'http://[::169.254.169.254]/',
+  ])('%s', (url) => {
+    for (const [operation, task] of [
+      ['store', validStore],
+      ['retrieve', { ref: { driver: 'local', key: KEY }, target: { inline: true } }],
+      ['delete', { ref: { driver: 'local', key: KEY } }],
+    ] as const) {
+      expectInvalid(operation, { ...task, callbackUrl: url }, 'callbackUrl');
+    }
+  });
+
+  test('host names and ordinary addresses pass (delivery checks what names resolve to)', () => {
+    for (const url of ['https://moodle.example.org/hook', 'http://127.0.0.1:8080/hook', 'http://10.0.0.5/hook', 'http://[::1]/hook', 'http://metadata.example/hook']) {
+      expect(parseTask('store', { ...validStore, callbackUrl: url }).callbackUrl).toBe(url);
+    }
+  });
+});
+
+describe('namedDrivers: the fields of a task that name a driver', () => {
+  test('store, retrieve, delete, check', () => {
+    expect(namedDrivers('store', parseTask('store', { ...validStore, driver: 'worm', fallbacks: ['local', 'ftp'] }))).toEqual([
+      { field: 'driver', driver: 'worm' },
+      { field: 'fallbacks[0]', driver: 'local' },
+      { field: 'fallbacks[1]', driver: 'ftp' },
+    ]);
+    expect(namedDrivers('store', parseTask('store', validStore))).toEqual([]);
+    expect(namedDrivers('retrieve', parseTask('retrieve', { ref: { driver: 'ftp', key: KEY }, target: { inline: true } }))).toEqual([{ field: 'ref.driver', driver: 'ftp' }]);
+    expect(namedDrivers('delete', parseTask('delete', { ref: { driver: 's3', key: KEY } }))).toEqual([{ field: 'ref.driver', driver: 's3' }]);
+    expect(namedDrivers('check', parseTask('check', { driver: 'local' }))).toEqual([{ field: 'driver', driver: 'local' }]);
   });
 });
 
