@@ -52,7 +52,7 @@ export async function startHttpServer(config: Config, storage: StorageAPI, logge
   const health = new DriverHealth(storage, options.checkIntervalMs ?? CHECK_INTERVAL_MS);
   health.start();
   const manager = new ArchivingManager({ redisUrl: config.redis.url, queueName: config.queue.name, prefix: config.queue.prefix });
-  const api = new TaskApi(manager, queue, config.limits.inlineBytes, config.paths.allowed, ANSWER_MS);
+  const api = new TaskApi(manager, queue, config.limits.inlineBytes, config.paths.allowed, ANSWER_MS, Object.keys(config.drivers));
   const auth = new BearerAuth(config.http.tokens);
   const dashboard = new Dashboard([queue, callbacks], config.http.auth);
 

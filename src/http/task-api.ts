@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import type { Job, Queue } from 'bullmq';
 import { ArchivingManager, failureFromReason } from '../archiving/manager';
-import { DepotError, isOperation, taskIdProblem } from '../contract';
+import { DepotError, isOperation, namedDrivers, parseTask, taskIdProblem } from '../contract';
 import { jobIdFor } from '../queue/names';
 import { errorBody } from '../support/error-handler';
 import { within } from './within';
@@ -20,6 +20,7 @@ export type Reply = (status: number, body: unknown) => void;
  */
 export class TaskApi {
   private readonly bodyLimit: number;
+  private readonly drivers: ReadonlySet<string>;
 
   constructor(
     private readonly manager: ArchivingManager,
@@ -28,8 +29,11 @@ export class TaskApi {
     /** config `paths.allowed`: the API takes no path sources or targets without it. */
     private readonly allowedPaths: string[] | undefined,
     private readonly answerMs: number,
+    /** The configured drivers' names: a task naming another is refused here, not failed later by a worker. */
+    driverNames: readonly string[],
   ) {
     this.bodyLimit = Math.ceil((inlineBytes * 4) / 3) + BODY_OVERHEAD;
+    this.drivers = new Set(driverNames);
   }
 
   /** `closeAfterReply`: a body refused before its end is not read further; the connection closes after the answer. */
@@ -57,6 +61,16 @@ export class TaskApi {
     if (typeof jobOptions === 'string') return reply(400, failure('invalid_task', jobOptions, 'options'));
     const refused = this.refusedPath(task as Record<string, unknown>);
     if (refused) return reply(400, failure('invalid_task', refused.message, refused.field));
+    // Validated as the worker would, first, so a task that is wrong in several ways is told about its form first.
+    let parsed;
+    try {
+      parsed = parseTask(operation, task);
+    } catch (error) {
+      if (error instanceof DepotError) return reply(400, { ok: false, error: { ...errorBody(error), ...(error.field ? { field: error.field } : {}) } });
+      throw error;
+    }
+    const unknown = namedDrivers(operation, parsed).find(({ driver }) => !this.drivers.has(driver));
+    if (unknown) return reply(400, failure('unknown_driver', `no driver named '${unknown.driver}' is configured`, unknown.field));
     try {
       const handle = await this.manager.enqueue(operation, task as Record<string, unknown>, jobOptions);
       if (handle.existed) return await this.taken(handle.taskId, reply);
@@ -121,7 +135,8 @@ async function describe(job: Job, taskId: string): Promise<Record<string, unknow
 
 /** Only what a producer may choose: a priority and a delay. */
 function parseOptions(options: unknown): { priority?: number; delay?: number } | string {
-  if (options === undefined) return {};
+  // PHP's json_encode writes an empty options array as [].
+  if (options === undefined || (Array.isArray(options) && options.length === 0)) return {};
   if (typeof options !== 'object' || options === null || Array.isArray(options)) return 'must be an object';
   const { priority, delay, ...rest } = options as Record<string, unknown>;
   const unknown = Object.keys(rest);
