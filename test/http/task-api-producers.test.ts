@@ -45,7 +45,9 @@ beforeAll(async () => {
   worker = await startInProcessWorker(config);
   storage = new StorageAPI(config, defaultDriverFactory(), silentLogger());
   http = await startHttpServer(config, storage, silentLogger());
-  source = await startHttpSource((_req, res) => res.writeHead(200, { 'content-length': String(archive.length) }).end(archive));
+  source = await startHttpSource((_req, res) => {
+    res.writeHead(200, { 'content-length': String(archive.length) }).end(archive);
+  });
 });
 
 afterAll(async () => {
