@@ -22,6 +22,8 @@ export function storageWorkerOptions(config: Config, name: string): StorageWorke
     stalledIntervalMs: config.queue.stalledIntervalMs,
     shutdownGraceMs: config.queue.shutdownGraceMs,
     name,
+    retention: { completed: config.queue.keepCompleted, failed: config.queue.keepFailed },
+    inlineResultMs: config.queue.inlineResultSeconds * 1000,
   };
 }
 

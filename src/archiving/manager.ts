@@ -18,6 +18,7 @@ import {
   StoreTask,
   TaskByOperation,
 } from '../contract';
+import { finishedTaskData } from '../contract/finished-task';
 import { createRedis, waitForRedis } from '../queue/connection';
 import { DEFAULT_JOB_OPTIONS } from '../queue/job-options';
 import { DEFAULT_PREFIX, DEFAULT_QUEUE, jobIdFor } from '../queue/names';
@@ -96,7 +97,9 @@ export class ArchivingManager extends EventEmitter {
     const jobId = jobIdFor(taskId);
     const { added, stored } = await this.add(operation, task, { ...jobOptions, jobId });
     // BullMQ's add with a taken jobId changes nothing and hands back a Job holding *our* data: only the stored job tells.
-    if (stored.name !== operation || !isDeepStrictEqual(stored.data, JSON.parse(JSON.stringify(task)))) {
+    // A completed job keeps its task without credentials and inline bytes (finishedTaskData): the same task compares equal to that too.
+    const sent: unknown = JSON.parse(JSON.stringify(task));
+    if (stored.name !== operation || !(isDeepStrictEqual(stored.data, sent) || isDeepStrictEqual(stored.data, finishedTaskData(sent)))) {
       throw new DepotError('conflict', `task ${taskId} already exists with other content (a ${stored.name} task); choose another taskId`, { field: 'taskId' });
     }
     // Our add created the job only if the stored one carries its creation time (two identical adds

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_INLINE_RESULT_SECONDS, DEFAULT_RETENTION, Retention } from '../queue/job-options';
 
 /** CONTRACT §7: everything but the per-type driver settings, which each driver definition checks. */
 const name = z.string().min(1, 'must not be empty').max(64, 'must be at most 64 characters');
@@ -12,6 +13,21 @@ const hostName = z.string().min(1).max(253);
  */
 export function reservedNameProblem(value: string): string | null {
   return Object.hasOwn(Object.prototype, value) ? `'${value}' is a name every JavaScript object has; choose another driver name` : null;
+}
+
+/** Finished jobs kept in Redis: at most `count`, none older than `ageSeconds`. */
+function retention(defaults: Retention) {
+  return z
+    .strictObject({
+      count: z.number().int().min(1).max(10_000_000).default(defaults.count),
+      ageSeconds: z
+        .number()
+        .int()
+        .min(1)
+        .max(10 * 366 * 24 * 3600)
+        .default(defaults.ageSeconds),
+    })
+    .prefault({});
 }
 
 export const configSchema = z.strictObject({
@@ -35,6 +51,10 @@ export const configSchema = z.strictObject({
         .int()
         .refine((v) => v === 0 || (v >= 60_000 && v <= 7 * 24 * 3_600_000), 'must be 0 (off) or between 60000 and 604800000')
         .default(3_600_000),
+      keepCompleted: retention(DEFAULT_RETENTION.completed),
+      keepFailed: retention(DEFAULT_RETENTION.failed),
+      /** How long an inline retrieve's job, with the archive's bytes in its result, is kept once completed. */
+      inlineResultSeconds: z.number().int().min(1).max(86_400).default(DEFAULT_INLINE_RESULT_SECONDS),
     })
     .prefault({}),
   defaultDriver: name.optional(),

@@ -7,6 +7,9 @@ import type { Logger } from '../support/logging';
 import type { NotificationService, TaskEvent, TaskNotification } from '../support/notifications';
 import { redactor } from '../support/redaction';
 import { createRedis, waitForRedis } from './connection';
+import { dropFinishedData, dropRecentFinishedData } from './finished-jobs';
+import { InlineResults } from './inline-results';
+import { DEFAULT_INLINE_RESULT_SECONDS, DEFAULT_RETENTION, keepJobs, Retention } from './job-options';
 import { handBackOrphanedJobs } from './orphaned-jobs';
 
 /** Runs one task; the queue plumbing knows only this much of the storage logic. */
@@ -28,14 +31,15 @@ export interface StorageWorkerOptions {
   name?: string;
   /** Webhooks for task events (CONTRACT §4); none without it. */
   notifications?: NotificationService;
+  /** Finished jobs kept (config `queue.keepCompleted`, `queue.keepFailed`), for every job that does not set its own. */
+  retention?: { completed: Retention; failed: Retention };
+  /** How long an inline retrieve's job, with the archive's bytes, is kept once completed (config `queue.inlineResultSeconds`). */
+  inlineResultMs?: number;
 }
 
 const PROGRESS_EVERY_MS = 250;
 const MAX_STALLED_COUNT = 2;
 type TaskProgress = Parameters<TaskContext['progress']>[0];
-/** Finished jobs are kept bounded, long enough for producers to read results. */
-const KEEP_COMPLETED = { count: 10_000, age: 7 * 24 * 3600 };
-const KEEP_FAILED = { count: 50_000, age: 30 * 24 * 3600 };
 
 export interface StorageWorker {
   worker: Worker;
@@ -51,22 +55,28 @@ export interface StorageWorker {
 export function startStorageWorker(processor: TaskProcessor, options: StorageWorkerOptions, logger: Logger): StorageWorker {
   let stopping = false;
   const connection = createRedis(options.redisUrl, 'worker');
+  // Maintenance of finished jobs, on the worker's own (non-blocking) connection.
+  const queue = new Queue(options.queueName, { connection, prefix: options.prefix });
+  queue.on('error', () => undefined);
+  const inlineResultMs = options.inlineResultMs ?? DEFAULT_INLINE_RESULT_SECONDS * 1000;
+  const inlineResults = new InlineResults(queue, connection, inlineResultMs);
+  const retention = options.retention ?? DEFAULT_RETENTION;
+
+  /** A webhook for a task event (CONTRACT §4); producers' tasks only: the hourly expiry job is depot's own business. */
+  const notify = (job: Job, event: TaskEvent, extra: Partial<TaskNotification> & { attempt: number }) =>
+    ((OPERATIONS as readonly string[]).includes(job.name) ? options.notifications : undefined)?.notify(fieldOf(job, 'callbackUrl'), {
+      event,
+      taskId: taskIdOf(job),
+      jobId: job.id ?? '',
+      operation: job.name,
+      timestamp: new Date().toISOString(),
+      ...extra,
+    });
 
   const run = async (job: Job, token?: string, signal?: AbortSignal): Promise<unknown> => {
     const abort = signal ?? new AbortController().signal;
     const progress = throttledProgress(job);
-    // Producers' tasks only: the hourly expiry job is depot's own business.
-    const notifications = (OPERATIONS as readonly string[]).includes(job.name) ? options.notifications : undefined;
-    const notify = (event: TaskEvent, extra: Partial<TaskNotification>) =>
-      notifications?.notify(fieldOf(job, 'callbackUrl'), {
-        event,
-        taskId: taskIdOf(job),
-        jobId: job.id ?? '',
-        operation: job.name,
-        attempt: job.attemptsMade + 1,
-        timestamp: new Date().toISOString(),
-        ...extra,
-      });
+    const attempt = job.attemptsMade + 1;
     const ctx: TaskContext = {
       jobId: job.id ?? '',
       createdAt: job.timestamp,
@@ -74,7 +84,7 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
       progress: progress.report,
       keepTaskId: (taskId) => job.updateData({ ...(job.data as object), taskId }),
       failingOver: (from, to, error) => {
-        notify('task.failover', { from, to, error: { code: error.code, message: redactor.redact(error.message) } })?.catch((e: Error) =>
+        notify(job, 'task.failover', { attempt, from, to, error: { code: error.code, message: redactor.redact(error.message) } })?.catch((e: Error) =>
           logger.warn(`webhook task.failover not queued: ${redactor.redact(e.message)}`, { jobId: job.id }),
         );
       },
@@ -94,7 +104,7 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
       logger.warn(`job ${job.id} (${job.name}) failed: ${reason}`, { jobId: job.id, operation: job.name, code: failure.code, attempt: job.attemptsMade + 1 });
       // Only the last attempt's failure is the task's.
       if (!failure.retryable || job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) {
-        await notify('task.failed', { error: { code: failure.code, message: redactor.redact(failure.message) } })?.catch((e: Error) =>
+        await notify(job, 'task.failed', { attempt, error: { code: failure.code, message: redactor.redact(failure.message) } })?.catch((e: Error) =>
           logger.warn(`webhook task.failed not queued: ${redactor.redact(e.message)}`, { jobId: job.id }),
         );
       }
@@ -104,9 +114,13 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
     }
     // Queued before the job completes: a crash in between reruns the task (idempotent) and queues it again.
     try {
-      await notify('task.completed', { result });
+      await notify(job, 'task.completed', { attempt, result });
     } catch (error) {
       throw new Error(`unavailable: the task's webhook could not be queued: ${redactor.redact((error as Error).message)}`, { cause: error });
+    }
+    // Noted before the job completes, so that no crash leaves its bytes in Redis for the whole retention.
+    if (job.name === 'retrieve' && hasInlineBytes(result)) {
+      await inlineResults.note(job.id ?? '').catch((error: Error) => logger.warn(`inline result of job ${job.id} not noted for removal: ${redactor.redact(error.message)}`, { jobId: job.id }));
     }
     return result;
   };
@@ -118,8 +132,8 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
     lockDuration: options.lockDurationMs,
     stalledInterval: options.stalledIntervalMs,
     maxStalledCount: MAX_STALLED_COUNT,
-    removeOnComplete: KEEP_COMPLETED,
-    removeOnFail: KEEP_FAILED,
+    removeOnComplete: keepJobs(retention.completed),
+    removeOnFail: keepJobs(retention.failed),
     name: options.name,
     // Started below, once the jobs of dead predecessors are back in the queue.
     autorun: false,
@@ -132,8 +146,22 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
     logger.error(`queue connection: ${redactor.redact(error.message)}`);
   });
 
+  // Completed: what only running the task needed (credentials, inline bytes) leaves the job's data.
+  worker.on('completed', (job) => {
+    dropFinishedData(job).catch((error: Error) => logger.warn(`job ${job.id}: data not reduced after completion: ${redactor.redact(error.message)}`, { jobId: job.id }));
+  });
+
+  const sweeper = setInterval(
+    () => void inlineResults.sweep().catch((error: Error) => logger.warn(`inline results not removed: ${redactor.redact(error.message)}`)),
+    Math.max(250, Math.min(5_000, inlineResultMs / 2)),
+  );
+  sweeper.unref();
+
   void handBackOrphans(options, logger).finally(() => {
-    if (!stopping) worker.run().catch((error: Error) => logger.error(`storage worker: ${redactor.redact(error.message)}`));
+    if (stopping) return;
+    worker.run().catch((error: Error) => logger.error(`storage worker: ${redactor.redact(error.message)}`));
+    // Beside the work, not before it: with Redis away this waits for it.
+    dropRecentFinishedData(queue).catch((error: Error) => logger.warn(`completed jobs not reduced at start: ${redactor.redact(error.message)}`));
   });
 
   const close = async () => {
@@ -143,10 +171,13 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
       logger.warn(`tasks still running after ${options.shutdownGraceMs} ms; handing them back to the queue`);
       worker.cancelAllJobs('shutdown');
     }, options.shutdownGraceMs);
+    clearInterval(sweeper);
     try {
       await worker.close();
     } finally {
       clearTimeout(grace);
+      // Not awaited: it shares the connection, which goes now whatever Redis does.
+      queue.close().catch(() => undefined);
       connection.disconnect();
     }
   };
@@ -157,6 +188,11 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
 function fieldOf(job: Job, field: 'taskId' | 'callbackUrl'): unknown {
   const data: unknown = job.data;
   return typeof data === 'object' && data !== null && Object.hasOwn(data, field) ? (data as Record<string, unknown>)[field] : undefined;
+}
+
+/** A retrieve's result with the archive's bytes in it (`target: { inline: true }`). */
+function hasInlineBytes(result: unknown): boolean {
+  return typeof result === 'object' && result !== null && typeof (result as { base64?: unknown }).base64 === 'string';
 }
 
 function taskIdOf(job: Job): string {
