@@ -150,6 +150,14 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
   worker.on('completed', (job) => {
     dropFinishedData(job).catch((error: Error) => logger.warn(`job ${job.id}: data not reduced after completion: ${redactor.redact(error.message)}`, { jobId: job.id }));
   });
+  // A job that stalled more often than MAX_STALLED_COUNT (its worker died each time) is failed by BullMQ
+  // when a worker next takes it, without running it: the processor above never sees that failure.
+  worker.on('failed', (job) => {
+    if (!job?.deferredFailure) return;
+    notify(job, 'task.failed', { attempt: job.attemptsMade, error: { code: 'internal', message: redactor.redact(job.failedReason || job.deferredFailure) } })?.catch((e: Error) =>
+      logger.warn(`webhook task.failed not queued: ${redactor.redact(e.message)}`, { jobId: job.id }),
+    );
+  });
 
   const sweeper = setInterval(
     () => void inlineResults.sweep().catch((error: Error) => logger.warn(`inline results not removed: ${redactor.redact(error.message)}`)),
