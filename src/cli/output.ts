@@ -1,8 +1,8 @@
 import { redactor } from '../support/redaction';
 
-/** One JSON document on stdout, secrets masked. */
+/** One JSON document on stdout, secrets masked in its strings before it is serialized (a secret like `2121` must not rewrite the number 2121). */
 export function printJson(value: unknown): void {
-  process.stdout.write(redactor.redact(JSON.stringify(value, null, 2)) + '\n');
+  process.stdout.write(JSON.stringify(redactor.redactValue(value), null, 2) + '\n');
 }
 
 export function printLine(text: string): void {

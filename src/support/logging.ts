@@ -20,13 +20,14 @@ export interface LoggerOptions {
   redactor?: Redactor;
 }
 
-const MESSAGE = Symbol.for('message');
-
-/** Runs last: whatever the format produced, no secret survives it. */
-const redactLine = (redactor: Redactor) =>
+/**
+ * Masks every secret in each string the line will show — message and fields,
+ * nested ones too — before the line is formatted: redacting the formatted JSON
+ * would turn a number that equals a short secret into `***` and break the line.
+ */
+const redactFields = (redactor: Redactor) =>
   winston.format((info) => {
-    const line = (info as unknown as Record<symbol, unknown>)[MESSAGE];
-    if (typeof line === 'string') (info as unknown as Record<symbol, unknown>)[MESSAGE] = redactor.redact(line);
+    for (const key of Object.keys(info)) info[key] = redactor.redactValue(info[key]);
     return info;
   })();
 
@@ -61,8 +62,9 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     format: winston.format.combine(
       winston.format.timestamp(),
       winston.format.errors({ stack: false }),
+      // After errors(), which turns an Error into its message; before anything serializes.
+      redactFields(redactor),
       format === 'json' ? winston.format.json() : pretty,
-      redactLine(redactor),
     ),
     transports: [new winston.transports.Stream({ stream })],
   });

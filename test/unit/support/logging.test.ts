@@ -145,9 +145,8 @@ describe('createLogger formats and levels', () => {
     expect(() => logger.error('nothing', { a: 1 })).not.toThrow();
   });
 
-  // winston's json format escapes `"` and `\` before the redaction pass runs on the
-  // finished line (logging.ts redactLine), so a secret containing them is written in
-  // its escaped form, which the redactor does not recognize: `pa"ss\word` leaks as `pa\"ss\\word`.
+  // winston's json format escapes `"` and `\`: a secret containing them must be masked
+  // before the line is serialized, or it is written in an escaped form (`pa\"ss\\word`).
   test('json: a secret containing a quote or a backslash is redacted', async () => {
     const secret = 'pa"ss\\word-0123';
     const { logger, text } = capture('json', redactorWith(secret));
@@ -155,6 +154,27 @@ describe('createLogger formats and levels', () => {
     const out = await text();
     expect(out).not.toContain(JSON.stringify(secret).slice(1, -1));
     expect(out).not.toContain(secret);
+  });
+});
+
+describe('a secret that reads like a number (a short password)', () => {
+  // Redacting the finished line turned `"size":4096` into `"size":***`: no longer JSON.
+  test.each<LogFormat>(['json', 'pretty'])('%s: numbers stay numbers, the secret as a string is masked', async (format) => {
+    const { logger, text } = capture(format, redactorWith('4096', '1234567890123456'));
+    audit(logger, { action: 'store', driver: 'local', key: '2024/01/01/t/a.zip', size: 4096, outcome: 'created' });
+    logger.info('totals', { count: 1234567890123456, list: [4096, '4096'], password: '4096', note: 'pin 1234567890123456' });
+    const out = await text();
+    if (format === 'json') {
+      const [auditLine, totals] = jsonLines(out);
+      expect(auditLine).toMatchObject({ audit: true, size: 4096 });
+      expect(totals).toMatchObject({ count: 1234567890123456, list: [4096, '***'], password: '***', note: 'pin ***' });
+    } else {
+      expect(out).toContain('size=4096');
+      expect(out).toContain('count=1234567890123456');
+      expect(out).toContain('list=[4096,"***"]');
+      expect(out).toContain('password=***');
+      expect(out).toContain('note=pin ***');
+    }
   });
 });
 

@@ -57,4 +57,20 @@ describe('Redactor', () => {
     const value = { a: 1 };
     expect(new Redactor().redactValue(value)).toBe(value);
   });
+
+  test('redactValue masks strings, never numbers: a secret that reads like a number keeps results valid', () => {
+    const r = new Redactor();
+    r.add('4096');
+    r.add('1234567890123456');
+    const result = { size: 4096, sha256: 'ab'.repeat(32), counts: [1234567890123456, 4096.5], metadata: { pin: '4096', note: 'code 1234567890123456' }, ok: true, none: null };
+    expect(r.redactValue(result)).toEqual({ size: 4096, sha256: 'ab'.repeat(32), counts: [1234567890123456, 4096.5], metadata: { pin: '***', note: 'code ***' }, ok: true, none: null });
+  });
+
+  test('redactValue masks keys too, keeps a __proto__ key a key, and sees what JSON.stringify sees', () => {
+    const r = new Redactor();
+    r.add('tok-123456');
+    const value = JSON.parse('{"__proto__": {"a": "tok-123456"}, "tok-123456": 1}') as Record<string, unknown>;
+    const copy = r.redactValue({ value, when: new Date(0), url: new URL('https://u:tok-123456@h.example/') });
+    expect(JSON.stringify(copy)).toBe('{"value":{"__proto__":{"a":"***"},"***":1},"when":"1970-01-01T00:00:00.000Z","url":"https://u:***@h.example/"}');
+  });
 });
