@@ -1,11 +1,10 @@
 import { Queue } from 'bullmq';
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load';
-import { createRedis, waitForRedis } from '../queue/connection';
+import { createRedis, redisUrlForDisplay, waitForRedis } from '../queue/connection';
 import { CALLBACK_QUEUE, DELIVERY_STATES, TASK_STATES } from '../queue/names';
 import { EXIT_FAILED, EXIT_OK } from './exit-codes';
 import { printError, printJson, printLine } from './output';
-
 
 /** `depot status`: how many tasks are in each state, which workers are connected, and how webhook deliveries stand. */
 export function registerStatus(program: Command): void {
@@ -36,7 +35,7 @@ export function registerStatus(program: Command): void {
         }
         process.exitCode = EXIT_OK;
       } catch (error) {
-        const message = `unavailable: Redis at ${config.redis.url}: ${(error as Error).message}`;
+        const message = `unavailable: Redis at ${redisUrlForDisplay(config.redis.url)}: ${(error as Error).message}`;
         if (options.json) printJson({ ok: false, error: { code: 'unavailable', message } });
         else printError(message);
         process.exitCode = EXIT_FAILED;

@@ -154,13 +154,27 @@ export function validateConfig(raw: unknown, options: ValidateOptions): Config {
   try {
     const url = new URL(redisUrl);
     if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new Error('protocol');
-    if (url.password) options.redactor.add(decodeURIComponent(url.password));
+    for (const form of redisPasswordForms(redisUrl, url)) options.redactor.add(form);
   } catch {
     issues.push({ field: config.redis?.url ? 'redis.url' : 'REDIS_URL', message: 'must be a redis:// or rediss:// URL' });
   }
   if (issues.length) throw new ConfigError(issues, source);
 
   return { ...config, source, redis: { url: redisUrl }, defaultDriver: defaultDriver as string, drivers: driverConfigs };
+}
+
+/**
+ * The Redis password in every form a message may show it: as written in the URL
+ * (`p%40ss%2fword`, escapes in any case, unreserved characters escaped or not),
+ * as the URL parser re-encodes it, and decoded (`p@ss/word`, what Redis gets).
+ * The redactor adds the URL-encoded form of each.
+ */
+function redisPasswordForms(written: string, url: URL): string[] {
+  if (!url.password) return [];
+  // The userinfo ends at the authority's last '@'.
+  const userinfo = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)@/.exec(written)?.[1] ?? '';
+  const asWritten = userinfo.includes(':') ? userinfo.slice(userinfo.indexOf(':') + 1) : '';
+  return [asWritten, url.password, decodeURIComponent(url.password)].filter((form) => form !== '');
 }
 
 /** Driver names that are Object's own property names, as keys of `drivers` and `failover` or where a name is referenced. */

@@ -18,6 +18,17 @@ export function redisOptions(role: ConnectionRole): RedisOptions {
     : { ...common, maxRetriesPerRequest: 1, enableOfflineQueue: false };
 }
 
+/** The URL for messages: the password replaced by `***` whatever its form (the redactor masks it too; this does not depend on it). */
+export function redisUrlForDisplay(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.href;
+  } catch {
+    return '(not a URL)';
+  }
+}
+
 export function createRedis(url: string, role: ConnectionRole): Redis {
   return new IORedis(url, redisOptions(role));
 }
