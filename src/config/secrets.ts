@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FieldIssue } from '../contract';
 import type { Redactor } from '../support/redaction';
@@ -102,9 +102,10 @@ function readSecretFile(raw: unknown, field: string, ctx: SecretContext): string
   const file = path.resolve(ctx.baseDir, interpolate(raw, field, ctx));
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readRegularFile(file);
   } catch (error) {
-    ctx.issues.push({ field, message: `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}` });
+    const reason = error instanceof NotRegularFile ? error.message : `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`;
+    ctx.issues.push({ field, message: reason });
     return undefined;
   }
   const value = text.replace(/\r?\n$/, '');
@@ -114,6 +115,23 @@ function readSecretFile(raw: unknown, field: string, ctx: SecretContext): string
   }
   ctx.redactor.add(value);
   return value;
+}
+
+class NotRegularFile extends Error {}
+
+/**
+ * A secret file's text. Opened without blocking and checked before reading: a
+ * FIFO would block start-up until someone writes to it, and a device could be
+ * read without end, so anything but a regular file is refused.
+ */
+function readRegularFile(file: string): string {
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    if (!fstatSync(fd).isFile()) throw new NotRegularFile(`${file} is not a regular file`);
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** `${VAR}` inside an ordinary (non-secret) string value. */

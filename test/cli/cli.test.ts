@@ -1,8 +1,9 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { isErrorCode } from '../../src/contract';
+import { freePort } from '../helpers/redis-server';
 
 /**
  * The command line as operators run it: a separate process, its exit code, and
@@ -318,5 +319,83 @@ describe('a config file with two drivers, failover and secrets', () => {
     expect(run.stderr).toContain(file);
     expect(run.stderr).toContain('(file)');
     expect(run.stdout).toBe('');
+  });
+});
+
+describe('secrets in command output (issue 10)', () => {
+  /** `depot ARGS`, killed after `ms` so that a hang is a failure, not a stuck suite. */
+  function depotWithin(ms: number, args: string[], extraEnv: NodeJS.ProcessEnv): Promise<Run & { ms: number }> {
+    const started = Date.now();
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, env: { ...baseEnv(), ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+      child.on('error', reject);
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout, stderr, ms: Date.now() - started });
+      });
+    });
+  }
+
+  // Redacting the serialized document turned `"fileMode": 288` into `"fileMode": ***`: stdout was no longer JSON.
+  test('a secret that reads like a number: drivers --json stays JSON, the number intact, the secret as a string masked', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'depot.yaml');
+    const root = path.join(dir, 'vol288');
+    writeFileSync(file, [`drivers: { local: { type: filesystem, root: "${root}", fileMode: "0440" } }`, 'http: { auth: { user: admin, password: "${UI_PASSWORD}" } }', ''].join('\n'));
+    const run = await depot(['drivers', '--json'], { DEPOT_CONFIG: file, UI_PASSWORD: '288' });
+    expect(run.code).toBe(0);
+    const out = json<DriversOutput>(run);
+    expect(out.drivers[0].settings).toMatchObject({ fileMode: 288, root: path.join(dir, 'vol***') });
+  });
+
+  // The password as written (lower-case escapes, unreserved characters escaped) used to be printed: only the forms the redactor derived were masked.
+  test('a Redis password with %-escapes in REDIS_URL is masked as written, decoded and re-encoded', async () => {
+    const password = 'p@ss/word!~';
+    const written = 'p%40ss%2fword%21%7e';
+    const forms = [written, password, encodeURIComponent(password), 'p%40ss%2Fword%21%7E', 'p%40ss%2Fword'];
+    const dir = tempDir();
+    const port = await freePort();
+    const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--requirepass', password], { stdio: 'ignore' });
+    try {
+      const data = path.join(dir, 'data');
+      const url = (p: number) => `redis://:${written}@127.0.0.1:${p}`;
+      let up: Run | undefined;
+      for (let i = 0; i < 50 && up?.code !== 0; i++) {
+        up = await depot(['status', '--json'], { DEPOT_DATA: data, REDIS_URL: url(port) });
+        if (up.code !== 0) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const unreachable = await freePort();
+      const runs = await Promise.all([
+        depot(['status', '--json'], { DEPOT_DATA: data, REDIS_URL: url(unreachable), LOG_LEVEL: 'debug' }),
+        depot(['status'], { DEPOT_DATA: data, REDIS_URL: url(unreachable), LOG_LEVEL: 'debug' }),
+        depot(['status', '--json'], { DEPOT_DATA: data, REDIS_URL: `redis://:wrong%21pass@127.0.0.1:${port}` }),
+        depot(['drivers', '--json'], { DEPOT_DATA: data, REDIS_URL: url(port), LOG_LEVEL: 'debug' }),
+      ]);
+      // The escaped password is the one Redis knows, so the URL works as written.
+      expect(up?.code).toBe(0);
+      expect(json<{ ok: boolean }>(up as Run).ok).toBe(true);
+      expect(runs.map((r) => r.code)).toEqual([1, 1, 1, 0]);
+      expect(json<{ error: { message: string } }>(runs[0]).error.message).toContain(`redis://:***@127.0.0.1:${unreachable}`);
+      for (const run of [up as Run, ...runs]) for (const form of [...forms, 'wrong%21pass', 'wrong!pass']) expect(run.stdout + run.stderr).not.toContain(form);
+    } finally {
+      redis.kill('SIGKILL');
+    }
+  });
+
+  test('a *File secret that is a FIFO: exit 2 at once, naming the field', async () => {
+    const dir = tempDir();
+    const fifo = path.join(dir, 'hook.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const file = path.join(dir, 'depot.yaml');
+    writeFileSync(file, [`drivers: { local: { type: filesystem, root: "${path.join(dir, 'a')}" } }`, `callbacks: { secretFile: "${fifo}" }`, ''].join('\n'));
+    const run = await depotWithin(15_000, ['drivers', '--json'], { DEPOT_CONFIG: file });
+    expect({ code: run.code, stdout: run.stdout }).toEqual({ code: 2, stdout: '' });
+    expect(run.stderr).toContain(`callbacks.secretFile: ${fifo} is not a regular file`);
+    expect(run.ms).toBeLessThan(10_000);
   });
 });

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { chmodSync } from 'node:fs';
 import { ConfigError } from '../../../src/config/config-error';
 import { fields, FS_DRIVER, load, issueFor, loadText, loadTextError, removeTempDirs, shownText, tempDir, writeFile } from './helpers';
@@ -139,6 +140,24 @@ describe('secrets from *File fields', () => {
   test('an unreadable file (a directory) names the *File field', () => {
     const error = loadTextError(withRemote(`passwordFile: "${tempDir()}"`));
     expect(fields(error.issues)).toEqual(['drivers.remote.passwordFile']);
+  });
+
+  // A FIFO used to block start-up until something wrote to it; a device is no secret file either.
+  test.each([
+    ['a FIFO, for a single secret', (file: string) => withRemote(`passwordFile: "${file}"`), 'drivers.remote.passwordFile'],
+    ['a FIFO, for a list of secrets', (file: string) => `${FS_DRIVER}http: { tokensFile: "${file}" }\n`, 'http.tokensFile'],
+  ])('%s is refused at once, naming the *File field', (_label, yaml, field) => {
+    const fifo = path.join(tempDir(), 'secret.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const started = Date.now();
+    const error = loadTextError(yaml(fifo));
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(issueFor(error, field).message).toBe(`${fifo} is not a regular file`);
+  });
+
+  test('a device (/dev/null) is not a regular file either', () => {
+    const error = loadTextError(`${FS_DRIVER}callbacks: { secretFile: "/dev/null" }\n`);
+    expect(issueFor(error, 'callbacks.secretFile').message).toBe('/dev/null is not a regular file');
   });
 
   const runsAsRoot = typeof process.getuid === 'function' && process.getuid() === 0;
