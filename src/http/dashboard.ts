@@ -2,10 +2,61 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
-import type { Queue } from 'bullmq';
+import type { Job, Queue } from 'bullmq';
+import { shownJobJson } from './job-view';
 import { SecretSet } from './secret-set';
 
 export const DASHBOARD_PATH = '/queues';
+
+/**
+ * What the operator's browser may load: the board's own scripts, styles and
+ * images, nothing from another host (bull-board's page asks Google for its
+ * fonts; without them the board falls back to the system's). Inline styles
+ * are the board's own; its configuration is an inline JSON block, not a script.
+ */
+const CONTENT_SECURITY_POLICY = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:",
+  "font-src 'self' data:",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'self'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+/**
+ * The board reads every job it shows through its queue adapter (`getJob`,
+ * `getJobs`; bull-board's formatJob then serves `job.toJSON()` to the
+ * browser): jobs handed out here show no credentials, no inline bytes and no
+ * stack frames (job-view.ts). The rest of a job is the job itself.
+ */
+class ShownJobsAdapter extends BullMQAdapter {
+  override async getJob(id: string): Promise<Job | undefined> {
+    const job = await super.getJob(id);
+    return job ? shown(job) : job;
+  }
+
+  override async getJobs(...args: Parameters<BullMQAdapter['getJobs']>): Promise<Job[]> {
+    return (await super.getJobs(...args)).map(shown);
+  }
+}
+
+/** The job, with `toJSON` giving what may be shown; everything else (getState, …) is the job's own. */
+function shown(job: Job): Job {
+  const view = Object.create(job) as Job;
+  Object.defineProperty(view, 'toJSON', { value: () => shownJobJson(job) });
+  return view;
+}
+
+type ViewEngine = (file: string, options: object, callback: (error: Error | null, html?: string) => void) => void;
+
+/** Links and scripts to another host (`https://…`, `//…`) taken out of a page. */
+function withoutOutsideResources(html: string): string {
+  return html.replace(/<link\b[^>]*\bhref="(?:https?:)?\/\/[^"]*"[^>]*>\s*/gi, '').replace(/<script\b[^>]*\bsrc="(?:https?:)?\/\/[^"]*"[^>]*>\s*<\/script>\s*/gi, '');
+}
 
 /**
  * bull-board on the task queue and the webhook queue, read-only, behind HTTP
@@ -22,8 +73,12 @@ export class Dashboard {
     adapter.setBasePath(DASHBOARD_PATH);
     // Read-only: adding or editing jobs there would bypass the task API's checks, and an edited
     // webhook delivery would go out with a valid signature.
-    createBullBoard({ queues: queues.map((q) => new BullMQAdapter(q, { readOnlyMode: true })), serverAdapter: adapter });
-    this.handle = adapter.getRouter() as (request: IncomingMessage, response: ServerResponse) => void;
+    createBullBoard({ queues: queues.map((q) => new ShownJobsAdapter(q, { readOnlyMode: true })), serverAdapter: adapter });
+    const app = adapter.getRouter() as { engines: Record<string, ViewEngine>; engine(ext: string, render: ViewEngine): void } & ((request: IncomingMessage, response: ServerResponse) => void);
+    // The page is rendered by the engine bull-board registered for its index.ejs; what it renders loses its outside links.
+    const render = app.engines['.ejs'];
+    app.engine('ejs', (file, options, callback) => render(file, options, (error, html) => callback(error, html === undefined ? html : withoutOutsideResources(html))));
+    this.handle = app;
   }
 
   serve(request: IncomingMessage, response: ServerResponse, reply: (status: number, body: unknown) => void): void {
@@ -32,6 +87,7 @@ export class Dashboard {
       response.setHeader('www-authenticate', 'Basic realm="depot", charset="UTF-8"');
       return reply(401, { ok: false, error: { code: 'auth', message: 'the dashboard needs http.auth credentials' } });
     }
+    response.setHeader('content-security-policy', CONTENT_SECURITY_POLICY);
     // Mounted as express would mount it: the board's routes are relative to its base path.
     request.url = (request.url ?? '/').slice(DASHBOARD_PATH.length) || '/';
     this.handle(request, response);

@@ -5,6 +5,7 @@ import { ArchivingManager, failureFromReason } from '../archiving/manager';
 import { DepotError, isOperation, namedDrivers, parseTask, taskIdProblem } from '../contract';
 import { jobIdFor } from '../queue/names';
 import { errorBody } from '../support/error-handler';
+import { shownText } from './job-view';
 import { within } from './within';
 
 /** What a request body may hold beyond the largest inline archive (base64 grows it by a third). */
@@ -128,8 +129,9 @@ async function describe(job: Job, taskId: string): Promise<Record<string, unknow
   const state = await job.getState();
   const out: Record<string, unknown> = { ok: true, taskId, jobId: job.id, operation: job.name, state, attempts: job.attemptsMade };
   if (typeof job.progress === 'object' && job.progress !== null) out.progress = job.progress;
+  // The result is the producer's own, as the worker made it (secrets masked); a failure may quote anything, so is shown as the dashboard shows it.
   if (state === 'completed') out.result = job.returnvalue;
-  if (state === 'failed') out.error = failureFromReason(job.failedReason ?? '').toJSON();
+  if (state === 'failed') out.error = failureFromReason(shownText(job.failedReason ?? '')).toJSON();
   return out;
 }
 
