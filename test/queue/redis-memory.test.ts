@@ -34,7 +34,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  // eslint-disable-next-line no-console -- the measured figures, for docs/CONTRACT.md
+  // The measured figures, for docs/CONTRACT.md.
   if (figures.length) console.log(`Redis memory per task (MEMORY USAGE, Redis ${await redisVersion()}):\n${figures.join('\n')}`);
   await cleanupAll(
     () => manager?.close(),
