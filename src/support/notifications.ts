@@ -1,9 +1,10 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { DepotError } from '../contract';
 import { guardedLookup, isForbiddenAddress } from './address-guard';
 import { redactor } from './redaction';
+import { signatureHeader } from './webhook-signatures';
 
 /** CONTRACT §4: what a webhook reports. */
 export type TaskEvent = 'task.completed' | 'task.failed' | 'task.failover';
@@ -47,9 +48,10 @@ export class NotificationService {
   }
 
   async notify(taskCallbackUrl: unknown, notification: TaskNotification): Promise<void> {
+    const reported = redactor.redactValue(notification);
     for (const url of this.targets(taskCallbackUrl)) {
       // The same event of the same task to the same URL is queued once, however often a retried task reports it.
-      await this.enqueue({ url, notification: redactor.redactValue(notification) }, deliveryId(notification, url));
+      await this.enqueue({ url, notification: reported }, deliveryId(notification, url));
     }
   }
 }
@@ -65,16 +67,18 @@ export function deliveryId(notification: TaskNotification, url: string): string 
   return `${task}.${notification.event}.${hash(url + hop)}`;
 }
 
-/** `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, as receivers verify it. */
-export function signatureHeader(secret: string, body: string, unixSeconds: number): string {
-  const mac = createHmac('sha256', secret).update(`${unixSeconds}.${body}`).digest('hex');
-  return `t=${unixSeconds},v1=${mac}`;
+/** The body of a webhook: the notification as JSON. What is authenticated, signed and sent are these exact bytes. */
+export function webhookBody(notification: TaskNotification): string {
+  return JSON.stringify(notification);
 }
 
 export interface DeliverOptions {
-  /** config `callbacks.secret`; without it the request carries no Depot-Signature. */
-  secret?: string;
+  /** The configured webhook secrets (CONTRACT §4); without any the request carries no Depot-Signature. */
+  secrets?: readonly string[];
+  /** `Depot-Delivery`: the same on every retry of one delivery, for receivers to dedupe on. */
+  deliveryId?: string;
   timeoutMs: number;
+  /** The clock `t` is taken from, on each attempt. */
   now?: () => number;
 }
 
@@ -93,13 +97,15 @@ export function deliverCallback(delivery: CallbackDelivery, options: DeliverOpti
   if ((url.protocol !== 'http:' && url.protocol !== 'https:') || isForbiddenAddress(url.hostname.replace(/^\[|\]$/g, ''))) {
     return Promise.reject(new DepotError('invalid_task', 'must be an http or https URL outside link-local ranges', { field: 'callbackUrl', retryable: false }));
   }
-  const body = JSON.stringify(delivery.notification);
+  const body = webhookBody(delivery.notification);
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     'content-length': String(Buffer.byteLength(body)),
     'user-agent': 'depot-webhook',
   };
-  if (options.secret) headers['depot-signature'] = signatureHeader(options.secret, body, Math.floor((options.now?.() ?? Date.now()) / 1000));
+  if (options.deliveryId !== undefined) headers['depot-delivery'] = options.deliveryId;
+  // `t` is this attempt's time: a retry is signed anew, so receivers can keep their tolerance tight.
+  if (options.secrets?.length) headers['depot-signature'] = signatureHeader(options.secrets, body, Math.floor((options.now?.() ?? Date.now()) / 1000));
   const where = `${url.origin}${url.pathname}`;
   return new Promise((resolve, reject) => {
     const client = url.protocol === 'https:' ? https : http;

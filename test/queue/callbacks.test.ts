@@ -153,6 +153,29 @@ test('the hourly expiry job sends no webhook: only producers\' tasks do', async 
   }
 });
 
+// Issue 10: whoever could add a job to depot-callbacks had the worker sign and send it.
+test('a delivery job added to depot-callbacks by anyone but depot is never sent; it fails and is logged', async () => {
+  const queue = new Queue('depot-callbacks', { connection: { host: '127.0.0.1', port: redis.port }, prefix: 'bull' });
+  try {
+    const forged = { event: 'task.completed', taskId: 'forged-task', jobId: 'task-forged-task', operation: 'store', attempt: 1, timestamp: new Date().toISOString() };
+    const job = await queue.add('task.completed', { url: `${base}/forged`, notification: forged }, { jobId: 'forged-task.task.completed.0000000000000000', attempts: 3 });
+    await eventually(async () => ((await job.getState()) === 'failed' ? true : undefined), 20_000, `the forged delivery to fail (${worker.output()})`);
+    expect((await queue.getJob(job.id ?? ''))?.failedReason).toMatch(/^invalid_task: not queued by depot/);
+    expect(worker.output()).toContain('webhook job forged-task.task.completed.0000000000000000 (task.completed) refused, not sent');
+  } finally {
+    await queue.close();
+  }
+  // Genuine deliveries still go out, with their Depot-Delivery.
+  const file = path.join(work, 'after-forgery.zip');
+  await writeFile(file, 'after the forgery');
+  const handle = await manager.store({ path: file }, { name: 'after-forgery.zip' });
+  await handle.result(30_000);
+  const [delivery] = await eventually(() => (deliveriesOf(handle.taskId).length ? deliveriesOf(handle.taskId) : undefined), 20_000, 'the genuine webhook');
+  verify(delivery);
+  expect(delivery.headers['depot-delivery']).toMatch(new RegExp(`^${handle.taskId}\\.task\\.completed\\.[0-9a-f]{16}$`));
+  expect(received.filter((r) => r.path === '/forged')).toEqual([]);
+});
+
 test('the secret is in no job data and no log line; backoff doubles up to an hour', async () => {
   const queue = new Queue('depot-callbacks', { connection: { host: '127.0.0.1', port: redis.port }, prefix: 'bull' });
   try {
