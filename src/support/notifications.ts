@@ -48,12 +48,24 @@ export class NotificationService {
   }
 
   async notify(taskCallbackUrl: unknown, notification: TaskNotification): Promise<void> {
-    const reported = redactor.redactValue(notification);
+    const reported = redactor.redactValue(withoutArchiveBytes(notification));
     for (const url of this.targets(taskCallbackUrl)) {
       // The same event of the same task to the same URL is queued once, however often a retried task reports it.
       await this.enqueue({ url, notification: reported }, deliveryId(notification, url));
     }
   }
+}
+
+/**
+ * Webhooks never carry archive bytes: an inline retrieve is reported by its
+ * ref, size and sha256. Its base64 (up to `limits.inlineBytes`, a third more
+ * as text) would exceed common receivers' body limits, and a refused body is
+ * retried for a day.
+ */
+function withoutArchiveBytes(notification: TaskNotification): TaskNotification {
+  const result = notification.result;
+  if (typeof result !== 'object' || result === null || !Object.hasOwn(result, 'base64')) return notification;
+  return { ...notification, result: Object.fromEntries(Object.entries(result).filter(([key]) => key !== 'base64')) };
 }
 
 /**
