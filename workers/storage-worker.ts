@@ -10,6 +10,7 @@ import { StorageAPI } from '../src/storage/api';
 import { defaultDriverFactory } from '../src/storage/drivers';
 import { createLogger, Logger, logSettingsFromEnv } from '../src/support/logging';
 import { NotificationService } from '../src/support/notifications';
+import { webhookSecrets } from '../src/support/webhook-signatures';
 
 /** The worker's queue settings, as the config gives them. */
 export function storageWorkerOptions(config: Config, name: string): StorageWorkerOptions {
@@ -48,8 +49,9 @@ export async function runStorageWorker(config: Config, logger: Logger, name = wo
   const storage = new StorageAPI(config, defaultDriverFactory(), logger);
   const runner = new TaskRunner(storage, runnerSettings(config), logger);
   // Webhooks (CONTRACT §4): queued by the storage worker, sent by a callback worker in the same process.
-  const callbackQueue = createCallbackQueue(config.redis.url, config.queue.prefix);
-  const callbacks = startCallbackWorker({ redisUrl: config.redis.url, prefix: config.queue.prefix, secret: config.callbacks?.secret, name }, logger);
+  const secrets = webhookSecrets(config.callbacks);
+  const callbackQueue = createCallbackQueue(config.redis.url, config.queue.prefix, secrets);
+  const callbacks = startCallbackWorker({ redisUrl: config.redis.url, prefix: config.queue.prefix, secrets, name }, logger);
   const worker = startStorageWorker(
     (operation, data, ctx) => runner.processTask(operation, data, ctx),
     { ...storageWorkerOptions(config, name), notifications: new NotificationService((d, id) => callbackQueue.enqueue(d, id), config.callbacks?.url) },
