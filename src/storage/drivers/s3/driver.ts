@@ -14,7 +14,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { DepotError, Manifest, parseArchiveKey, Space } from '../../../contract';
 import type { Logger } from '../../../support/logging';
 import type { ArchiveBody, DriverCapabilities, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
-import { foreignObject, parseManifest, serializeManifest, SIDECAR_SUFFIX } from '../../manifest';
+import { foreignObject, parseManifest, serializeManifest } from '../../manifest';
 import { probeName, runProbe } from '../../probe';
 import { CHECK_DIR } from '../../staging';
 import { makeS3Client } from './client';
@@ -486,14 +486,8 @@ export class S3Driver implements StorageDriver {
     try {
       for await (const page of pages) {
         const keys = (page.Contents ?? []).flatMap((o) => (o.Key ? [o.Key.slice(base.length)] : []));
-        const inPage = new Set(keys);
-        const candidates = keys.filter(
-          (k) =>
-            !k.startsWith(`${CHECK_DIR}/`) &&
-            typeof parseArchiveKey(k) !== 'string' &&
-            // The sidecar of an archive listed beside it (an archive may itself be named *.depot.json).
-            !(k.endsWith(SIDECAR_SUFFIX) && inPage.has(k.slice(0, -SIDECAR_SUFFIX.length))),
-        );
+        // Sidecars are no archive keys (no archive name may end like one), nor is anything under the check directory.
+        const candidates = keys.filter((k) => typeof parseArchiveKey(k) !== 'string');
         const manifests = await mapInOrder(candidates, LIST_PARALLEL, (k) =>
           this.readManifest(k).catch((error: unknown) => {
             if (error instanceof DepotError && error.code === 'integrity') return null; // not one of depot's manifests

@@ -1,0 +1,22 @@
+import { Readable } from 'node:stream';
+import { archiveKey, DepotError, newTaskId } from '../../../src/contract';
+import { ArchiveStore } from '../../../src/storage/archive-store';
+import { silentLogger } from '../../../src/support/logging';
+import { FakeDriver } from '../fake-driver';
+
+/** A backend that cannot even be looked at: its stat fails. */
+class UnreachableDriver extends FakeDriver {
+  override async stat(): Promise<null> {
+    throw new DepotError('unavailable', 'the backend does not answer');
+  }
+}
+
+describe('ArchiveStore.store closes the source on every path', () => {
+  test('a stat that fails before anything is read destroys the source (an open file or download is not left to the collector)', async () => {
+    const store = new ArchiveStore(new UnreachableDriver('down', { type: 'fake' }), silentLogger());
+    const taskId = newTaskId();
+    const body = Readable.from([Buffer.from('never read')]);
+    await expect(store.store({ key: archiveKey(new Date(), taskId, 'a.zip'), taskId, name: 'a.zip', body })).rejects.toMatchObject({ code: 'unavailable' });
+    expect(body.destroyed).toBe(true);
+  });
+});
