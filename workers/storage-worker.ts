@@ -10,6 +10,7 @@ import { StorageAPI } from '../src/storage/api';
 import { defaultDriverFactory } from '../src/storage/drivers';
 import { createLogger, Logger, logSettingsFromEnv } from '../src/support/logging';
 import { NotificationService } from '../src/support/notifications';
+import { exitIfStopHangs, STOP_BOUND_MS } from '../src/support/stop-deadline';
 import { webhookSecrets } from '../src/support/webhook-signatures';
 
 /** The worker's queue settings, as the config gives them. */
@@ -74,6 +75,7 @@ export async function runStorageWorker(config: Config, logger: Logger, name = wo
       }
       stopping = true;
       logger.info(`${signal}: stopping; no new tasks are taken`);
+      exitIfStopHangs(config.queue.shutdownGraceMs + STOP_BOUND_MS, logger, 'the storage worker');
       worker
         .close()
         .then(() => Promise.allSettled([callbacks.close(), callbackQueue.close()]))

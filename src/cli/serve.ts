@@ -3,6 +3,7 @@ import { loadConfig } from '../config/load';
 import { StorageAPI } from '../storage/api';
 import { defaultDriverFactory } from '../storage/drivers';
 import { createLogger, logSettingsFromEnv } from '../support/logging';
+import { exitIfStopHangs, STOP_BOUND_MS } from '../support/stop-deadline';
 
 /** `depot serve`: /health, /metrics, the task API and bull-board over HTTP (foreground; SIGTERM stops it). */
 export function registerServe(program: Command): void {
@@ -20,6 +21,7 @@ export function registerServe(program: Command): void {
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           logger.info(`${signal}: stopping`);
+          exitIfStopHangs(STOP_BOUND_MS, logger, 'depot serve');
           void http
             .close()
             .then(() => storage.close())

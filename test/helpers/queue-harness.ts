@@ -114,10 +114,19 @@ function installExitHook(): void {
 
 /** `node --import tsx workers/storage-worker.ts` with DEPOT_CONFIG, as operators run it. */
 export function spawnWorkerProcess(configFile: string, extraEnv: NodeJS.ProcessEnv = {}): WorkerProcess {
+  return spawnDepotProcess([WORKER_ENTRY], configFile, extraEnv);
+}
+
+/** `depot <command>` (from source) with DEPOT_CONFIG, e.g. `['serve']`. */
+export function spawnDepotCommand(args: string[], configFile: string, extraEnv: NodeJS.ProcessEnv = {}): WorkerProcess {
+  return spawnDepotProcess([path.join(PROJECT_ROOT, 'src', 'cli', 'main.ts'), ...args], configFile, extraEnv);
+}
+
+function spawnDepotProcess(entry: string[], configFile: string, extraEnv: NodeJS.ProcessEnv): WorkerProcess {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const name of ['DEPOT_DATA', 'REDIS_URL', 'LOG_LEVEL', 'LOG_FORMAT', 'NODE_OPTIONS']) delete env[name];
   Object.assign(env, { DEPOT_CONFIG: configFile, LOG_FORMAT: 'json', LOG_LEVEL: 'info' }, extraEnv);
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER_ENTRY], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', ...entry], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (chunk: Buffer) => {
     output += chunk.toString('utf8');
