@@ -15,6 +15,8 @@ export function runnerSettings(config: Config): RunnerSettings {
       allowedHosts: config.sources.allowedHosts,
       inlineBytes: config.limits.inlineBytes,
       timeoutMs: config.sources.timeoutMs,
+      maxDurationMs: config.sources.maxDurationMs,
+      maxBytes: config.sources.maxBytes,
     },
   };
 }

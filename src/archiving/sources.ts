@@ -1,7 +1,8 @@
 import { createReadStream } from 'node:fs';
 import http, { IncomingMessage } from 'node:http';
 import https from 'node:https';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
+import { pipeInto } from '../storage/hashing-stream';
 import { DepotError, Source } from '../contract';
 import { openSourceFile } from './path-policy';
 import { guardedLookup } from '../support/address-guard';
@@ -13,6 +14,10 @@ export interface SourcePolicy {
   inlineBytes: number;
   /** Connect, response and idle timeout of URL downloads. */
   timeoutMs: number;
+  /** Bound on a whole URL download, from the request to the last byte: a source that drips holds no worker slot beyond it. */
+  maxDurationMs: number;
+  /** Bound on a URL download's bytes when the task declares no `size` (with one, the size itself is the bound). */
+  maxBytes: number;
 }
 
 export interface OpenedSource {
@@ -24,12 +29,12 @@ export interface OpenedSource {
 const MAX_REDIRECTS = 5;
 const CHUNK = 1024 * 1024;
 
-/** Opens a store task's source as a stream; each retry opens it anew. */
-export async function openSource(source: Source, policy: SourcePolicy, signal: AbortSignal): Promise<OpenedSource> {
+/** Opens a store task's source as a stream; each retry opens it anew. `declaredSize` is the task's `size`, if any. */
+export async function openSource(source: Source, policy: SourcePolicy, signal: AbortSignal, declaredSize?: number): Promise<OpenedSource> {
   let opened: OpenedSource;
   if ('path' in source) opened = await openPath(source.path, policy);
   else if ('base64' in source) opened = openInline(source.base64, policy);
-  else opened = await openUrl(checkSourceUrl(source.url, policy.allowedHosts), source.headers ?? {}, policy, signal, 0);
+  else opened = await openBoundedUrl(source.url, source.headers ?? {}, policy, signal, declaredSize);
   const stream = Readable.from(readingErrorsAsSource(opened.stream), { objectMode: false, highWaterMark: CHUNK });
   // Destroyed before its first read, the wrapper never runs its generator: close the source here too.
   stream.once('close', () => opened.stream.destroy());
@@ -65,6 +70,49 @@ function openInline(base64: string, policy: SourcePolicy): OpenedSource {
   }
   const bytes = Buffer.from(base64, 'base64');
   return { stream: Readable.from([bytes], { objectMode: false }), totalBytes: bytes.length };
+}
+
+/**
+ * A URL download within its bounds: the whole transfer (redirects, headers and
+ * every byte) within `sources.maxDurationMs`, and its bytes within the task's
+ * declared size or, without one, `sources.maxBytes` — a source that drips a
+ * byte now and then never trips the idle timeout, and one without an end
+ * would fill the backend. Neither is retried: a retry would meet the same
+ * source.
+ */
+async function openBoundedUrl(raw: string, headers: Record<string, string>, policy: SourcePolicy, signal: AbortSignal, declaredSize: number | undefined): Promise<OpenedSource> {
+  const deadline = AbortSignal.timeout(policy.maxDurationMs);
+  const tooSlow = () => new DepotError('source_unavailable', `the download took longer than sources.maxDurationMs (${policy.maxDurationMs} ms)`, { field: 'source.url', retryable: false });
+  let opened: OpenedSource;
+  try {
+    opened = await openUrl(checkSourceUrl(raw, policy.allowedHosts), headers, policy, AbortSignal.any([signal, deadline]), 0);
+  } catch (error) {
+    if (deadline.aborted && !signal.aborted) throw tooSlow();
+    throw error;
+  }
+  const limit = declaredSize ?? policy.maxBytes;
+  const tooBig = `more than ${declaredSize !== undefined ? `the declared size (${declaredSize} bytes)` : `sources.maxBytes (${policy.maxBytes} bytes)`}`;
+  if (opened.totalBytes !== undefined && opened.totalBytes > limit && declaredSize === undefined) {
+    opened.stream.destroy();
+    throw new DepotError('source_unavailable', `${describeUrl(new URL(raw))} announces ${opened.totalBytes} bytes, ${tooBig}`, { field: 'source.url', retryable: false });
+  }
+  const response = opened.stream;
+  const onDeadline = () => response.destroy(tooSlow());
+  deadline.addEventListener('abort', onDeadline, { once: true });
+  response.once('close', () => deadline.removeEventListener('abort', onDeadline));
+  let bytes = 0;
+  const counted = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      bytes += chunk.length;
+      // With a declared size the shared layer's hashing stream says `integrity`; without one this is the only bound.
+      if (declaredSize === undefined && bytes > limit) {
+        callback(new DepotError('source_unavailable', `the download sent ${tooBig}`, { field: 'source.url', retryable: false }));
+        return;
+      }
+      callback(null, chunk);
+    },
+  });
+  return { ...opened, stream: pipeInto(response, counted) };
 }
 
 /** Where a URL points, without its query (which may carry a token). */

@@ -144,7 +144,7 @@ export class TaskRunner {
   }
 
   private async transferToDriver(driver: string, key: string, taskId: string, task: StoreTask, ctx: TaskContext) {
-    const source = await openSource(task.source, this.settings.sources, ctx.signal);
+    const source = await openSource(task.source, this.settings.sources, ctx.signal, task.size);
     const totalBytes = source.totalBytes ?? task.size;
     ctx.progress({ bytes: 0, totalBytes });
     this.logger.debug(`storing ${task.name} to ${driver}:${key}`, {

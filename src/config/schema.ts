@@ -83,6 +83,10 @@ export const configSchema = z.strictObject({
       allowedHosts: z.array(hostName).optional(),
       /** Connect, response and idle timeout of URL downloads. */
       timeoutMs: z.number().int().min(100).max(3_600_000).default(30_000),
+      /** Bound on a whole URL download, first request to last byte (6 hours: 16 GiB at under 1 MB/s). */
+      maxDurationMs: z.number().int().min(100).max(7 * 24 * 3_600_000).default(6 * 3_600_000),
+      /** Bound on a URL download's bytes when the task declares no size. */
+      maxBytes: z.number().int().min(1).default(16 * 1024 ** 3),
     })
     .prefault({}),
   limits: z.strictObject({ inlineBytes: z.number().int().min(0).max(64 * 1024 * 1024).default(1024 * 1024) }).prefault({}),

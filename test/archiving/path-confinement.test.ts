@@ -35,7 +35,7 @@ afterEach(async () => {
 });
 
 function policy(allowedPaths: string[] = [allowed]): SourcePolicy {
-  return { allowedPaths, inlineBytes: 1024, timeoutMs: 5_000 };
+  return { allowedPaths, inlineBytes: 1024, timeoutMs: 5_000, maxDurationMs: 60_000, maxBytes: 1024 ** 3 };
 }
 
 /** Rejects when `promise` has not settled after `ms`: a hang fails with a message, not with the test timeout. */
