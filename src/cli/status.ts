@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../config/load';
 import { createRedis, redisUrlForDisplay, waitForRedis } from '../queue/connection';
 import { CALLBACK_QUEUE, DELIVERY_STATES, TASK_STATES } from '../queue/names';
+import { taskJobCounts } from '../queue/queue-depth';
 import { EXIT_FAILED, EXIT_OK } from './exit-codes';
 import { printError, printJson, printLine } from './output';
 
@@ -22,7 +23,8 @@ export function registerStatus(program: Command): void {
       callbacks.on('error', () => undefined);
       try {
         await waitForRedis(connection, 5_000, true);
-        const counts = await queue.getJobCounts(...TASK_STATES);
+        // Tasks only: depot's expiry scheduler always keeps its next run on the queue.
+        const counts = await taskJobCounts(queue);
         // BullMQ names its connections `<prefix>:<base64 queue>:w:<worker name>`; show the worker name.
         const workers = (await queue.getWorkers()).map((w) => ({ name: w.rawname?.split(':w:')[1] ?? w.name, addr: w.addr, ageSeconds: Number(w.age) }));
         // Deliveries still retrying (delayed) or given up (failed) mean a receiver is not answering.

@@ -12,7 +12,7 @@ import { BearerAuth } from './bearer-auth';
 import { Dashboard, DASHBOARD_PATH } from './dashboard';
 import { DriverHealth } from './driver-health';
 import { renderMetrics } from './metrics';
-import { taskJobCounts } from './queue-depth';
+import { taskJobCounts } from '../queue/queue-depth';
 import { TaskApi } from './task-api';
 import { within } from './within';
 import { TaskCounters } from './task-counters';

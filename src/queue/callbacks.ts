@@ -6,6 +6,7 @@ import { redactor } from '../support/redaction';
 import { deliveryKeys, deliveryMacs, isAuthenticDelivery } from '../support/webhook-signatures';
 import { createRedis } from './connection';
 import { CALLBACK_QUEUE } from './names';
+import { DEFAULT_RETENTION, keepJobs } from './job-options';
 
 /**
  * Webhook deliveries are jobs on queue `depot-callbacks`, retried until the
@@ -49,8 +50,8 @@ export function createCallbackQueue(redisUrl: string, prefix: string, secrets: r
         jobId: deliveryId,
         attempts: DELIVERY_ATTEMPTS,
         backoff: { type: 'delivery' },
-        removeOnComplete: { count: 10_000, age: 7 * 24 * 3600 },
-        removeOnFail: { count: 50_000, age: 30 * 24 * 3600 },
+        removeOnComplete: keepJobs(DEFAULT_RETENTION.completed),
+        removeOnFail: keepJobs(DEFAULT_RETENTION.failed),
       });
     },
     async close() {

@@ -132,6 +132,9 @@ test('store, retrieve and delete through a worker; status names the worker', asy
   expect(status.workers[0].name).toContain(`:${worker.pid}`);
   // The task queued by the previous test ran too, once the worker came.
   await eventually(async () => ((await archiveKeysBelow(root)).length === 2 ? true : undefined), 10_000, 'both archives stored');
+  // The worker's expiry scheduler keeps its next run on the queue; status counts tasks only.
+  const idle = JSON.parse((await depot(['status', '--json'])).stdout) as { counts: Record<string, number> };
+  expect(idle.counts).toMatchObject({ waiting: 0, active: 0, delayed: 0 });
 
   const out = path.join(work, 'copy.zip');
   const retrieved = await depot(['retrieve', 'local', result.ref.key, '--out', out]);

@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
-import { EXPIRY_SCHEDULER_ID } from '../queue/expiry-schedule';
-import { TASK_STATES } from '../queue/names';
+import { EXPIRY_SCHEDULER_ID } from './expiry-schedule';
+import { TASK_STATES } from './names';
 
 type TaskState = (typeof TASK_STATES)[number];
 
