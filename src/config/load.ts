@@ -158,9 +158,25 @@ export function validateConfig(raw: unknown, options: ValidateOptions): Config {
   } catch {
     issues.push({ field: config.redis?.url ? 'redis.url' : 'REDIS_URL', message: 'must be a redis:// or rediss:// URL' });
   }
+  const http = withPlatformPort(config.http, dig(tree, ['http', 'host']) !== undefined, options.env, issues);
   if (issues.length) throw new ConfigError(issues, source);
 
-  return { ...config, source, redis: { url: redisUrl }, defaultDriver: defaultDriver as string, drivers: driverConfigs };
+  return { ...config, http, source, redis: { url: redisUrl }, defaultDriver: defaultDriver as string, drivers: driverConfigs };
+}
+
+/**
+ * Platforms (Heroku, Scalingo, Cloud Foundry, …) route HTTP to the Procfile's
+ * `web` process on `$PORT`, from outside the container: `PORT` sets
+ * `http.port`, and the server binds every interface unless `http.host` is set.
+ */
+function withPlatformPort(http: RawConfig['http'], hostGiven: boolean, env: NodeJS.ProcessEnv, issues: FieldIssue[]): RawConfig['http'] {
+  if (env.PORT === undefined || env.PORT === '') return http;
+  const port = Number(env.PORT);
+  if (!/^\d+$/.test(env.PORT) || port > 65535) {
+    issues.push({ field: 'PORT', message: 'must be a port number (0-65535)' });
+    return http;
+  }
+  return { ...http, port, host: hostGiven ? http.host : '0.0.0.0' };
 }
 
 /**
