@@ -27,7 +27,11 @@ async function stagedBytes(root: string): Promise<number> {
   const dir = path.join(root, STAGING_DIR);
   let total = 0;
   for (const name of await readdir(dir).catch(() => [])) {
-    if (name.endsWith('.part')) total += await stat(path.join(dir, name)).then((s) => s.size, () => 0);
+    if (name.endsWith('.part'))
+      total += await stat(path.join(dir, name)).then(
+        (s) => s.size,
+        () => 0,
+      );
   }
   return total;
 }

@@ -53,7 +53,9 @@ export function requireTools(): void {
     if (!commandExists(tool)) throw new Error(`${tool} is needed by the benchmarks and is not installed`);
   }
   if (!ftpServerAvailable()) {
-    throw new Error('proftpd with mod_tls is needed by the benchmarks (7b) and is not installed: apt-get install --no-install-recommends proftpd-core proftpd-mod-crypto');
+    throw new Error(
+      'proftpd with mod_tls is needed by the benchmarks (7b) and is not installed: apt-get install --no-install-recommends proftpd-core proftpd-mod-crypto',
+    );
   }
 }
 
@@ -74,7 +76,9 @@ export function machineFacts(): MachineFacts {
     redis: /v=(\S+)/.exec(run('redis-server', ['--version']))?.[1] ?? '?',
     bullmq: packageVersion('bullmq'),
     ioredis: packageVersion('ioredis'),
-    rclone: run('rclone', ['version']).split('\n')[0].replace(/^rclone\s+/, ''),
+    rclone: run('rclone', ['version'])
+      .split('\n')[0]
+      .replace(/^rclone\s+/, ''),
     openssl: run('openssl', ['version']),
     s3rver: packageVersion('s3rver'),
     libStorage: packageVersion('@aws-sdk/lib-storage'),

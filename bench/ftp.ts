@@ -60,7 +60,9 @@ function uploadVia(uploader: WorkerProcess, request: FtpUploadRequest): Promise<
 /** `rclone obscure`, the form its config takes a password in; read from stdin, so that it never shows in a process list. */
 function obscure(password: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile('rclone', ['obscure', '-'], (error, stdout, stderr) => (error ? reject(new Error(`rclone obscure failed: ${stderr || error.message}`)) : resolve(stdout.trim())));
+    const child = execFile('rclone', ['obscure', '-'], (error, stdout, stderr) =>
+      error ? reject(new Error(`rclone obscure failed: ${stderr || error.message}`)) : resolve(stdout.trim()),
+    );
     child.stdin?.end(password);
   });
 }
@@ -136,7 +138,10 @@ export async function ftpLargeArchive(ctx: BenchContext, runs: number, bytes: nu
     const freshName = (who: string) => `${who}-${++uploads}.bin`;
     /** The file as the server wrote it: `relative` to a contender's root. */
     const expectSize = async (who: FtpContender, relative: string) => {
-      const size = await stat(path.join(roots[who].diskPath, relative)).then((s) => s.size, () => undefined);
+      const size = await stat(path.join(roots[who].diskPath, relative)).then(
+        (s) => s.size,
+        () => undefined,
+      );
       if (size !== bytes) throw new Error(`${who}: ${relative} holds ${size ?? 'no'} bytes on proftpd's disk, expected ${bytes}`);
     };
 
@@ -153,7 +158,8 @@ export async function ftpLargeArchive(ctx: BenchContext, runs: number, bytes: nu
         const job = await p.queue.getJob(jobId);
         const result = job?.returnvalue as { ref?: { key?: string }; attempts?: number; size?: number; sha256?: string } | undefined;
         const key = result?.ref?.key;
-        if (!key || result?.size !== bytes || result.sha256 !== expected) throw new Error(`depot: unexpected result ${JSON.stringify(result)}, expected sha256 ${expected}`);
+        if (!key || result?.size !== bytes || result.sha256 !== expected)
+          throw new Error(`depot: unexpected result ${JSON.stringify(result)}, expected sha256 ${expected}`);
         if (result.attempts !== 1) throw new Error(`depot: the store took ${result.attempts} attempts`);
         await expectSize('depot', key);
         // The task's directory (archive and manifest); the date directories stay, as they would in production.
@@ -211,7 +217,9 @@ export async function ftpLargeArchive(ctx: BenchContext, runs: number, bytes: nu
         result.basicFtpPeakRss.push(peer.peakRss());
         const figures = (who: FtpContender) =>
           `${(bytes / MiB / round[who].seconds).toFixed(0)} MiB/s (CPU ${round[who].cpuSeconds.toFixed(1)} s, proftpd ${round[who].serverCpuSeconds.toFixed(1)} s)`;
-        ctx.log(`  ftp run ${i + 1}: depot ${figures('depot')}, basic-ftp ${figures('basicFtp')}, rclone ${figures('rclone')}; depot peak RSS ${(worker.peakRss() / MiB).toFixed(0)} MiB`);
+        ctx.log(
+          `  ftp run ${i + 1}: depot ${figures('depot')}, basic-ftp ${figures('basicFtp')}, rclone ${figures('rclone')}; depot peak RSS ${(worker.peakRss() / MiB).toFixed(0)} MiB`,
+        );
       },
     );
     // depot removes its staging files before it reports a store: none may be left.

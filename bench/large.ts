@@ -8,7 +8,9 @@ import { writeRandomFile } from './scratch';
 
 function run(command: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile(command, args, { maxBuffer: 1024 * 1024 }, (error, _stdout, stderr) => (error ? reject(new Error(`${command} failed: ${stderr || error.message}`)) : resolve()));
+    execFile(command, args, { maxBuffer: 1024 * 1024 }, (error, _stdout, stderr) =>
+      error ? reject(new Error(`${command} failed: ${stderr || error.message}`)) : resolve(),
+    );
   });
 }
 

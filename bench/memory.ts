@@ -54,7 +54,9 @@ export async function workerMemory(ctx: BenchContext, runs: number, concurrentSt
       result.oneGiB.push(one.peak);
       result.fourGiB.push(four.peak);
       result.concurrent.push(many.peak);
-      ctx.log(`  memory run ${i + 1}: idle ${mib(one.idle)} MiB, 1 GiB ${mib(one.peak)} MiB, 4 GiB ${mib(four.peak)} MiB, ${concurrentStores}×${mib(concurrentBytes)} MiB ${mib(many.peak)} MiB`);
+      ctx.log(
+        `  memory run ${i + 1}: idle ${mib(one.idle)} MiB, 1 GiB ${mib(one.peak)} MiB, 4 GiB ${mib(four.peak)} MiB, ${concurrentStores}×${mib(concurrentBytes)} MiB ${mib(many.peak)} MiB`,
+      );
     }
     return result;
   } finally {

@@ -241,7 +241,10 @@ const verdict = (met: boolean | undefined) => (met === undefined ? '' : met ? 'm
 
 /** The table for the terminal. */
 export function textTable(list: Row[]): string {
-  const cells = [['measurement', 'depot', 'peer', 'ratio', 'target', ''], ...list.map((r) => [r.measurement, r.depot, r.peer, r.ratio, r.target, verdict(r.met)])];
+  const cells = [
+    ['measurement', 'depot', 'peer', 'ratio', 'target', ''],
+    ...list.map((r) => [r.measurement, r.depot, r.peer, r.ratio, r.target, verdict(r.met)]),
+  ];
   const widths = cells[0].map((_, i) => Math.max(...cells.map((row) => row[i].length)));
   return cells.map((row) => row.map((cell, i) => cell.padEnd(widths[i])).join('  ')).join('\n');
 }
@@ -263,7 +266,19 @@ export function markdown(r: BenchResults, findings: string): string {
     `- large archive, seconds per run (depot / rclone / cp+sync+openssl): ${list(r.large.depot, 2)} / ${list(r.large.rclone, 2)} / ${list(r.large.cpSyncOpenssl, 2)}`,
     `- peak RSS MiB, idle: ${list(r.memory.idle.map(mib))}; 1 GiB: ${list(r.memory.oneGiB.map(mib))}; 4 GiB: ${list(r.memory.fourGiB.map(mib))}; ${r.memory.concurrentStores} × ${r.memory.concurrentBytes / MiB} MiB: ${list(r.memory.concurrent.map(mib))}`,
     `- small archives per second (depot / bare): ${list(r.small.depot)} / ${list(r.small.bare)}`,
-    `- latency ms per run, p50 depot / bare: ${list(r.latency.map((l) => l.depot.p50), 2)} / ${list(r.latency.map((l) => l.bare.p50), 2)}; p99: ${list(r.latency.map((l) => l.depot.p99), 2)} / ${list(r.latency.map((l) => l.bare.p99), 2)}`,
+    `- latency ms per run, p50 depot / bare: ${list(
+      r.latency.map((l) => l.depot.p50),
+      2,
+    )} / ${list(
+      r.latency.map((l) => l.bare.p50),
+      2,
+    )}; p99: ${list(
+      r.latency.map((l) => l.depot.p99),
+      2,
+    )} / ${list(
+      r.latency.map((l) => l.bare.p99),
+      2,
+    )}`,
     `- scaling, per second (1 worker / 2 workers): ${list(r.scaling.one)} / ${list(r.scaling.two)}`,
     ...r.crash.map((c) => `- crash recovery ${crashLabel(c)}, seconds: ${list(c.seconds, 2)}`),
     `- stalled events under load with ${crashLabel(r.stalls)}: ${r.stalls.stalled} of ${r.stalls.jobs} jobs`,

@@ -24,8 +24,36 @@ import { GiB, MiB } from './stats';
 const QUICK = process.env.BENCH_QUICK === '1';
 
 const PLAN = QUICK
-  ? { largeRuns: 2, largeBytes: 256 * MiB, memoryRuns: 1, smallRuns: 2, smallCount: 1000, latencyRuns: 2, latencyPerRun: 100, scalingRuns: 1, crashRuns: 1, s3Runs: 1, s3Bytes: 256 * MiB, ftpRuns: 1, ftpBytes: 256 * MiB }
-  : { largeRuns: 5, largeBytes: GiB, memoryRuns: 3, smallRuns: 5, smallCount: 5000, latencyRuns: 5, latencyPerRun: 300, scalingRuns: 3, crashRuns: 5, s3Runs: 3, s3Bytes: GiB, ftpRuns: 3, ftpBytes: GiB };
+  ? {
+      largeRuns: 2,
+      largeBytes: 256 * MiB,
+      memoryRuns: 1,
+      smallRuns: 2,
+      smallCount: 1000,
+      latencyRuns: 2,
+      latencyPerRun: 100,
+      scalingRuns: 1,
+      crashRuns: 1,
+      s3Runs: 1,
+      s3Bytes: 256 * MiB,
+      ftpRuns: 1,
+      ftpBytes: 256 * MiB,
+    }
+  : {
+      largeRuns: 5,
+      largeBytes: GiB,
+      memoryRuns: 3,
+      smallRuns: 5,
+      smallCount: 5000,
+      latencyRuns: 5,
+      latencyPerRun: 300,
+      scalingRuns: 3,
+      crashRuns: 5,
+      s3Runs: 3,
+      s3Bytes: GiB,
+      ftpRuns: 3,
+      ftpBytes: GiB,
+    };
 
 /** Worker concurrency for the small-archive loads, depot and bare worker alike. */
 const SMALL_CONCURRENCY = 16;

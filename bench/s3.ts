@@ -44,7 +44,9 @@ type Contender = (typeof CONTENDERS)[number];
 
 export function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(command, args, { env, maxBuffer: 1024 * 1024 }, (error, stdout, stderr) => (error ? reject(new Error(`${command} failed: ${stderr || error.message}`)) : resolve(stdout)));
+    execFile(command, args, { env, maxBuffer: 1024 * 1024 }, (error, stdout, stderr) =>
+      error ? reject(new Error(`${command} failed: ${stderr || error.message}`)) : resolve(stdout),
+    );
   });
 }
 
@@ -111,7 +113,11 @@ export async function s3LargeArchive(ctx: BenchContext, runs: number, bytes: num
       },
     });
     const worker = depot.workers[0];
-    uploader = await startLibStorageUploader([server.endpoint, BUCKET, String(partSize), String(defaults.queueSize)], credentials, path.join(depot.dir, 'lib-storage.log'));
+    uploader = await startLibStorageUploader(
+      [server.endpoint, BUCKET, String(partSize), String(defaults.queueSize)],
+      credentials,
+      path.join(depot.dir, 'lib-storage.log'),
+    );
     const peer = uploader;
     const source = path.join(depot.sources, 'large.bin');
     ctx.log(`  writing ${bytes / MiB} MiB of random bytes; s3rver on ${server.endpoint}`);
@@ -165,7 +171,8 @@ export async function s3LargeArchive(ctx: BenchContext, runs: number, bytes: num
         const job = await p.queue.getJob(jobId);
         const result = job?.returnvalue as { ref?: { key?: string }; attempts?: number; size?: number; sha256?: string } | undefined;
         const key = result?.ref?.key;
-        if (!key || result?.size !== bytes || result.sha256 !== expected) throw new Error(`depot: unexpected result ${JSON.stringify(result)}, expected sha256 ${expected}`);
+        if (!key || result?.size !== bytes || result.sha256 !== expected)
+          throw new Error(`depot: unexpected result ${JSON.stringify(result)}, expected sha256 ${expected}`);
         if (result.attempts !== 1) throw new Error(`depot: the store took ${result.attempts} attempts`);
         await expectSize(key, 'depot');
         return { seconds, cpuSeconds, serverCpuSeconds, keys: [key, `${key}.depot.json`] };
@@ -224,7 +231,9 @@ export async function s3LargeArchive(ctx: BenchContext, runs: number, bytes: num
         result.libStoragePeakRss.push(peer.peakRss());
         const figures = (who: Contender) =>
           `${(bytes / MiB / round[who].seconds).toFixed(0)} MiB/s (CPU ${round[who].cpuSeconds.toFixed(1)} s, s3rver ${round[who].serverCpuSeconds.toFixed(1)} s)`;
-        ctx.log(`  s3 run ${i + 1}: depot ${figures('depot')}, lib-storage ${figures('libStorage')}, rclone ${figures('rclone')}; depot peak RSS ${(worker.peakRss() / MiB).toFixed(0)} MiB`);
+        ctx.log(
+          `  s3 run ${i + 1}: depot ${figures('depot')}, lib-storage ${figures('libStorage')}, rclone ${figures('rclone')}; depot peak RSS ${(worker.peakRss() / MiB).toFixed(0)} MiB`,
+        );
       },
     );
     const left = await admin.send(new ListMultipartUploadsCommand({ Bucket: BUCKET }));

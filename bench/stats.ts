@@ -85,4 +85,3 @@ export function recordRound<C extends string>(
     result.serverCpu[who].push(round[who].serverCpuSeconds);
   }
 }
-

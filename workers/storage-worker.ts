@@ -38,7 +38,8 @@ export function workerName(env: NodeJS.ProcessEnv = process.env): string {
   const name = env.DEPOT_WORKER_NAME;
   if (name === undefined || name === '') return `${hostname()}:${process.pid}`;
   // Redis client names allow no spaces or control characters.
-  if (!/^[\x21-\x7e]{1,100}$/.test(name)) throw new ConfigError([{ field: 'DEPOT_WORKER_NAME', message: 'must be 1–100 printable ASCII characters without spaces' }], 'environment');
+  if (!/^[\x21-\x7e]{1,100}$/.test(name))
+    throw new ConfigError([{ field: 'DEPOT_WORKER_NAME', message: 'must be 1–100 printable ASCII characters without spaces' }], 'environment');
   return name;
 }
 

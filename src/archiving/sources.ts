@@ -80,9 +80,19 @@ function openInline(base64: string, policy: SourcePolicy): OpenedSource {
  * would fill the backend. Neither is retried: a retry would meet the same
  * source.
  */
-async function openBoundedUrl(raw: string, headers: Record<string, string>, policy: SourcePolicy, signal: AbortSignal, declaredSize: number | undefined): Promise<OpenedSource> {
+async function openBoundedUrl(
+  raw: string,
+  headers: Record<string, string>,
+  policy: SourcePolicy,
+  signal: AbortSignal,
+  declaredSize: number | undefined,
+): Promise<OpenedSource> {
   const deadline = AbortSignal.timeout(policy.maxDurationMs);
-  const tooSlow = () => new DepotError('source_unavailable', `the download took longer than sources.maxDurationMs (${policy.maxDurationMs} ms)`, { field: 'source.url', retryable: false });
+  const tooSlow = () =>
+    new DepotError('source_unavailable', `the download took longer than sources.maxDurationMs (${policy.maxDurationMs} ms)`, {
+      field: 'source.url',
+      retryable: false,
+    });
   let opened: OpenedSource;
   try {
     opened = await openUrl(checkSourceUrl(raw, policy.allowedHosts), headers, policy, AbortSignal.any([signal, deadline]), 0);
@@ -94,7 +104,10 @@ async function openBoundedUrl(raw: string, headers: Record<string, string>, poli
   const tooBig = `more than ${declaredSize !== undefined ? `the declared size (${declaredSize} bytes)` : `sources.maxBytes (${policy.maxBytes} bytes)`}`;
   if (opened.totalBytes !== undefined && opened.totalBytes > limit && declaredSize === undefined) {
     opened.stream.destroy();
-    throw new DepotError('source_unavailable', `${describeUrl(new URL(raw))} announces ${opened.totalBytes} bytes, ${tooBig}`, { field: 'source.url', retryable: false });
+    throw new DepotError('source_unavailable', `${describeUrl(new URL(raw))} announces ${opened.totalBytes} bytes, ${tooBig}`, {
+      field: 'source.url',
+      retryable: false,
+    });
   }
   const response = opened.stream;
   const onDeadline = () => response.destroy(tooSlow());
@@ -164,7 +177,9 @@ function request(url: URL, headers: Record<string, string>, timeoutMs: number, s
         reject(new DepotError('invalid_task', error.message, { field: 'source.url' }));
         return;
       }
-      reject(new DepotError('source_unavailable', `${describeUrl(url)}: ${error.code ?? error.message}`, { field: 'source.url', retryable: true, cause: error }));
+      reject(
+        new DepotError('source_unavailable', `${describeUrl(url)}: ${error.code ?? error.message}`, { field: 'source.url', retryable: true, cause: error }),
+      );
     });
     req.end();
   });

@@ -29,6 +29,9 @@ export function registerCheck(program: Command): void {
 function describe(r: CheckResult): string {
   if (!r.ok) return `${r.driver}: FAILED ${r.error?.code}: ${r.error?.message}`;
   const free = r.space?.freeBytes !== undefined ? `, ${formatBytes(r.space.freeBytes)} free` : '';
-  const writeOnce = r.writeOnce === 'best_effort' ? ', write-once: best_effort (the backend can replace objects; depot checks before and after each write)' : `, write-once: ${r.writeOnce ?? 'unknown'}`;
+  const writeOnce =
+    r.writeOnce === 'best_effort'
+      ? ', write-once: best_effort (the backend can replace objects; depot checks before and after each write)'
+      : `, write-once: ${r.writeOnce ?? 'unknown'}`;
   return `${r.driver}: ok (write ${r.writeMs} ms, read ${r.readMs} ms, delete ${r.deleteMs} ms${free}${writeOnce})`;
 }

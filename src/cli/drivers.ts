@@ -15,7 +15,13 @@ export function registerDrivers(program: Command): void {
       const drivers = Object.entries(config.drivers).map(([name, settings]) => {
         const secrets = new Set(factory.definition(settings.type)?.secretFields ?? []);
         const shown = Object.fromEntries(Object.entries(settings).map(([k, v]) => [k, secrets.has(k) && v !== undefined ? '***' : v]));
-        return { name, type: settings.type, default: name === config.defaultDriver, fallbacks: Object.hasOwn(config.failover, name) ? config.failover[name] : [], settings: shown };
+        return {
+          name,
+          type: settings.type,
+          default: name === config.defaultDriver,
+          fallbacks: Object.hasOwn(config.failover, name) ? config.failover[name] : [],
+          settings: shown,
+        };
       });
       if (options.json) {
         printJson({ source: config.source, defaultDriver: config.defaultDriver, drivers });

@@ -14,7 +14,6 @@ import { registerDelete } from './delete';
 import { registerWorker } from './worker';
 import { registerServe } from './serve';
 
-
 export function buildProgram(): Command {
   const program = new Command('depot')
     .description('stores finished archives write-once on storage backends')

@@ -114,7 +114,8 @@ export function validateConfig(raw: unknown, options: ValidateOptions): Config {
       for (const field of definition?.secretFields ?? []) {
         secretAt.push({ holder: settings, field, at: `drivers.${name}`, list: false });
       }
-      if (settings && typeof settings === 'object') for (const field of definition?.fileFields ?? []) fileAt.push({ holder: settings as Record<string, unknown>, field, at: `drivers.${name}.${field}` });
+      if (settings && typeof settings === 'object')
+        for (const field of definition?.fileFields ?? []) fileAt.push({ holder: settings as Record<string, unknown>, field, at: `drivers.${name}.${field}` });
     }
   }
   const skip = new Set(secretAt.flatMap((s) => [`${s.at}.${s.field}`, `${s.at}.${s.field}File`]));

@@ -34,7 +34,10 @@ export const configSchema = z.strictObject({
   redis: z.strictObject({ url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL') }).optional(),
   queue: z
     .strictObject({
-      name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 _ -').default('depot'),
+      name: z
+        .string()
+        .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 _ -')
+        .default('depot'),
       prefix: z.string().min(1).max(64).default('bull'),
       concurrency: z.number().int().min(1).max(1000).default(4),
       attempts: z.number().int().min(1).max(100).default(5),
@@ -84,12 +87,30 @@ export const configSchema = z.strictObject({
       /** Connect, response and idle timeout of URL downloads. */
       timeoutMs: z.number().int().min(100).max(3_600_000).default(30_000),
       /** Bound on a whole URL download, first request to last byte (6 hours: 16 GiB at under 1 MB/s). */
-      maxDurationMs: z.number().int().min(100).max(7 * 24 * 3_600_000).default(6 * 3_600_000),
+      maxDurationMs: z
+        .number()
+        .int()
+        .min(100)
+        .max(7 * 24 * 3_600_000)
+        .default(6 * 3_600_000),
       /** Bound on a URL download's bytes when the task declares no size. */
-      maxBytes: z.number().int().min(1).default(16 * 1024 ** 3),
+      maxBytes: z
+        .number()
+        .int()
+        .min(1)
+        .default(16 * 1024 ** 3),
     })
     .prefault({}),
-  limits: z.strictObject({ inlineBytes: z.number().int().min(0).max(64 * 1024 * 1024).default(1024 * 1024) }).prefault({}),
+  limits: z
+    .strictObject({
+      inlineBytes: z
+        .number()
+        .int()
+        .min(0)
+        .max(64 * 1024 * 1024)
+        .default(1024 * 1024),
+    })
+    .prefault({}),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;

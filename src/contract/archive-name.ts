@@ -34,7 +34,11 @@ export function archiveNameProblem(name: string): string | null {
  * counts as 's'), and trailing dots and spaces dropped, as Windows drops them.
  */
 function endsLikeManifest(name: string): boolean {
-  return name.normalize('NFKC').toLowerCase().replace(/[. ]+$/, '').endsWith(MANIFEST_SUFFIX);
+  return name
+    .normalize('NFKC')
+    .toLowerCase()
+    .replace(/[. ]+$/, '')
+    .endsWith(MANIFEST_SUFFIX);
 }
 
 const TASK_ID = /^[A-Za-z0-9._-]{1,128}$/;

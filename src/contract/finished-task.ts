@@ -18,7 +18,12 @@ export function withoutUrlCredentials(text: string): string {
   if (url.password) url.password = HIDDEN;
   url.hash = '';
   const query = url.search.slice(1);
-  url.search = query ? `?${query.split('&').map((part) => (part.includes('=') ? `${part.slice(0, part.indexOf('='))}=${HIDDEN}` : HIDDEN)).join('&')}` : '';
+  url.search = query
+    ? `?${query
+        .split('&')
+        .map((part) => (part.includes('=') ? `${part.slice(0, part.indexOf('='))}=${HIDDEN}` : HIDDEN))
+        .join('&')}`
+    : '';
   return url.href;
 }
 

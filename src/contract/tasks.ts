@@ -74,10 +74,13 @@ function nameMap<V extends z.ZodType<unknown, unknown>>(value: V) {
   return z.preprocess(
     (input, ctx) => {
       // `continue`: the map's own checks still run and are reported too.
-      if (typeof input === 'object' && input !== null && Object.hasOwn(input, '__proto__')) ctx.addIssue({ code: 'custom', message: "must not have a key '__proto__'", continue: true });
+      if (typeof input === 'object' && input !== null && Object.hasOwn(input, '__proto__'))
+        ctx.addIssue({ code: 'custom', message: "must not have a key '__proto__'", continue: true });
       return Array.isArray(input) && input.length === 0 ? {} : input;
     },
-    z.record(z.string(), value, { error: (issue) => (issue.code === 'invalid_type' ? 'must be an object of names to values (PHP: an associative array)' : undefined) }),
+    z.record(z.string(), value, {
+      error: (issue) => (issue.code === 'invalid_type' ? 'must be an object of names to values (PHP: an associative array)' : undefined),
+    }),
   );
 }
 
@@ -95,7 +98,8 @@ const headers = nameMap(z.string()).superRefine((value, ctx) => {
   for (const [name, text] of Object.entries(value)) {
     // A bad name is reported on `headers`: in the field's path it could break the `<field>: <message>` line.
     if (!HEADER_NAME.test(name)) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(name)} is not a valid HTTP header name`, path: [] });
-    else if (!HEADER_VALUE.test(text)) ctx.addIssue({ code: 'custom', message: 'must not contain CR, LF or other characters illegal in an HTTP header', path: [name] });
+    else if (!HEADER_VALUE.test(text))
+      ctx.addIssue({ code: 'custom', message: 'must not contain CR, LF or other characters illegal in an HTTP header', path: [name] });
   }
 });
 
@@ -112,7 +116,10 @@ const SOURCE_MESSAGE = 'must be exactly one of { path }, { url, headers? } or { 
  * on the field it is in (`source.headers: …`), not as "none of the three".
  */
 export const sourceSchema = z.unknown().transform((value, ctx): z.infer<(typeof SOURCE_KINDS)[SourceKind]> => {
-  const kinds = typeof value === 'object' && value !== null && !Array.isArray(value) ? (Object.keys(SOURCE_KINDS) as SourceKind[]).filter((k) => Object.hasOwn(value, k)) : [];
+  const kinds =
+    typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (Object.keys(SOURCE_KINDS) as SourceKind[]).filter((k) => Object.hasOwn(value, k))
+      : [];
   if (kinds.length !== 1) {
     ctx.addIssue({ code: 'custom', message: SOURCE_MESSAGE });
     return z.NEVER;

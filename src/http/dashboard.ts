@@ -55,7 +55,9 @@ type ViewEngine = (file: string, options: object, callback: (error: Error | null
 
 /** Links and scripts to another host (`https://…`, `//…`) taken out of a page. */
 function withoutOutsideResources(html: string): string {
-  return html.replace(/<link\b[^>]*\bhref="(?:https?:)?\/\/[^"]*"[^>]*>\s*/gi, '').replace(/<script\b[^>]*\bsrc="(?:https?:)?\/\/[^"]*"[^>]*>\s*<\/script>\s*/gi, '');
+  return html
+    .replace(/<link\b[^>]*\bhref="(?:https?:)?\/\/[^"]*"[^>]*>\s*/gi, '')
+    .replace(/<script\b[^>]*\bsrc="(?:https?:)?\/\/[^"]*"[^>]*>\s*<\/script>\s*/gi, '');
 }
 
 /**
@@ -74,15 +76,21 @@ export class Dashboard {
     // Read-only: adding or editing jobs there would bypass the task API's checks, and an edited
     // webhook delivery would go out with a valid signature.
     createBullBoard({ queues: queues.map((q) => new ShownJobsAdapter(q, { readOnlyMode: true })), serverAdapter: adapter });
-    const app = adapter.getRouter() as { engines: Record<string, ViewEngine>; engine(ext: string, render: ViewEngine): void } & ((request: IncomingMessage, response: ServerResponse) => void);
+    const app = adapter.getRouter() as { engines: Record<string, ViewEngine>; engine(ext: string, render: ViewEngine): void } & ((
+      request: IncomingMessage,
+      response: ServerResponse,
+    ) => void);
     // The page is rendered by the engine bull-board registered for its index.ejs; what it renders loses its outside links.
     const render = app.engines['.ejs'];
-    app.engine('ejs', (file, options, callback) => render(file, options, (error, html) => callback(error, html === undefined ? html : withoutOutsideResources(html))));
+    app.engine('ejs', (file, options, callback) =>
+      render(file, options, (error, html) => callback(error, html === undefined ? html : withoutOutsideResources(html))),
+    );
     this.handle = app;
   }
 
   serve(request: IncomingMessage, response: ServerResponse, reply: (status: number, body: unknown) => void): void {
-    if (!this.handle || !this.login) return reply(404, { ok: false, error: { code: 'not_found', message: 'the dashboard is off: configure http.auth (user, password)' } });
+    if (!this.handle || !this.login)
+      return reply(404, { ok: false, error: { code: 'not_found', message: 'the dashboard is off: configure http.auth (user, password)' } });
     if (!this.allows(request)) {
       response.setHeader('www-authenticate', 'Basic realm="depot", charset="UTF-8"');
       return reply(401, { ok: false, error: { code: 'auth', message: 'the dashboard needs http.auth credentials' } });

@@ -22,7 +22,12 @@ export interface MetricsSnapshot {
  */
 export function renderMetrics(s: MetricsSnapshot): string {
   const out = new Exposition();
-  out.family('depot_queue_jobs', 'gauge', 'Tasks on the queue by state (depot\'s own scheduled expiry runs left out of the pending states).', perState(s.counts, { queue: s.queue }));
+  out.family(
+    'depot_queue_jobs',
+    'gauge',
+    "Tasks on the queue by state (depot's own scheduled expiry runs left out of the pending states).",
+    perState(s.counts, { queue: s.queue }),
+  );
   out.family('depot_workers', 'gauge', 'Storage workers connected to the queue.', [[{ queue: s.queue }, s.workers]]);
   out.family('depot_webhook_deliveries', 'gauge', 'Webhook deliveries on their queue by state.', perState(s.webhooks, { queue: CALLBACK_QUEUE }));
   writeDrivers(out, s.drivers);
@@ -37,7 +42,12 @@ function perState(counts: Record<string, number>, labels: Labels): Array<[Labels
 
 function writeDrivers(out: Exposition, drivers: MetricsSnapshot['drivers']): void {
   const checked = drivers.filter((d) => d.last);
-  out.family('depot_driver_up', 'gauge', "1 when the driver's last connection check passed.", checked.map((d) => [{ driver: d.driver }, d.last?.ok ? 1 : 0]));
+  out.family(
+    'depot_driver_up',
+    'gauge',
+    "1 when the driver's last connection check passed.",
+    checked.map((d) => [{ driver: d.driver }, d.last?.ok ? 1 : 0]),
+  );
   out.family(
     'depot_driver_check_timestamp_seconds',
     'gauge',
@@ -49,7 +59,9 @@ function writeDrivers(out: Exposition, drivers: MetricsSnapshot['drivers']): voi
     ['depot_driver_free_bytes', 'freeBytes', 'Free space the backend reports.'],
     ['depot_driver_used_bytes', 'usedBytes', 'Used space the backend reports.'],
   ] as const) {
-    const samples = checked.filter((d) => typeof d.last?.space?.[field] === 'number').map((d): [Labels, number] => [{ driver: d.driver }, d.last?.space?.[field] ?? 0]);
+    const samples = checked
+      .filter((d) => typeof d.last?.space?.[field] === 'number')
+      .map((d): [Labels, number] => [{ driver: d.driver }, d.last?.space?.[field] ?? 0]);
     out.family(name, 'gauge', help, samples);
   }
 }

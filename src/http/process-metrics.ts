@@ -19,7 +19,9 @@ export function writeProcessMetrics(out: Exposition): void {
   out.family('process_cpu_user_seconds_total', 'counter', 'User CPU time spent in seconds.', [[{}, cpu.user / 1e6]]);
   out.family('process_cpu_system_seconds_total', 'counter', 'System CPU time spent in seconds.', [[{}, cpu.system / 1e6]]);
   out.family('process_cpu_seconds_total', 'counter', 'Total user and system CPU time spent in seconds.', [[{}, (cpu.user + cpu.system) / 1e6]]);
-  out.family('process_start_time_seconds', 'gauge', 'Start time of the process since unix epoch in seconds.', [[{}, Math.round(performance.timeOrigin) / 1000]]);
+  out.family('process_start_time_seconds', 'gauge', 'Start time of the process since unix epoch in seconds.', [
+    [{}, Math.round(performance.timeOrigin) / 1000],
+  ]);
 
   const memory = process.memoryUsage();
   out.family('process_resident_memory_bytes', 'gauge', 'Resident memory size in bytes.', [[{}, memory.rss]]);

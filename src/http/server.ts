@@ -36,7 +36,12 @@ export interface DepotHttpServer {
  * check (run every minute), never touching a backend per request; the task
  * API (/v1/tasks, bearer tokens) queues tasks and reports them.
  */
-export async function startHttpServer(config: Config, storage: StorageAPI, logger: Logger, options: { checkIntervalMs?: number } = {}): Promise<DepotHttpServer> {
+export async function startHttpServer(
+  config: Config,
+  storage: StorageAPI,
+  logger: Logger,
+  options: { checkIntervalMs?: number } = {},
+): Promise<DepotHttpServer> {
   // Reads fail fast instead of queueing while Redis is away (each answer is also bounded in time below).
   const connection = createRedis(config.redis.url, 'producer');
   connection.on('error', () => undefined);
@@ -69,9 +74,11 @@ export async function startHttpServer(config: Config, storage: StorageAPI, logge
   const routes: Record<string, (response: ServerResponse) => Promise<void>> = {
     '/health': async (response) => {
       const redis = await redisOk();
-      const drivers = health.snapshot().map(({ driver, last }) =>
-        last ? { driver, ok: last.ok, checkedAt: last.checkedAt, ...(last.error ? { error: last.error } : {}) } : { driver, ok: false, pending: true },
-      );
+      const drivers = health
+        .snapshot()
+        .map(({ driver, last }) =>
+          last ? { driver, ok: last.ok, checkedAt: last.checkedAt, ...(last.error ? { error: last.error } : {}) } : { driver, ok: false, pending: true },
+        );
       const ok = redis.ok && drivers.every((d) => d.ok);
       json(response, ok ? 200 : 503, { ok, redis, drivers });
     },
@@ -119,7 +126,10 @@ export async function startHttpServer(config: Config, storage: StorageAPI, logge
         return reply(404, { ok: false, error: { code: 'not_found', message: 'not a task id' } });
       }
       if (path.startsWith('/v1/tasks/') && taskId && !taskId.includes('/') && request.method === 'GET') return void api.status(taskId, reply).catch(fail);
-      return reply(path === '/v1/tasks' || taskId ? 405 : 404, { ok: false, error: { code: 'invalid_task', message: `${request.method} ${path} is not a route` } });
+      return reply(path === '/v1/tasks' || taskId ? 405 : 404, {
+        ok: false,
+        error: { code: 'invalid_task', message: `${request.method} ${path} is not a route` },
+      });
     }
     const route = routes[path];
     if (!route) return failure(response, 404, 'not_found', `no route ${path}`);

@@ -56,7 +56,8 @@ export class TaskApi {
       return reply(400, failure('invalid_task', 'is not JSON', 'body'));
     }
     const { operation, task, options } = (typeof body === 'object' && body !== null ? body : {}) as { operation?: unknown; task?: unknown; options?: unknown };
-    if (typeof operation !== 'string' || !isOperation(operation)) return reply(400, failure('invalid_task', 'must be one of store, retrieve, delete, check', 'operation'));
+    if (typeof operation !== 'string' || !isOperation(operation))
+      return reply(400, failure('invalid_task', 'must be one of store, retrieve, delete, check', 'operation'));
     if (typeof task !== 'object' || task === null || Array.isArray(task)) return reply(400, failure('invalid_task', 'must be an object', 'task'));
     const jobOptions = parseOptions(options);
     if (typeof jobOptions === 'string') return reply(400, failure('invalid_task', jobOptions, 'options'));
@@ -143,7 +144,8 @@ function parseOptions(options: unknown): { priority?: number; delay?: number } |
   const { priority, delay, ...rest } = options as Record<string, unknown>;
   const unknown = Object.keys(rest);
   if (unknown.length) return `unknown option ${unknown[0]} (allowed: priority, delay)`;
-  if (priority !== undefined && (!Number.isInteger(priority) || (priority as number) < 0 || (priority as number) > 2_097_152)) return 'priority must be an integer from 0 to 2097152';
+  if (priority !== undefined && (!Number.isInteger(priority) || (priority as number) < 0 || (priority as number) > 2_097_152))
+    return 'priority must be an integer from 0 to 2097152';
   if (delay !== undefined && (!Number.isInteger(delay) || (delay as number) < 0)) return 'delay must be a non-negative integer of milliseconds';
   return { ...(priority !== undefined ? { priority: priority as number } : {}), ...(delay !== undefined ? { delay: delay as number } : {}) };
 }
@@ -171,4 +173,3 @@ function readBody(request: IncomingMessage, limit: number): Promise<string> {
     request.on('error', reject);
   });
 }
-

@@ -95,7 +95,9 @@ export function startCallbackWorker(options: CallbackWorkerOptions, logger: Logg
     async (job: Job<QueuedDelivery>) => {
       const deliveryId = job.id ?? '';
       if (keys.length > 0 && !isAuthentic(keys, deliveryId, job.data)) {
-        logger.error(`webhook job ${deliveryId} (${job.name}) refused, not sent: not queued by depot, or altered since (no valid delivery authentication)`, { jobId: deliveryId });
+        logger.error(`webhook job ${deliveryId} (${job.name}) refused, not sent: not queued by depot, or altered since (no valid delivery authentication)`, {
+          jobId: deliveryId,
+        });
         throw new UnrecoverableError('invalid_task: not queued by depot, or altered since: no valid delivery authentication');
       }
       try {

@@ -120,7 +120,9 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
     }
     // Noted before the job completes, so that no crash leaves its bytes in Redis for the whole retention.
     if (job.name === 'retrieve' && hasInlineBytes(result)) {
-      await inlineResults.note(job.id ?? '').catch((error: Error) => logger.warn(`inline result of job ${job.id} not noted for removal: ${redactor.redact(error.message)}`, { jobId: job.id }));
+      await inlineResults
+        .note(job.id ?? '')
+        .catch((error: Error) => logger.warn(`inline result of job ${job.id} not noted for removal: ${redactor.redact(error.message)}`, { jobId: job.id }));
     }
     return result;
   };
@@ -148,15 +150,18 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
 
   // Completed: what only running the task needed (credentials, inline bytes) leaves the job's data.
   worker.on('completed', (job) => {
-    dropFinishedData(job).catch((error: Error) => logger.warn(`job ${job.id}: data not reduced after completion: ${redactor.redact(error.message)}`, { jobId: job.id }));
+    dropFinishedData(job).catch((error: Error) =>
+      logger.warn(`job ${job.id}: data not reduced after completion: ${redactor.redact(error.message)}`, { jobId: job.id }),
+    );
   });
   // A job that stalled more often than MAX_STALLED_COUNT (its worker died each time) is failed by BullMQ
   // when a worker next takes it, without running it: the processor above never sees that failure.
   worker.on('failed', (job) => {
     if (!job?.deferredFailure) return;
-    notify(job, 'task.failed', { attempt: job.attemptsMade, error: { code: 'internal', message: redactor.redact(job.failedReason || job.deferredFailure) } })?.catch((e: Error) =>
-      logger.warn(`webhook task.failed not queued: ${redactor.redact(e.message)}`, { jobId: job.id }),
-    );
+    notify(job, 'task.failed', {
+      attempt: job.attemptsMade,
+      error: { code: 'internal', message: redactor.redact(job.failedReason || job.deferredFailure) },
+    })?.catch((e: Error) => logger.warn(`webhook task.failed not queued: ${redactor.redact(e.message)}`, { jobId: job.id }));
   });
 
   const sweeper = setInterval(
@@ -222,7 +227,8 @@ async function handBackOrphans(options: StorageWorkerOptions, logger: Logger): P
   try {
     await waitForRedis(connection, 5_000, true);
     const handedBack = await handBackOrphanedJobs(queue, connection, { host, selfPid: process.pid, maxStalledCount: MAX_STALLED_COUNT });
-    for (const { jobId, worker } of handedBack) logger.info(`job ${jobId} of worker ${worker}, which no longer runs, handed back to the queue`, { jobId, worker });
+    for (const { jobId, worker } of handedBack)
+      logger.info(`job ${jobId} of worker ${worker}, which no longer runs, handed back to the queue`, { jobId, worker });
   } catch (error) {
     logger.warn(`jobs of dead workers not handed back at start: ${redactor.redact((error as Error).message)}`);
   } finally {

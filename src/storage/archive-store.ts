@@ -174,7 +174,16 @@ export class ArchiveStore {
     const verifier = new HashingStream({ sha256: manifest.sha256, size: manifest.size }, options.onBytes);
     const stream = pipeInto(body, verifier);
     finished(stream).then(
-      () => audit(this.logger, { action: 'retrieve', driver: this.name, key, taskId: options.taskId, size: manifest.size, sha256: manifest.sha256, outcome: 'read' }),
+      () =>
+        audit(this.logger, {
+          action: 'retrieve',
+          driver: this.name,
+          key,
+          taskId: options.taskId,
+          size: manifest.size,
+          sha256: manifest.sha256,
+          outcome: 'read',
+        }),
       () => undefined,
     );
     return { manifest, stream };
@@ -195,7 +204,15 @@ export class ArchiveStore {
       throw new DepotError('retention', `${this.name}:${key} is retained until ${manifest.retainUntil}`);
     }
     await this.driver.delete(key);
-    audit(this.logger, { action: 'delete', driver: this.name, key, taskId: options.taskId ?? manifest.taskId, size: manifest.size, sha256: manifest.sha256, outcome: 'deleted' });
+    audit(this.logger, {
+      action: 'delete',
+      driver: this.name,
+      key,
+      taskId: options.taskId ?? manifest.taskId,
+      size: manifest.size,
+      sha256: manifest.sha256,
+      outcome: 'deleted',
+    });
   }
 
   list(prefix = ''): AsyncIterable<Manifest> {

@@ -40,7 +40,10 @@ export function isStagingName(name: string): boolean {
  * sweep's deletions, anywhere. An operator's problem, not retried.
  */
 export function notOwnDirectory(driver: string, dir: string): DepotError {
-  return new DepotError('misconfigured', `${driver}: ${dir} is not a directory inside the root (a symbolic link?); refusing to use it — remove it, depot makes it again`);
+  return new DepotError(
+    'misconfigured',
+    `${driver}: ${dir} is not a directory inside the root (a symbolic link?); refusing to use it — remove it, depot makes it again`,
+  );
 }
 
 /** A staging file whose writer was a process of this host that no longer runs. */

@@ -13,7 +13,9 @@ export const STOP_BOUND_MS = 3_000;
  */
 export function exitIfStopHangs(ms: number, logger: Logger, what: string): void {
   const timer = setTimeout(() => {
-    logger.error(`${what} did not stop within ${ms} ms (Redis or a backend does not answer); exiting now — running tasks come back through stalled-job recovery`);
+    logger.error(
+      `${what} did not stop within ${ms} ms (Redis or a backend does not answer); exiting now — running tasks come back through stalled-job recovery`,
+    );
     process.exit(1);
   }, ms);
   timer.unref();

@@ -27,7 +27,11 @@ function baseEnv(): NodeJS.ProcessEnv {
 /** `depot ARGS` from source, with cwd the project root so tsx resolves. */
 function depot(args: string[], extraEnv: NodeJS.ProcessEnv): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, env: { ...baseEnv(), ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+      cwd: ROOT,
+      env: { ...baseEnv(), ...extraEnv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
@@ -293,7 +297,11 @@ describe('a config file with two drivers, failover and secrets', () => {
   test.each(['constructor', '__proto__', 'toString', 'hasOwnProperty'])('a driver named %s exits 2 naming the field, never a crash', async (name) => {
     const dir = tempDir();
     const file = path.join(dir, 'depot.yaml');
-    const drivers = ['drivers:', `  local: { type: filesystem, root: "${path.join(dir, 'a')}" }`, `  ${name}: { type: filesystem, root: "${path.join(dir, 'b')}" }`];
+    const drivers = [
+      'drivers:',
+      `  local: { type: filesystem, root: "${path.join(dir, 'a')}" }`,
+      `  ${name}: { type: filesystem, root: "${path.join(dir, 'b')}" }`,
+    ];
     writeFileSync(file, [...drivers, 'defaultDriver: local', ''].join('\n'));
     const failover = path.join(dir, 'failover.yaml');
     writeFileSync(failover, [...drivers.slice(0, 2), `failover: { ${name}: [local] }`, ''].join('\n'));
@@ -327,7 +335,11 @@ describe('secrets in command output (issue 10)', () => {
   function depotWithin(ms: number, args: string[], extraEnv: NodeJS.ProcessEnv): Promise<Run & { ms: number }> {
     const started = Date.now();
     return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, env: { ...baseEnv(), ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+        cwd: ROOT,
+        env: { ...baseEnv(), ...extraEnv },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       const timer = setTimeout(() => child.kill('SIGKILL'), ms);
       let stdout = '';
       let stderr = '';
@@ -346,7 +358,12 @@ describe('secrets in command output (issue 10)', () => {
     const dir = tempDir();
     const file = path.join(dir, 'depot.yaml');
     const root = path.join(dir, 'vol288');
-    writeFileSync(file, [`drivers: { local: { type: filesystem, root: "${root}", fileMode: "0440" } }`, 'http: { auth: { user: admin, password: "${UI_PASSWORD}" } }', ''].join('\n'));
+    writeFileSync(
+      file,
+      [`drivers: { local: { type: filesystem, root: "${root}", fileMode: "0440" } }`, 'http: { auth: { user: admin, password: "${UI_PASSWORD}" } }', ''].join(
+        '\n',
+      ),
+    );
     const run = await depot(['drivers', '--json'], { DEPOT_CONFIG: file, UI_PASSWORD: '288' });
     expect(run.code).toBe(0);
     const out = json<DriversOutput>(run);
@@ -360,7 +377,11 @@ describe('secrets in command output (issue 10)', () => {
     const forms = [written, password, encodeURIComponent(password), 'p%40ss%2Fword%21%7E', 'p%40ss%2Fword'];
     const dir = tempDir();
     const port = await freePort();
-    const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--requirepass', password], { stdio: 'ignore' });
+    const redis = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--requirepass', password],
+      { stdio: 'ignore' },
+    );
     try {
       const data = path.join(dir, 'data');
       const url = (p: number) => `redis://:${written}@127.0.0.1:${p}`;

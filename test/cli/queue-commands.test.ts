@@ -47,7 +47,11 @@ function depot(args: string[]): Promise<Run> {
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr: code === null ? `${stderr}\n[killed after 60 s; queue:]\n${snapshot}\n[worker output:]\n${worker?.output() ?? ''}` : stderr });
+      resolve({
+        code,
+        stdout,
+        stderr: code === null ? `${stderr}\n[killed after 60 s; queue:]\n${snapshot}\n[worker output:]\n${worker?.output() ?? ''}` : stderr,
+      });
     });
   });
 }
@@ -56,7 +60,20 @@ async function queueSnapshot(): Promise<string> {
   const queue = new Queue('depot', { connection: { host: '127.0.0.1', port: redis.port } });
   try {
     const jobs = await queue.getJobs(['active', 'waiting', 'completed', 'failed', 'delayed', 'prioritized', 'waiting-children']);
-    const lines = await Promise.all(jobs.map(async (j) => JSON.stringify({ id: j.id, name: j.name, state: await j.getState(), finishedOn: j.finishedOn, processedOn: j.processedOn, attemptsMade: j.attemptsMade, failedReason: j.failedReason, returnvalue: j.returnvalue })));
+    const lines = await Promise.all(
+      jobs.map(async (j) =>
+        JSON.stringify({
+          id: j.id,
+          name: j.name,
+          state: await j.getState(),
+          finishedOn: j.finishedOn,
+          processedOn: j.processedOn,
+          attemptsMade: j.attemptsMade,
+          failedReason: j.failedReason,
+          returnvalue: j.returnvalue,
+        }),
+      ),
+    );
     const raw = new IORedis(redis.url);
     const events = await raw.xrange('bull:depot:events', '-', '+').finally(() => raw.disconnect());
     return `${lines.join('\n')}\n[events]\n${events.map((event) => JSON.stringify(event)).join('\n')}`;

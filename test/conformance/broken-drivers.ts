@@ -162,7 +162,11 @@ class WritesFinalInPlace extends PassThroughDriver {
 class IgnoresStreamErrors extends PassThroughDriver {
   override async store(key: string, body: ArchiveBody): Promise<PublishOutcome> {
     const { bytes } = await readUntilError(body.stream);
-    return this.inner.store(key, bufferedBody(bytes, () => manifestFor(key, bytes, body)), new AbortController().signal);
+    return this.inner.store(
+      key,
+      bufferedBody(bytes, () => manifestFor(key, bytes, body)),
+      new AbortController().signal,
+    );
   }
 }
 
@@ -171,7 +175,11 @@ class IgnoresAbort extends PassThroughDriver {
   override async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
     const { bytes, error } = await readUntilError(body.stream);
     if (error !== undefined && !signal.aborted) throw error;
-    return this.inner.store(key, bufferedBody(bytes, () => manifestFor(key, bytes, body)), new AbortController().signal);
+    return this.inner.store(
+      key,
+      bufferedBody(bytes, () => manifestFor(key, bytes, body)),
+      new AbortController().signal,
+    );
   }
 }
 
@@ -402,7 +410,10 @@ class CheckLeavesProbe extends PassThroughDriver {
   override async check(): Promise<ProbeReport> {
     const file = path.join(this.root, '.depot-check', probeName());
     await mkdir(path.dirname(file), { recursive: true });
-    return { ...(await runProbe({ write: (bytes) => writeFile(file, bytes), read: () => readFile(file), remove: async () => undefined })), writeOnce: 'enforced' };
+    return {
+      ...(await runProbe({ write: (bytes) => writeFile(file, bytes), read: () => readFile(file), remove: async () => undefined })),
+      writeOnce: 'enforced',
+    };
   }
 }
 

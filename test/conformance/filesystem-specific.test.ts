@@ -318,7 +318,10 @@ describe("manifests are never another archive's", () => {
     await writeFile(path.join(dir, sidecarName(ref.name)), serializeManifest(planted));
     const driver = makeDriver();
     const outcome = await driver.store(ref.key, { stream: bodyOf(bytes), manifest: () => wanted, declared: {} }, new AbortController().signal);
-    const archivePresent = await stat(path.join(dir, ref.name)).then(() => true, () => false);
+    const archivePresent = await stat(path.join(dir, ref.name)).then(
+      () => true,
+      () => false,
+    );
     return { outcome, planted, archivePresent };
   }
 

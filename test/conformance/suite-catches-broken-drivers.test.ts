@@ -76,13 +76,17 @@ describe.each(correctDrivers)('conformance suite: the correct driver $name passe
 describe('conformance suite: every check fails against the drivers that break it', () => {
   for (const check of conformanceChecks) {
     for (const name of caughtBy[check.name] ?? []) {
-      test(`${check.name} ✗ ${name}`, async () => {
-        const broken = brokenDrivers.find((b) => b.name === name);
-        if (!broken) throw new Error(`no broken driver '${name}'`);
-        const run = runCheck(check, () => filesystemHarness({ name, wrap: broken.wrap }));
-        await expect(run).rejects.toThrow();
-        expect(isVerdict(await run.catch((error: unknown) => error))).toBe(true);
-      }, timeoutOf(check));
+      test(
+        `${check.name} ✗ ${name}`,
+        async () => {
+          const broken = brokenDrivers.find((b) => b.name === name);
+          if (!broken) throw new Error(`no broken driver '${name}'`);
+          const run = runCheck(check, () => filesystemHarness({ name, wrap: broken.wrap }));
+          await expect(run).rejects.toThrow();
+          expect(isVerdict(await run.catch((error: unknown) => error))).toBe(true);
+        },
+        timeoutOf(check),
+      );
     }
   }
 });

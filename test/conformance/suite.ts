@@ -276,7 +276,7 @@ export const conformanceChecks: ConformanceCheck[] = [
     expect(await h.visibleEntries(driver)).toEqual(visible);
   }),
 
-  check("a retry whose key holds other bytes than its manifest is a conflict, never an idempotent success", async ({ h, driver, store }) => {
+  check('a retry whose key holds other bytes than its manifest is a conflict, never an idempotent success', async ({ h, driver, store }) => {
     const ref = newRef('replaced.zip');
     const bytes = patternBytes(64 * KiB, 'replaced');
     await storeBytes(store, ref, bytes);

@@ -64,7 +64,15 @@ beforeAll(async () => {
     env: { PATH: process.env.PATH, DEPOT_WEBHOOK_SECRETS: `${OLD}\n${NEW}\n`, DEPOT_WEBHOOK_STATE: path.join(dir, 'state'), DEPOT_WEBHOOK_INBOX: inbox },
     stdio: 'ignore',
   });
-  await eventually(() => forward('/', 'GET', {}, Buffer.alloc(0)).then((status) => (status === 405 ? true : undefined), () => undefined), 10_000, 'php -S to answer');
+  await eventually(
+    () =>
+      forward('/', 'GET', {}, Buffer.alloc(0)).then(
+        (status) => (status === 405 ? true : undefined),
+        () => undefined,
+      ),
+    10_000,
+    'php -S to answer',
+  );
 
   proxy = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -133,10 +141,14 @@ const completed = (taskId: string): TaskNotification => ({
 
 async function send(queue: CallbackQueue, route: string, taskId: string): Promise<Exchange[]> {
   await queue.enqueue({ url: `${proxyBase}${route}`, notification: completed(taskId) }, `${taskId}.task.completed`);
-  return eventually(() => {
-    const found = exchanges.filter((e) => e.delivery === `${taskId}.task.completed`);
-    return found.length ? found : undefined;
-  }, 20_000, `the delivery of ${taskId}`);
+  return eventually(
+    () => {
+      const found = exchanges.filter((e) => e.delivery === `${taskId}.task.completed`);
+      return found.length ? found : undefined;
+    },
+    20_000,
+    `the delivery of ${taskId}`,
+  );
 }
 
 async function handled(): Promise<Array<{ delivery: string; event: { taskId: string } }>> {
@@ -156,10 +168,14 @@ test('a genuine delivery is accepted and handled once', async () => {
 test('a retry (the first answer lost) comes with a new t, is accepted, and is not handled twice', async () => {
   const queue = depotWith([NEW], { firstDelayMs: 1_500 });
   await send(queue, '/lost-answer', 'retried');
-  const tries = await eventually(() => {
-    const found = exchanges.filter((e) => e.delivery === 'retried.task.completed');
-    return found.length >= 2 ? found : undefined;
-  }, 20_000, 'the retry');
+  const tries = await eventually(
+    () => {
+      const found = exchanges.filter((e) => e.delivery === 'retried.task.completed');
+      return found.length >= 2 ? found : undefined;
+    },
+    20_000,
+    'the retry',
+  );
   expect(tries[1].t).toBeGreaterThan(tries[0].t);
   expect(tries.map((e) => e.status)).toEqual([204, 200]);
   expect((await handled()).filter((h) => h.event.taskId === 'retried')).toHaveLength(1);
@@ -186,7 +202,7 @@ test('refused: a body altered in flight, an unknown secret, no signature, a t mo
   expect(taskIds).toContain('late-but-fine');
 });
 
-test('the docs quote the receiver\'s verification function as it is in the example', () => {
+test("the docs quote the receiver's verification function as it is in the example", () => {
   const example = readFileSync(RECEIVER, 'utf8');
   const verify = /^function local_depot_webhook_verify\([\s\S]*?^}$/m.exec(example)?.[0];
   expect(verify).toBeDefined();

@@ -387,9 +387,21 @@ export async function startFtpServer(options: FtpServerOptions = {}): Promise<Ft
     const keyFile = path.join(dir, 'key.pem');
     // The key is written 0600 by openssl itself (it honours the umask only for the cert).
     await run('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
-      '-keyout', keyFile, '-out', caFile,
-      '-subj', `/CN=${HOST}`, '-addext', `subjectAltName=IP:${HOST},DNS:localhost`,
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-keyout',
+      keyFile,
+      '-out',
+      caFile,
+      '-subj',
+      `/CN=${HOST}`,
+      '-addext',
+      `subjectAltName=IP:${HOST},DNS:localhost`,
     ]);
     await chmod(keyFile, 0o600);
     await chmod(caFile, 0o644);
@@ -404,7 +416,10 @@ export async function startFtpServer(options: FtpServerOptions = {}): Promise<Ft
 
     const launch = async (): Promise<{ ok: true } | { ok: false; inUse: boolean; detail: string }> => {
       await writeFile(confFile, config(dir, port, tls, who, options.allowOverwrite === true), { mode: 0o600 });
-      const logStart = await stat(logFile).then((st) => st.size, () => 0);
+      const logStart = await stat(logFile).then(
+        (st) => st.size,
+        () => 0,
+      );
       // With -n proftpd logs to stderr (SystemLog is not used): straight into the log file, appended across restarts.
       const log = openSync(logFile, 'a', 0o600);
       let proc: ChildProcess;
@@ -562,4 +577,3 @@ export function ftpDriverSettings(server: FtpServer, root: string, overrides: Re
     ...overrides,
   });
 }
-

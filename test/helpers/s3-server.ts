@@ -40,7 +40,10 @@ export interface S3Server {
   destroy(): Promise<void>;
 }
 
-export const S3RVER_CREDENTIALS: Readonly<{ accessKeyId: string; secretAccessKey: string }> = Object.freeze({ accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
+export const S3RVER_CREDENTIALS: Readonly<{ accessKeyId: string; secretAccessKey: string }> = Object.freeze({
+  accessKeyId: 'S3RVER',
+  secretAccessKey: 'S3RVER',
+});
 
 const CHILD = String.raw`
 const [s3rverMain, directory, port, mode] = process.argv.slice(1);

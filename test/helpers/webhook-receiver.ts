@@ -53,7 +53,9 @@ export function parseSignature(header: unknown): { t: number; v1: string[] } {
 
 /** The receiver's check (CONTRACT §4): HMAC-SHA256 keyed with the secret's UTF-8 bytes over `<t>.` + the raw body bytes. */
 export function expectedMac(secret: string, t: number, raw: Buffer): string {
-  return createHmac('sha256', Buffer.from(secret, 'utf8')).update(Buffer.concat([Buffer.from(`${t}.`), raw])).digest('hex');
+  return createHmac('sha256', Buffer.from(secret, 'utf8'))
+    .update(Buffer.concat([Buffer.from(`${t}.`), raw]))
+    .digest('hex');
 }
 
 /** A JSON logger whose lines are kept in memory. */

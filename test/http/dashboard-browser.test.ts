@@ -40,7 +40,14 @@ beforeAll(async () => {
   const work = await temp.make('depot-browser-');
   const passwordFile = path.join(work, 'password.txt');
   await writeFile(passwordFile, `${DASHBOARD.password}\n`);
-  const config = testConfig({ redis: { url: redis.url }, drivers: { local: { type: 'filesystem', root: path.join(work, 'archive') } }, http: { port: 0, auth: { user: DASHBOARD.user, passwordFile } } }, work);
+  const config = testConfig(
+    {
+      redis: { url: redis.url },
+      drivers: { local: { type: 'filesystem', root: path.join(work, 'archive') } },
+      http: { port: 0, auth: { user: DASHBOARD.user, passwordFile } },
+    },
+    work,
+  );
   storage = new StorageAPI(config, defaultDriverFactory(), silentLogger());
   http = await startHttpServer(config, storage, silentLogger());
 });
@@ -64,9 +71,22 @@ interface CdpMessage {
 
 /** Chromium with the DevTools protocol on pipes (fds 3 and 4): no port, no WebSocket client needed. */
 function startChromium(profile: string): { send(method: string, params?: object, sessionId?: string): Promise<CdpMessage>; events: CdpMessage[] } {
-  chrome = spawn('chromium', ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--remote-debugging-pipe', `--user-data-dir=${profile}`, '--no-first-run', 'about:blank'], {
-    stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'],
-  });
+  chrome = spawn(
+    'chromium',
+    [
+      '--headless=new',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-dev-shm-usage',
+      '--remote-debugging-pipe',
+      `--user-data-dir=${profile}`,
+      '--no-first-run',
+      'about:blank',
+    ],
+    {
+      stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'],
+    },
+  );
   const commands = chrome.stdio[3] as Writable;
   const replies = chrome.stdio[4] as Readable;
   const waiting = new Map<number, (message: CdpMessage) => void>();
@@ -96,31 +116,38 @@ function startChromium(profile: string): { send(method: string, params?: object,
 }
 
 // Skipped only outside CI (where scripts/test-servers.sh installs chromium): in CI a missing browser fails.
-(chromiumAvailable() || process.env.CI ? test : test.skip)('in headless Chromium the board renders both queues, under its Content-Security-Policy, and the page asks no other host for anything', async () => {
-  const { send, events } = startChromium(await temp.make('depot-chromium-'));
-  const target = await send('Target.createTarget', { url: 'about:blank' });
-  const attached = await send('Target.attachToTarget', { targetId: target.result?.targetId, flatten: true });
-  const session = attached.result?.sessionId as string;
-  for (const domain of ['Network', 'Runtime', 'Log', 'Page']) await send(`${domain}.enable`, {}, session);
-  await send('Network.setExtraHTTPHeaders', { headers: { Authorization: `Basic ${Buffer.from(`${DASHBOARD.user}:${DASHBOARD.password}`).toString('base64')}` } }, session);
-  await send('Page.navigate', { url: `${http.url}/queues/` }, session);
+(chromiumAvailable() || process.env.CI ? test : test.skip)(
+  'in headless Chromium the board renders both queues, under its Content-Security-Policy, and the page asks no other host for anything',
+  async () => {
+    const { send, events } = startChromium(await temp.make('depot-chromium-'));
+    const target = await send('Target.createTarget', { url: 'about:blank' });
+    const attached = await send('Target.attachToTarget', { targetId: target.result?.targetId, flatten: true });
+    const session = attached.result?.sessionId as string;
+    for (const domain of ['Network', 'Runtime', 'Log', 'Page']) await send(`${domain}.enable`, {}, session);
+    await send(
+      'Network.setExtraHTTPHeaders',
+      { headers: { Authorization: `Basic ${Buffer.from(`${DASHBOARD.user}:${DASHBOARD.password}`).toString('base64')}` } },
+      session,
+    );
+    await send('Page.navigate', { url: `${http.url}/queues/` }, session);
 
-  let text = '';
-  for (let i = 0; i < 80 && !(text.includes('depot-callbacks') && text.includes('No workers')); i++) {
-    await new Promise((resolve) => setTimeout(resolve, 250));
-    const evaluated = await send('Runtime.evaluate', { expression: 'document.body.innerText', returnByValue: true }, session);
-    text = String((evaluated.result?.result as { value?: unknown } | undefined)?.value ?? '');
-  }
-  expect(text).toContain('depot-callbacks');
+    let text = '';
+    for (let i = 0; i < 80 && !(text.includes('depot-callbacks') && text.includes('No workers')); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      const evaluated = await send('Runtime.evaluate', { expression: 'document.body.innerText', returnByValue: true }, session);
+      text = String((evaluated.result?.result as { value?: unknown } | undefined)?.value ?? '');
+    }
+    expect(text).toContain('depot-callbacks');
 
-  const origin = new URL(http.url).origin;
-  const requested = events.filter((e) => e.method === 'Network.requestWillBeSent').map((e) => (e.params?.request as { url: string }).url);
-  expect(requested.some((url) => url.includes('/queues/api/queues'))).toBe(true);
-  expect(requested.filter((url) => !url.startsWith('data:') && new URL(url).origin !== origin)).toEqual([]);
-  const failures = events.filter((e) => e.method === 'Network.loadingFailed').map((e) => e.params);
-  expect(failures).toEqual([]);
-  // A script or style the policy blocked would show here (and in the board not rendering).
-  const blocked = events.filter((e) => e.method === 'Log.entryAdded' && JSON.stringify(e.params).includes('Content Security Policy')).map((e) => e.params);
-  expect(blocked).toEqual([]);
-  expect(events.filter((e) => e.method === 'Runtime.exceptionThrown').map((e) => e.params)).toEqual([]);
-});
+    const origin = new URL(http.url).origin;
+    const requested = events.filter((e) => e.method === 'Network.requestWillBeSent').map((e) => (e.params?.request as { url: string }).url);
+    expect(requested.some((url) => url.includes('/queues/api/queues'))).toBe(true);
+    expect(requested.filter((url) => !url.startsWith('data:') && new URL(url).origin !== origin)).toEqual([]);
+    const failures = events.filter((e) => e.method === 'Network.loadingFailed').map((e) => e.params);
+    expect(failures).toEqual([]);
+    // A script or style the policy blocked would show here (and in the board not rendering).
+    const blocked = events.filter((e) => e.method === 'Log.entryAdded' && JSON.stringify(e.params).includes('Content Security Policy')).map((e) => e.params);
+    expect(blocked).toEqual([]);
+    expect(events.filter((e) => e.method === 'Runtime.exceptionThrown').map((e) => e.params)).toEqual([]);
+  },
+);

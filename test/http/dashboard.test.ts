@@ -37,7 +37,11 @@ beforeAll(async () => {
   const tokensFile = path.join(work, 'tokens.txt');
   await writeFile(tokensFile, `${API_TOKEN}\n`);
   const config = testConfig(
-    { redis: { url: redis.url }, drivers: { local: { type: 'filesystem', root: path.join(work, 'archive') } }, http: { port: 0, tokensFile, auth: { user: DASHBOARD.user, passwordFile } } },
+    {
+      redis: { url: redis.url },
+      drivers: { local: { type: 'filesystem', root: path.join(work, 'archive') } },
+      http: { port: 0, tokensFile, auth: { user: DASHBOARD.user, passwordFile } },
+    },
     work,
   );
   storage = new StorageAPI(config, defaultDriverFactory(), silentLogger());
@@ -62,7 +66,12 @@ const basic = { authorization: `Basic ${Buffer.from(`${DASHBOARD.user}:${DASHBOA
 
 async function fetchText(route: string, headers: Record<string, string> = basic): Promise<{ status: number; type: string; csp: string | null; text: string }> {
   const response = await fetch(new URL(route, http.url), { headers });
-  return { status: response.status, type: response.headers.get('content-type') ?? '', csp: response.headers.get('content-security-policy'), text: await response.text() };
+  return {
+    status: response.status,
+    type: response.headers.get('content-type') ?? '',
+    csp: response.headers.get('content-security-policy'),
+    text: await response.text(),
+  };
 }
 
 /** Runs the queue's next job with `processor` in a plain BullMQ worker (as a depot worker would have), then stops it. */
@@ -77,12 +86,17 @@ async function runOnce(queue: string, processor: () => Promise<unknown>, jobId: 
   }
 }
 
-test('bull-board\'s API shows no producer credentials, inline bytes or install paths: listing and single job, both queues', async () => {
+test("bull-board's API shows no producer credentials, inline bytes or install paths: listing and single job, both queues", async () => {
   const inline = Buffer.alloc(48 * 1024, 7).toString('base64');
   // Waiting, with credentials a retry would still need (delayed, so nothing takes it).
   await tasks.add(
     'store',
-    { taskId: 'waiting', name: 'quiz.zip', source: { url: `https://moodle.example.org/webservice/pluginfile.php/1/quiz.zip?token=${URL_TOKEN}`, headers: { Authorization: HEADER_TOKEN } }, callbackUrl: `https://hooks.example.org/depot?token=${HOOK_TOKEN}` },
+    {
+      taskId: 'waiting',
+      name: 'quiz.zip',
+      source: { url: `https://moodle.example.org/webservice/pluginfile.php/1/quiz.zip?token=${URL_TOKEN}`, headers: { Authorization: HEADER_TOKEN } },
+      callbackUrl: `https://hooks.example.org/depot?token=${HOOK_TOKEN}`,
+    },
     { jobId: 'task-waiting', delay: 600_000 },
   );
   await tasks.add('store', { taskId: 'inline', name: 'inline.bin', source: { base64: inline } }, { jobId: 'task-inline', delay: 600_000 });
@@ -96,10 +110,22 @@ test('bull-board\'s API shows no producer credentials, inline bytes or install p
     'task-failing',
   );
   // Completed inline retrieve: its result holds the archive's bytes.
-  await tasks.add('retrieve', { taskId: 'retrieved', ref: { driver: 'local', key: '2026/11/27/t/x.bin' }, target: { inline: true } }, { jobId: 'task-retrieved' });
-  await runOnce('depot', async () => ({ taskId: 'retrieved', ref: { driver: 'local', key: '2026/11/27/t/x.bin' }, size: 49152, sha256: 'a'.repeat(64), base64: inline }), 'task-retrieved');
+  await tasks.add(
+    'retrieve',
+    { taskId: 'retrieved', ref: { driver: 'local', key: '2026/11/27/t/x.bin' }, target: { inline: true } },
+    { jobId: 'task-retrieved' },
+  );
+  await runOnce(
+    'depot',
+    async () => ({ taskId: 'retrieved', ref: { driver: 'local', key: '2026/11/27/t/x.bin' }, size: 49152, sha256: 'a'.repeat(64), base64: inline }),
+    'task-retrieved',
+  );
   // A webhook delivery to a URL with a token, carrying a result.
-  await callbacks.add('task.completed', { url: `https://hooks.example.org/depot?token=${HOOK_TOKEN}`, notification: { event: 'task.completed', taskId: 'retrieved', result: { base64: inline } } }, { jobId: 'retrieved.task.completed.x', delay: 600_000 });
+  await callbacks.add(
+    'task.completed',
+    { url: `https://hooks.example.org/depot?token=${HOOK_TOKEN}`, notification: { event: 'task.completed', taskId: 'retrieved', result: { base64: inline } } },
+    { jobId: 'retrieved.task.completed.x', delay: 600_000 },
+  );
 
   const pages: string[] = [];
   for (const queue of ['depot', 'depot-callbacks']) {
@@ -118,7 +144,9 @@ test('bull-board\'s API shows no producer credentials, inline bytes or install p
   const everything = pages.join('\n');
 
   // Named, not printed whole: the pages are long.
-  const shown = [URL_TOKEN, 'header-token-a91f77', HOOK_TOKEN, inline.slice(0, 200), PROJECT_ROOT, 'node_modules'].filter((secret) => everything.includes(secret));
+  const shown = [URL_TOKEN, 'header-token-a91f77', HOOK_TOKEN, inline.slice(0, 200), PROJECT_ROOT, 'node_modules'].filter((secret) =>
+    everything.includes(secret),
+  );
   expect(shown).toEqual([]);
   // What is shown instead.
   const waiting = JSON.parse((await fetchText('/queues/api/queues/depot/task-waiting')).text) as { job: { data: unknown } };
@@ -136,7 +164,10 @@ test('bull-board\'s API shows no producer credentials, inline bytes or install p
 
   // The task API reports the failure as the dashboard does.
   const report = await fetchText('/v1/tasks/failing', { authorization: `Bearer ${API_TOKEN}` });
-  expect(JSON.parse(report.text)).toMatchObject({ state: 'failed', error: { code: 'source_unavailable', message: 'https://moodle.example.org/x.zip?token=*** answered HTTP 500' } });
+  expect(JSON.parse(report.text)).toMatchObject({
+    state: 'failed',
+    error: { code: 'source_unavailable', message: 'https://moodle.example.org/x.zip?token=*** answered HTTP 500' },
+  });
   expect(report.text.includes(URL_TOKEN)).toBe(false);
 });
 
@@ -153,7 +184,11 @@ test('the dashboard page and every asset it references ask no other host for any
   const fetched: string[] = [];
   /** Every absolute or protocol-relative reference, and whether it points elsewhere. */
   const check = (text: string, from: URL) => {
-    const references = [...text.matchAll(/\b(?:href|src)="([^"]+)"/g), ...text.matchAll(/url\(\s*['"]?([^'")]+)['"]?\s*\)/g), ...text.matchAll(/@import\s+['"]([^'"]+)['"]/g)].map((m) => m[1]);
+    const references = [
+      ...text.matchAll(/\b(?:href|src)="([^"]+)"/g),
+      ...text.matchAll(/url\(\s*['"]?([^'")]+)['"]?\s*\)/g),
+      ...text.matchAll(/@import\s+['"]([^'"]+)['"]/g),
+    ].map((m) => m[1]);
     const urls = references.filter((ref) => !ref.startsWith('data:') && !ref.startsWith('#')).map((ref) => new URL(ref, from));
     for (const url of urls) if (url.origin !== origin) outside.push(url.href);
     return urls.filter((url) => url.origin === origin);

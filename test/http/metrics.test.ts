@@ -31,13 +31,28 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await cleanupAll(...closers.reverse(), () => redis?.stop(), () => temp.cleanup());
+  await cleanupAll(
+    ...closers.reverse(),
+    () => redis?.stop(),
+    () => temp.cleanup(),
+  );
 });
 
 type Drivers = Record<string, Record<string, unknown>>;
 
 function config(queue: string, drivers: Drivers, failover: Record<string, string[]> = {}) {
-  return testConfig({ redis: { url: redis.url }, queue: { name: queue, attempts: 1, backoffMs: 10 }, defaultDriver: 'local', drivers, failover, paths: { allowed: [work] }, http: { port: 0 } }, work);
+  return testConfig(
+    {
+      redis: { url: redis.url },
+      queue: { name: queue, attempts: 1, backoffMs: 10 },
+      defaultDriver: 'local',
+      drivers,
+      failover,
+      paths: { allowed: [work] },
+      http: { port: 0 },
+    },
+    work,
+  );
 }
 
 async function serve(queue: string, drivers: Drivers): Promise<DepotHttpServer> {
@@ -118,7 +133,10 @@ test('names: units before _total, gauges without _total, HELP and TYPE for every
     if (name.startsWith('depot_')) expect(name).not.toMatch(/_total_/);
   }
   // Every sample belongs to a family declared with HELP and TYPE, declared once.
-  const helps = text.split('\n').filter((l) => l.startsWith('# HELP ')).map((l) => l.split(' ')[2]);
+  const helps = text
+    .split('\n')
+    .filter((l) => l.startsWith('# HELP '))
+    .map((l) => l.split(' ')[2]);
   expect(new Set(helps).size).toBe(helps.length);
   expect([...declared.keys()].sort()).toEqual([...helps].sort());
   for (const line of text.split('\n').filter((l) => l && !l.startsWith('#'))) {
@@ -128,11 +146,16 @@ test('names: units before _total, gauges without _total, HELP and TYPE for every
   }
 });
 
-test('every operation × outcome series, and every operation\'s histogram, is there from the start at 0', async () => {
+test("every operation × outcome series, and every operation's histogram, is there from the start at 0", async () => {
   const http = await serve('fresh', local('fresh'));
   const text = await metrics(http);
   for (const operation of ['store', 'retrieve', 'delete', 'check', 'expire', 'other']) {
-    for (const outcome of ['completed', 'failed']) expect({ operation, outcome, value: sample(text, `depot_tasks_total{operation="${operation}",outcome="${outcome}"}`) }).toEqual({ operation, outcome, value: 0 });
+    for (const outcome of ['completed', 'failed'])
+      expect({ operation, outcome, value: sample(text, `depot_tasks_total{operation="${operation}",outcome="${outcome}"}`) }).toEqual({
+        operation,
+        outcome,
+        value: 0,
+      });
     expect(sample(text, `depot_task_duration_seconds_count{operation="${operation}"}`)).toBe(0);
     expect(sample(text, `depot_task_duration_seconds_bucket{operation="${operation}",le="+Inf"}`)).toBe(0);
   }
@@ -150,7 +173,8 @@ test("depot's expiry scheduler is not queue depth: its due run, its run in progr
   // The first run is due at once (waiting, no worker here); once it runs, the next one is delayed.
   expect(await plain.getJobCounts('waiting', 'delayed')).toEqual({ waiting: 1, delayed: 0 });
   let text = await metrics(http);
-  for (const state of ['waiting', 'active', 'delayed', 'prioritized']) expect({ state, n: sample(text, `depot_queue_jobs{queue="${queue}",state="${state}"}`) }).toEqual({ state, n: 0 });
+  for (const state of ['waiting', 'active', 'delayed', 'prioritized'])
+    expect({ state, n: sample(text, `depot_queue_jobs{queue="${queue}",state="${state}"}`) }).toEqual({ state, n: 0 });
 
   // A worker takes the run and holds it: BullMQ adds the next one, delayed by the interval.
   let release = () => {};
@@ -166,7 +190,8 @@ test("depot's expiry scheduler is not queue depth: its due run, its run in progr
     'the first expire run to be active and the next delayed',
   );
   text = await metrics(http);
-  for (const state of ['waiting', 'active', 'delayed', 'prioritized']) expect({ state, n: sample(text, `depot_queue_jobs{queue="${queue}",state="${state}"}`) }).toEqual({ state, n: 0 });
+  for (const state of ['waiting', 'active', 'delayed', 'prioritized'])
+    expect({ state, n: sample(text, `depot_queue_jobs{queue="${queue}",state="${state}"}`) }).toEqual({ state, n: 0 });
   release();
   await eventually(async () => ((await plain.getJobCounts('completed')).completed === 1 ? true : undefined), 10_000, 'the expire run to complete');
 
@@ -213,7 +238,7 @@ test('process metrics: CPU, memory, start time, file descriptors, heap and event
   await metrics(http); // the event-loop figures cover the time since the previous scrape
   // Hold the event loop (the server runs in this process) for 60 ms.
   await new Promise((resolve) => setTimeout(resolve, 30));
-  for (const until = Date.now() + 60; Date.now() < until; );
+  for (const until = Date.now() + 60; Date.now() < until;);
   await new Promise((resolve) => setTimeout(resolve, 30));
   const text = await metrics(http);
   const declared = types(text);
@@ -246,7 +271,12 @@ test('process metrics: CPU, memory, start time, file descriptors, heap and event
   const lag = sample(text, 'nodejs_eventloop_lag_max_seconds') ?? -1;
   expect(lag).toBeGreaterThan(0.04);
   expect(lag).toBeLessThan(10);
-  expect(sample(text, `nodejs_version_info{version="${process.version}",major="${process.versions.node.split('.')[0]}",minor="${process.versions.node.split('.')[1]}",patch="${process.versions.node.split('.')[2]}"}`)).toBe(1);
+  expect(
+    sample(
+      text,
+      `nodejs_version_info{version="${process.version}",major="${process.versions.node.split('.')[0]}",minor="${process.versions.node.split('.')[1]}",patch="${process.versions.node.split('.')[2]}"}`,
+    ),
+  ).toBe(1);
 });
 
 test('operation labels stay bounded whatever job names producers send: unknown names are "other"', async () => {

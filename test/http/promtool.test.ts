@@ -76,7 +76,11 @@ test('promtool check metrics accepts what depot serve exposes, without a lint wa
   worker = spawnWorkerProcess(configFile);
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const name of ['DEPOT_DATA', 'REDIS_URL', 'LOG_LEVEL', 'NODE_OPTIONS']) delete env[name];
-  serve = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve'], { cwd: PROJECT_ROOT, env: { ...env, DEPOT_CONFIG: configFile, LOG_FORMAT: 'json' }, stdio: 'ignore' });
+  serve = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve'], {
+    cwd: PROJECT_ROOT,
+    env: { ...env, DEPOT_CONFIG: configFile, LOG_FORMAT: 'json' },
+    stdio: 'ignore',
+  });
   const url = `http://127.0.0.1:${port}/metrics`;
   await eventually(async () => ((await fetch(url).catch(() => undefined))?.ok ? true : undefined), 30_000, 'depot serve to answer /metrics');
 
@@ -102,7 +106,12 @@ test('promtool check metrics accepts what depot serve exposes, without a lint wa
     'the finished tasks in /metrics',
   );
   // What promtool checks holds every kind of family: labelled hops, histograms, the process's own.
-  for (const series of ['depot_failovers_total{from="broken",to="local"} 1', 'depot_task_duration_seconds_bucket{operation="other",le="+Inf"} 1', 'process_cpu_seconds_total ', 'process_open_fds ']) {
+  for (const series of [
+    'depot_failovers_total{from="broken",to="local"} 1',
+    'depot_task_duration_seconds_bucket{operation="other",le="+Inf"} 1',
+    'process_cpu_seconds_total ',
+    'process_open_fds ',
+  ]) {
     expect(text).toContain(series);
   }
   const checked = await promtool(text);

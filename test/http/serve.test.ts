@@ -55,7 +55,12 @@ async function serve(drivers: Record<string, unknown>, tokens: string[] = [], au
   return http;
 }
 
-async function get(http: DepotHttpServer, route: string, method = 'GET', init: RequestInit = {}): Promise<{ status: number; type: string | null; text: string }> {
+async function get(
+  http: DepotHttpServer,
+  route: string,
+  method = 'GET',
+  init: RequestInit = {},
+): Promise<{ status: number; type: string | null; text: string }> {
   const response = await fetch(`${http.url}${route}`, { method, ...init });
   return { status: response.status, type: response.headers.get('content-type'), text: await response.text() };
 }
@@ -101,14 +106,24 @@ test('health: 200 when Redis and every driver are fine; 503 naming the driver wh
 });
 
 test('metrics: queue counts, workers, and the stores the workers finished, with bytes and durations', async () => {
-  const config = testConfig({ redis: { url: redis.url }, queue: { attempts: 1 }, drivers: { local: { type: 'filesystem', root: path.join(work, 'archive') } }, paths: { allowed: [work] } }, work);
+  const config = testConfig(
+    {
+      redis: { url: redis.url },
+      queue: { attempts: 1 },
+      drivers: { local: { type: 'filesystem', root: path.join(work, 'archive') } },
+      paths: { allowed: [work] },
+    },
+    work,
+  );
   worker = await startInProcessWorker(config);
   const http = await serve({ local: { type: 'filesystem', root: path.join(work, 'archive') } });
   manager = new ArchivingManager({ redisUrl: redis.url, jobOptions: { attempts: 1 } });
   const file = path.join(work, 'exam.zip');
   await writeFile(file, 'exam records for the metrics');
   const stored = (await (await manager.store({ path: file }, { name: 'exam.zip' })).result(30_000)) as StoreResult;
-  await expect((await manager.store({ path: path.join(work, 'missing.zip') }, { name: 'missing.zip' })).result(30_000)).rejects.toMatchObject({ code: 'source_unavailable' });
+  await expect((await manager.store({ path: path.join(work, 'missing.zip') }, { name: 'missing.zip' })).result(30_000)).rejects.toMatchObject({
+    code: 'source_unavailable',
+  });
 
   const text = await eventually(
     async () => {
@@ -142,18 +157,28 @@ test('metrics: queue counts, workers, and the stores the workers finished, with 
 test('task API: a bearer token queues a task (202) and GET reports it; bad input is 400 naming the field; no valid token is 401', async () => {
   const TOKEN = 'api-token-0123456789abcdef';
   if (!worker) {
-    const config = testConfig({ redis: { url: redis.url }, drivers: { local: { type: 'filesystem', root: path.join(work, 'archive') } }, paths: { allowed: [work] } }, work);
+    const config = testConfig(
+      { redis: { url: redis.url }, drivers: { local: { type: 'filesystem', root: path.join(work, 'archive') } }, paths: { allowed: [work] } },
+      work,
+    );
     worker = await startInProcessWorker(config);
   }
   const http = await serve({ local: { type: 'filesystem', root: path.join(work, 'archive') } }, [TOKEN]);
   const post = (body: unknown, token = TOKEN) =>
-    get(http, '/v1/tasks', 'POST', { headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+    get(http, '/v1/tasks', 'POST', {
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
   const bytes = Buffer.from('archive sent over HTTP');
 
   expect((await get(http, '/v1/tasks', 'POST', { body: '{}' })).status).toBe(401);
   expect((await post({ operation: 'check', task: { driver: 'local' } }, 'wrong-token-0123456789abcdef')).status).toBe(401);
 
-  const queued = await post({ operation: 'store', task: { name: 'http.zip', source: { base64: bytes.toString('base64') }, metadata: { courseId: '7' } }, options: { priority: 1 } });
+  const queued = await post({
+    operation: 'store',
+    task: { name: 'http.zip', source: { base64: bytes.toString('base64') }, metadata: { courseId: '7' } },
+    options: { priority: 1 },
+  });
   expect(queued.status).toBe(202);
   const { taskId, jobId } = JSON.parse(queued.text) as { taskId: string; jobId: string };
   expect(jobId).toBe(`task-${taskId}`);
@@ -166,20 +191,30 @@ test('task API: a bearer token queues a task (202) and GET reports it; bad input
     20_000,
     'the HTTP task to complete',
   );
-  expect(done).toMatchObject({ ok: true, taskId, operation: 'store', result: { name: 'http.zip', size: bytes.length, metadata: { courseId: '7' }, ref: { driver: 'local' } } });
+  expect(done).toMatchObject({
+    ok: true,
+    taskId,
+    operation: 'store',
+    result: { name: 'http.zip', size: bytes.length, metadata: { courseId: '7' }, ref: { driver: 'local' } },
+  });
   expect((await get(http, `/v1/tasks/${taskId}`)).status).toBe(401);
 
   const invalid = await post({ operation: 'store', task: { name: '../escape', source: { base64: '' } } });
   expect(invalid.status).toBe(400);
   expect(JSON.parse(invalid.text)).toMatchObject({ ok: false, error: { code: 'invalid_task', field: 'name' } });
   expect(JSON.parse((await post({ operation: 'archive', task: {} })).text)).toMatchObject({ error: { field: 'operation' } });
-  expect(JSON.parse((await post({ operation: 'check', task: { driver: 'local' }, options: { attempts: 99 } })).text)).toMatchObject({ error: { field: 'options' } });
+  expect(JSON.parse((await post({ operation: 'check', task: { driver: 'local' }, options: { attempts: 99 } })).text)).toMatchObject({
+    error: { field: 'options' },
+  });
   expect((await post('not json')).status).toBe(400);
   // Paths over HTTP only inside paths.allowed (the worker checks again, symlinks resolved).
   const outside = await post({ operation: 'store', task: { name: 'secret.zip', source: { path: '/etc/passwd' } } });
   expect(outside.status).toBe(400);
   expect(JSON.parse(outside.text)).toMatchObject({ error: { code: 'invalid_task', field: 'source.path' } });
-  const sneaky = await post({ operation: 'retrieve', task: { ref: { driver: 'local', key: '2026/11/27/01a2b3c4-0000-7000-8000-000000000001/x.zip' }, target: { path: path.join(work, '..', 'escape.zip') } } });
+  const sneaky = await post({
+    operation: 'retrieve',
+    task: { ref: { driver: 'local', key: '2026/11/27/01a2b3c4-0000-7000-8000-000000000001/x.zip' }, target: { path: path.join(work, '..', 'escape.zip') } },
+  });
   expect(JSON.parse(sneaky.text)).toMatchObject({ error: { field: 'target.path' } });
   // Request targets that are not URLs, or bad escapes, are answered, and the server stays up.
   expect((await rawRequest(http, 'GET // HTTP/1.1')).startsWith('HTTP/1.1 400')).toBe(true);
@@ -193,7 +228,12 @@ test('task API: a bearer token queues a task (202) and GET reports it; bad input
       controller.close();
     },
   });
-  const streamed = await fetch(`${http.url}/v1/tasks`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: chunked, duplex: 'half' } as RequestInit);
+  const streamed = await fetch(`${http.url}/v1/tasks`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}` },
+    body: chunked,
+    duplex: 'half',
+  } as RequestInit);
   expect(streamed.status).toBe(413);
   expect((await get(http, '/v1/tasks/01a2b3c4-0000-7000-8000-00000000dead', 'GET', auth)).status).toBe(404);
   expect((await get(http, '/v1/tasks', 'PUT', auth)).status).toBe(405);
@@ -206,14 +246,20 @@ test('task API: a bearer token queues a task (202) and GET reports it; bad input
 test('task API: a taskId that exists is 409 with its state, never a silent 202; taskIds named like BullMQ keys are tasks like any', async () => {
   const TOKEN = 'api-token-409-0123456789abcdef';
   if (!worker) {
-    const config = testConfig({ redis: { url: redis.url }, drivers: { local: { type: 'filesystem', root: path.join(work, 'archive') } }, paths: { allowed: [work] } }, work);
+    const config = testConfig(
+      { redis: { url: redis.url }, drivers: { local: { type: 'filesystem', root: path.join(work, 'archive') } }, paths: { allowed: [work] } },
+      work,
+    );
     worker = await startInProcessWorker(config);
   }
   const http = await serve({ local: { type: 'filesystem', root: path.join(work, 'archive') } }, [TOKEN]);
   const auth = { authorization: `Bearer ${TOKEN}` };
   const post = (body: unknown) => get(http, '/v1/tasks', 'POST', { headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(body) });
   const status = async (taskId: string) => get(http, `/v1/tasks/${taskId}`, 'GET', { headers: auth });
-  const store = (taskId: string, text: string) => ({ operation: 'store', task: { taskId, name: 'twice.txt', source: { base64: Buffer.from(text).toString('base64') } } });
+  const store = (taskId: string, text: string) => ({
+    operation: 'store',
+    task: { taskId, name: 'twice.txt', source: { base64: Buffer.from(text).toString('base64') } },
+  });
   const completed = (taskId: string) =>
     eventually(
       async () => {
@@ -226,10 +272,18 @@ test('task API: a taskId that exists is 409 with its state, never a silent 202; 
 
   expect((await post(store('posted-twice', 'first'))).status).toBe(202);
   const first = await completed('posted-twice');
-  for (const again of [store('posted-twice', 'second'), store('posted-twice', 'first'), { operation: 'check', task: { taskId: 'posted-twice', driver: 'local' } }]) {
+  for (const again of [
+    store('posted-twice', 'second'),
+    store('posted-twice', 'first'),
+    { operation: 'check', task: { taskId: 'posted-twice', driver: 'local' } },
+  ]) {
     const conflict = await post(again);
     expect(conflict.status).toBe(409);
-    expect(JSON.parse(conflict.text)).toEqual({ ok: false, error: { code: 'conflict', field: 'taskId', message: expect.stringMatching(/^taskId: /) }, task: first });
+    expect(JSON.parse(conflict.text)).toEqual({
+      ok: false,
+      error: { code: 'conflict', field: 'taskId', message: expect.stringMatching(/^taskId: /) },
+      task: first,
+    });
   }
   // Still the first task's result.
   expect(JSON.parse((await status('posted-twice')).text)).toEqual(first);
@@ -285,4 +339,3 @@ test('bull-board at /queues: behind http.auth basic credentials, off without the
   const off = await serve({ local: { type: 'filesystem', root: path.join(work, 'archive') } });
   expect((await get(off, '/queues', 'GET', basic(auth.user, auth.password))).status).toBe(404);
 });
-

@@ -67,9 +67,18 @@ async function tokensFile(): Promise<string> {
   return file;
 }
 
-async function post(body: string): Promise<{ status: number; body: { ok: boolean; taskId?: string; error?: { code: string; field: string; message: string } } }> {
-  const response = await fetch(`${http.url}/v1/tasks`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body });
-  return { status: response.status, body: (await response.json()) as { ok: boolean; taskId?: string; error?: { code: string; field: string; message: string } } };
+async function post(
+  body: string,
+): Promise<{ status: number; body: { ok: boolean; taskId?: string; error?: { code: string; field: string; message: string } } }> {
+  const response = await fetch(`${http.url}/v1/tasks`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body,
+  });
+  return {
+    status: response.status,
+    body: (await response.json()) as { ok: boolean; taskId?: string; error?: { code: string; field: string; message: string } },
+  };
 }
 
 async function taskState(taskId: string): Promise<{ status: number; state?: string; result?: StoreResult }> {
@@ -119,7 +128,10 @@ test('a store as a PHP producer sends it (metadata numbers and booleans, headers
     20_000,
     'the PHP task to finish',
   );
-  expect(done).toMatchObject({ state: 'completed', result: { name: 'quiz-12.zip', size: archive.length, metadata: { courseId: '12', userId: '34', final: 'true', graded: 'false' } } });
+  expect(done).toMatchObject({
+    state: 'completed',
+    result: { name: 'quiz-12.zip', size: archive.length, metadata: { courseId: '12', userId: '34', final: 'true', graded: 'false' } },
+  });
 });
 
 test('metadata [] from PHP is an empty map; a list where a map belongs is 400 naming the field, with what is wanted', async () => {
@@ -127,7 +139,13 @@ test('metadata [] from PHP is an empty map; a list where a map belongs is 400 na
   const empty = await post(phpJson({ operation: 'store', task: { name: 'empty-meta.zip', source: { base64 }, metadata: [] } }));
   expect(empty.status).toBe(202);
   const list = await post(phpJson({ operation: 'store', task: { name: 'list-meta.zip', source: { base64 }, metadata: ['12', '34'] } }));
-  expect(list).toMatchObject({ status: 400, body: { ok: false, error: { code: 'invalid_task', field: 'metadata', message: 'metadata: must be an object of names to values (PHP: an associative array)' } } });
+  expect(list).toMatchObject({
+    status: 400,
+    body: {
+      ok: false,
+      error: { code: 'invalid_task', field: 'metadata', message: 'metadata: must be an object of names to values (PHP: an associative array)' },
+    },
+  });
 });
 
 test('a task naming a driver that is not configured is 400 unknown_driver naming the field, and nothing is queued', async () => {
@@ -146,7 +164,11 @@ test('a task naming a driver that is not configured is 400 unknown_driver naming
     expect({ field, status: answer.status, error: answer.body.error }).toEqual({
       field,
       status: 400,
-      error: { code: 'unknown_driver', field, message: expect.stringMatching(new RegExp(`^${field.replace(/[[\]]/g, '\\$&')}: no driver named '(nope|constructor)'`)) },
+      error: {
+        code: 'unknown_driver',
+        field,
+        message: expect.stringMatching(new RegExp(`^${field.replace(/[[\]]/g, '\\$&')}: no driver named '(nope|constructor)'`)),
+      },
     });
     const taskId = (body as { task: { taskId: string } }).task.taskId;
     expect((await taskState(taskId)).status).toBe(404);
@@ -155,14 +177,26 @@ test('a task naming a driver that is not configured is 400 unknown_driver naming
   const both = await post(JSON.stringify({ operation: 'store', task: { name: '../x', source: { base64 }, driver: 'nope' } }));
   expect(both.body.error).toMatchObject({ code: 'invalid_task', field: 'name' });
   // Configured drivers, named or as fallbacks, are taken.
-  expect((await post(JSON.stringify({ operation: 'store', task: { name: 'b.zip', source: { base64 }, driver: 'spare', fallbacks: ['local'] } }))).status).toBe(202);
+  expect((await post(JSON.stringify({ operation: 'store', task: { name: 'b.zip', source: { base64 }, driver: 'spare', fallbacks: ['local'] } }))).status).toBe(
+    202,
+  );
 });
 
 test('a callbackUrl that webhook delivery would refuse is refused when queued: 400 invalid_task on callbackUrl (API and ArchivingManager)', async () => {
   const base64 = archive.toString('base64');
-  for (const callbackUrl of ['http://169.254.169.254/latest/meta-data/', 'http://[fe80::1]/hook', 'http://0xA9FEA9FE/hook', 'http://[::ffff:169.254.169.254]/hook', 'http://[64:ff9b::a9fe:a9fe]/hook']) {
+  for (const callbackUrl of [
+    'http://169.254.169.254/latest/meta-data/',
+    'http://[fe80::1]/hook',
+    'http://0xA9FEA9FE/hook',
+    'http://[::ffff:169.254.169.254]/hook',
+    'http://[64:ff9b::a9fe:a9fe]/hook',
+  ]) {
     const answer = await post(JSON.stringify({ operation: 'store', task: { taskId: 'bad-hook', name: 'hook.zip', source: { base64 }, callbackUrl } }));
-    expect({ callbackUrl, status: answer.status, error: answer.body.error }).toMatchObject({ callbackUrl, status: 400, error: { code: 'invalid_task', field: 'callbackUrl' } });
+    expect({ callbackUrl, status: answer.status, error: answer.body.error }).toMatchObject({
+      callbackUrl,
+      status: 400,
+      error: { code: 'invalid_task', field: 'callbackUrl' },
+    });
   }
   expect((await taskState('bad-hook')).status).toBe(404);
 
@@ -173,7 +207,9 @@ test('a callbackUrl that webhook delivery would refuse is refused when queued: 4
       (error: DepotError) => error,
     );
     expect(refused).toMatchObject({ code: 'invalid_task', field: 'callbackUrl' });
-    await expect(manager.delete({ driver: 'local', key: '2026/11/27/01a2b3c4-0000-7000-8000-000000000001/x.zip' }, { callbackUrl: 'http://[fe80::1]/' })).rejects.toMatchObject({
+    await expect(
+      manager.delete({ driver: 'local', key: '2026/11/27/01a2b3c4-0000-7000-8000-000000000001/x.zip' }, { callbackUrl: 'http://[fe80::1]/' }),
+    ).rejects.toMatchObject({
       code: 'invalid_task',
       field: 'callbackUrl',
     });
@@ -181,5 +217,8 @@ test('a callbackUrl that webhook delivery would refuse is refused when queued: 4
     await manager.close();
   }
   // A host name is left to delivery, which checks what it resolves to at every attempt.
-  expect((await post(JSON.stringify({ operation: 'store', task: { name: 'hook.zip', source: { base64 }, callbackUrl: 'https://moodle.example.org/depot-hook' } }))).status).toBe(202);
+  expect(
+    (await post(JSON.stringify({ operation: 'store', task: { name: 'hook.zip', source: { base64 }, callbackUrl: 'https://moodle.example.org/depot-hook' } })))
+      .status,
+  ).toBe(202);
 });

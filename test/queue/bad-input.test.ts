@@ -133,7 +133,9 @@ async function openDescriptorsOf(file: string): Promise<string[]> {
 
 /** A closed archive shows no descriptor; closing is asynchronous, so allow it a moment (2 s at most). */
 async function expectClosed(file: string): Promise<void> {
-  const closed = await eventually(async () => ((await openDescriptorsOf(file)).length === 0 ? true : undefined), 2_000, `${file} to be closed`).catch(() => false);
+  const closed = await eventually(async () => ((await openDescriptorsOf(file)).length === 0 ? true : undefined), 2_000, `${file} to be closed`).catch(
+    () => false,
+  );
   expect({ file, open: await openDescriptorsOf(file), closed }).toEqual({ file, open: [], closed: true });
 }
 
@@ -154,11 +156,31 @@ describe('invalid tasks: invalid_task naming the field, not retried', () => {
     ['retrieve without a target', 'retrieve', () => ({ ref: { driver: 'local', key: '2024/01/02/t1/x.zip' } }), 'target'],
     ['check without a driver', 'check', () => ({}), 'driver'],
     // Node refuses such headers when it sends the request, which used to be retried as internal.
-    ['CR/LF in a source header value', 'store', () => ({ source: { url: 'http://depot-test.invalid/x', headers: { 'X-Token': 'a\r\nX-Injected: 1' } }, name: 'x.zip' }), 'source.headers.X-Token'],
-    ['CR/LF in a source header name', 'store', () => ({ source: { url: 'http://depot-test.invalid/x', headers: { 'X-A\r\nX-B': 'v' } }, name: 'x.zip' }), 'source.headers'],
-    ['a source header value beyond Latin-1', 'store', () => ({ source: { url: 'http://depot-test.invalid/x', headers: { 'X-Name': 'Łukasz' } }, name: 'x.zip' }), 'source.headers.X-Name'],
+    [
+      'CR/LF in a source header value',
+      'store',
+      () => ({ source: { url: 'http://depot-test.invalid/x', headers: { 'X-Token': 'a\r\nX-Injected: 1' } }, name: 'x.zip' }),
+      'source.headers.X-Token',
+    ],
+    [
+      'CR/LF in a source header name',
+      'store',
+      () => ({ source: { url: 'http://depot-test.invalid/x', headers: { 'X-A\r\nX-B': 'v' } }, name: 'x.zip' }),
+      'source.headers',
+    ],
+    [
+      'a source header value beyond Latin-1',
+      'store',
+      () => ({ source: { url: 'http://depot-test.invalid/x', headers: { 'X-Name': 'Łukasz' } }, name: 'x.zip' }),
+      'source.headers.X-Name',
+    ],
     // Its 48-bit time reads as the year 10889: no YYYY/MM/DD key can hold it.
-    ['a UUIDv7 taskId beyond the year 9999', 'store', () => ({ taskId: 'ffffffff-ffff-7fff-bfff-ffffffffffff', source: { path: goodFile }, name: 'x.zip' }), 'taskId'],
+    [
+      'a UUIDv7 taskId beyond the year 9999',
+      'store',
+      () => ({ taskId: 'ffffffff-ffff-7fff-bfff-ffffffffffff', source: { path: goodFile }, name: 'x.zip' }),
+      'taskId',
+    ],
   ];
 
   it.each(cases)('%s', async (_title, operation, data, field) => {
@@ -211,14 +233,17 @@ describe('failures of valid tasks, each with its code and not retried', () => {
     expectFailedOnce(await run('check', { driver: 'nowhere' }), 'unknown_driver');
   });
 
-  it.each(['constructor', '__proto__', 'toString', 'hasOwnProperty'])('a driver named like an object property (%s): unknown_driver, not retried', async (name) => {
-    expectFailedOnce(await run('store', { source: { path: goodFile }, name: 'x.zip', driver: name }), 'unknown_driver', 'driver');
-    expectFailedOnce(await run('store', { source: { path: goodFile }, name: 'x.zip', fallbacks: [name] }), 'unknown_driver', 'fallbacks[0]');
-    expectFailedOnce(await run('check', { driver: name }), 'unknown_driver', 'driver');
-    const ref = { driver: name, key: `${keyDay(new Date())}/t1/x.zip` };
-    expectFailedOnce(await run('retrieve', { ref, target: { inline: true } }), 'unknown_driver', 'ref.driver');
-    expectFailedOnce(await run('delete', { ref }), 'unknown_driver', 'ref.driver');
-  });
+  it.each(['constructor', '__proto__', 'toString', 'hasOwnProperty'])(
+    'a driver named like an object property (%s): unknown_driver, not retried',
+    async (name) => {
+      expectFailedOnce(await run('store', { source: { path: goodFile }, name: 'x.zip', driver: name }), 'unknown_driver', 'driver');
+      expectFailedOnce(await run('store', { source: { path: goodFile }, name: 'x.zip', fallbacks: [name] }), 'unknown_driver', 'fallbacks[0]');
+      expectFailedOnce(await run('check', { driver: name }), 'unknown_driver', 'driver');
+      const ref = { driver: name, key: `${keyDay(new Date())}/t1/x.zip` };
+      expectFailedOnce(await run('retrieve', { ref, target: { inline: true } }), 'unknown_driver', 'ref.driver');
+      expectFailedOnce(await run('delete', { ref }), 'unknown_driver', 'ref.driver');
+    },
+  );
 
   it('missing source file: source_unavailable, not retried', async () => {
     const done = await run('store', { source: { path: path.join(work, 'no-such-file.zip') }, name: 'x.zip' });

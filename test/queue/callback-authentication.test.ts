@@ -99,10 +99,14 @@ test('a worker of a rotation in progress accepts what a process with either secr
   try {
     await oldSide.enqueue({ url, notification: notification('queued-by-old') }, 'old');
     await newSide.enqueue({ url, notification: notification('queued-by-new') }, 'new');
-    const got = await eventually(() => {
-      const found = receiver.received.filter((r) => r.path === '/rotation');
-      return found.length === 2 ? found : undefined;
-    }, 15_000, 'both deliveries');
+    const got = await eventually(
+      () => {
+        const found = receiver.received.filter((r) => r.path === '/rotation');
+        return found.length === 2 ? found : undefined;
+      },
+      15_000,
+      'both deliveries',
+    );
     expect(got.map((r) => r.body.taskId).sort()).toEqual(['queued-by-new', 'queued-by-old']);
   } finally {
     await cleanupAll(

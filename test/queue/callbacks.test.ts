@@ -60,7 +60,11 @@ beforeAll(async () => {
     redis: { url: redis.url },
     queue: { attempts: 1, backoffMs: 20 },
     defaultDriver: 'local',
-    drivers: { local: { type: 'filesystem', root: path.join(work, 'archive') }, shaky: { type: 'filesystem', root: broken }, spare: { type: 'filesystem', root: spare } },
+    drivers: {
+      local: { type: 'filesystem', root: path.join(work, 'archive') },
+      shaky: { type: 'filesystem', root: broken },
+      spare: { type: 'filesystem', root: spare },
+    },
     failover: { shaky: ['spare'] },
     callbacks: { url: `${base}/hooks`, secret: '${HOOK_SECRET}' },
     paths: { allowed: [work] },
@@ -101,7 +105,14 @@ test('a completed store is posted to callbacks.url, signed, with the result', as
   const [delivery] = await eventually(() => (deliveriesOf(handle.taskId).length ? deliveriesOf(handle.taskId) : undefined), 20_000, 'the webhook');
   verify(delivery);
   expect(delivery.headers['content-type']).toBe('application/json');
-  expect(delivery.body).toMatchObject({ event: 'task.completed', taskId: handle.taskId, jobId: handle.jobId, operation: 'store', attempt: 1, result: { ref: result.ref, sha256: result.sha256 } });
+  expect(delivery.body).toMatchObject({
+    event: 'task.completed',
+    taskId: handle.taskId,
+    jobId: handle.jobId,
+    operation: 'store',
+    attempt: 1,
+    result: { ref: result.ref, sha256: result.sha256 },
+  });
   expect(Number.isNaN(Date.parse(String(delivery.body.timestamp)))).toBe(false);
 });
 
@@ -109,7 +120,11 @@ test('a failed task is posted to the config URL and to the task callbackUrl, wit
   const handle = await manager.store({ path: path.join(work, 'missing.zip') }, { name: 'missing.zip', callbackUrl: `${base}/task-hook` });
   await expect(handle.result(30_000)).rejects.toMatchObject({ code: 'source_unavailable' });
   for (const route of ['/hooks', '/task-hook']) {
-    const [delivery] = await eventually(() => (deliveriesOf(handle.taskId, route).length ? deliveriesOf(handle.taskId, route) : undefined), 20_000, `the webhook to ${route}`);
+    const [delivery] = await eventually(
+      () => (deliveriesOf(handle.taskId, route).length ? deliveriesOf(handle.taskId, route) : undefined),
+      20_000,
+      `the webhook to ${route}`,
+    );
     verify(delivery);
     expect(delivery.body).toMatchObject({ event: 'task.failed', taskId: handle.taskId, operation: 'store', error: { code: 'source_unavailable' } });
     expect(delivery.body.result).toBeUndefined();
@@ -133,13 +148,17 @@ test('a receiver that answers 503 twice gets the delivery on the third try', asy
   await writeFile(file, 'flaky receiver');
   const handle = await manager.store({ path: file }, { name: 'flaky.zip', callbackUrl: `${base}/flaky` });
   await handle.result(30_000);
-  const tries = await eventually(() => (deliveriesOf(handle.taskId, '/flaky').length >= 3 ? deliveriesOf(handle.taskId, '/flaky') : undefined), 30_000, 'three tries');
+  const tries = await eventually(
+    () => (deliveriesOf(handle.taskId, '/flaky').length >= 3 ? deliveriesOf(handle.taskId, '/flaky') : undefined),
+    30_000,
+    'three tries',
+  );
   expect(tries.map((r) => r.body.event)).toEqual(['task.completed', 'task.completed', 'task.completed']);
   for (const r of tries) verify(r);
   expect(answers.get('/flaky')).toEqual([]);
 });
 
-test('the hourly expiry job sends no webhook: only producers\' tasks do', async () => {
+test("the hourly expiry job sends no webhook: only producers' tasks do", async () => {
   const queue = new Queue('depot', { connection: { host: '127.0.0.1', port: redis.port }, prefix: 'bull' });
   try {
     const job = await queue.add('expire', {}, { jobId: 'expire-now' });
@@ -157,8 +176,19 @@ test('the hourly expiry job sends no webhook: only producers\' tasks do', async 
 test('a delivery job added to depot-callbacks by anyone but depot is never sent; it fails and is logged', async () => {
   const queue = new Queue('depot-callbacks', { connection: { host: '127.0.0.1', port: redis.port }, prefix: 'bull' });
   try {
-    const forged = { event: 'task.completed', taskId: 'forged-task', jobId: 'task-forged-task', operation: 'store', attempt: 1, timestamp: new Date().toISOString() };
-    const job = await queue.add('task.completed', { url: `${base}/forged`, notification: forged }, { jobId: 'forged-task.task.completed.0000000000000000', attempts: 3 });
+    const forged = {
+      event: 'task.completed',
+      taskId: 'forged-task',
+      jobId: 'task-forged-task',
+      operation: 'store',
+      attempt: 1,
+      timestamp: new Date().toISOString(),
+    };
+    const job = await queue.add(
+      'task.completed',
+      { url: `${base}/forged`, notification: forged },
+      { jobId: 'forged-task.task.completed.0000000000000000', attempts: 3 },
+    );
     await eventually(async () => ((await job.getState()) === 'failed' ? true : undefined), 20_000, `the forged delivery to fail (${worker.output()})`);
     expect((await queue.getJob(job.id ?? ''))?.failedReason).toMatch(/^invalid_task: not queued by depot/);
     expect(worker.output()).toContain('webhook job forged-task.task.completed.0000000000000000 (task.completed) refused, not sent');

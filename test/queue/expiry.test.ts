@@ -2,7 +2,17 @@ import path from 'node:path';
 import { Queue } from 'bullmq';
 import type { StoreResult } from '../../src/contract';
 import { EXPIRY_SCHEDULER_ID, scheduleExpiry } from '../../src/queue/expiry-schedule';
-import { archiveKeysBelow, cleanupAll, InProcessWorker, queueClient, QueueClient, settle, startInProcessWorker, TempDirs, testConfig } from '../helpers/queue-harness';
+import {
+  archiveKeysBelow,
+  cleanupAll,
+  InProcessWorker,
+  queueClient,
+  QueueClient,
+  settle,
+  startInProcessWorker,
+  TempDirs,
+  testConfig,
+} from '../helpers/queue-harness';
 import { RedisServer, startRedis } from '../helpers/redis-server';
 
 /**

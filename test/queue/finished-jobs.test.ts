@@ -65,7 +65,10 @@ afterAll(async () => {
 });
 
 async function inProcessWorker(queue: Record<string, unknown> = {}): Promise<InProcessWorker> {
-  const config = testConfig({ redis: { url: redis.url }, queue: { attempts: 1, ...queue }, drivers: { local: { type: 'filesystem', root: path.join(work, 'archive') } } }, work);
+  const config = testConfig(
+    { redis: { url: redis.url }, queue: { attempts: 1, ...queue }, drivers: { local: { type: 'filesystem', root: path.join(work, 'archive') } } },
+    work,
+  );
   const worker = await startInProcessWorker(config);
   workers.push(worker);
   return worker;
@@ -89,7 +92,7 @@ async function jobData(jobId: string): Promise<Record<string, unknown>> {
   return JSON.parse((await raw.hget(`bull:depot:${jobId}`, 'data')) ?? 'null') as Record<string, unknown>;
 }
 
-test('a URL source\'s credentials stay in the job through a crash and the run after it, and leave Redis once the job has completed', async () => {
+test("a URL source's credentials stay in the job through a crash and the run after it, and leave Redis once the job has completed", async () => {
   const body = patternBytes(2 * MiB, 'credentials');
   let requests = 0;
   const authorized: boolean[] = [];
@@ -112,7 +115,11 @@ test('a URL source\'s credentials stay in the job through a crash and the run af
   try {
     const first = spawnWorkerProcess(configFile);
     const url = `${source.url('/webservice/pluginfile.php/12/quiz.zip')}?forcedownload=1&token=${QUERY_TOKEN}`;
-    const job = await client.queue.add('store', { taskId: 'with-credentials', name: 'quiz.zip', source: { url, headers: { Authorization: HEADER_SECRET } } }, { jobId: 'task-with-credentials' });
+    const job = await client.queue.add(
+      'store',
+      { taskId: 'with-credentials', name: 'quiz.zip', source: { url, headers: { Authorization: HEADER_SECRET } } },
+      { jobId: 'task-with-credentials' },
+    );
     await eventually(() => (requests === 1 ? true : undefined), 30_000, 'the first download').catch((error: Error) => {
       throw new Error(`${error.message}\n${first.output()}`);
     });
@@ -128,10 +135,14 @@ test('a URL source\'s credentials stay in the job through a crash and the run af
     expect((done.result as StoreResult).sha256).toBe(sha256Hex(body));
 
     // Completed: the credentials are gone from the job's data, and from everything else in Redis.
-    const data = await eventually(async () => {
-      const d = await jobData('task-with-credentials');
-      return JSON.stringify(d).includes(QUERY_TOKEN) ? undefined : d;
-    }, 10_000, 'the job data without credentials');
+    const data = await eventually(
+      async () => {
+        const d = await jobData('task-with-credentials');
+        return JSON.stringify(d).includes(QUERY_TOKEN) ? undefined : d;
+      },
+      10_000,
+      'the job data without credentials',
+    );
     expect(data).toEqual({
       taskId: 'with-credentials',
       name: 'quiz.zip',
@@ -147,7 +158,7 @@ test('a URL source\'s credentials stay in the job through a crash and the run af
   }
 });
 
-test('an inline source leaves a completed job\'s data: its size and sha256 stay; adding the same task again is the same task, other bytes a conflict', async () => {
+test("an inline source leaves a completed job's data: its size and sha256 stay; adding the same task again is the same task, other bytes a conflict", async () => {
   await inProcessWorker();
   const bytes = patternBytes(1 * MiB, 'inline-source');
   const manager = new ArchivingManager({ redisUrl: redis.url });
@@ -155,11 +166,20 @@ test('an inline source leaves a completed job\'s data: its size and sha256 stay;
     const handle = await manager.store({ base64: bytes.toString('base64') }, { taskId: 'inline-1mib', name: 'inline.bin', metadata: { courseId: '12' } });
     const result = await handle.result(30_000);
     expect(result.size).toBe(bytes.length);
-    const data = await eventually(async () => {
-      const d = await jobData('task-inline-1mib');
-      return (d.source as { base64?: string }).base64 === undefined ? d : undefined;
-    }, 10_000, 'the job data without its inline bytes');
-    expect(data).toEqual({ taskId: 'inline-1mib', name: 'inline.bin', metadata: { courseId: '12' }, source: { inline: { bytes: bytes.length, sha256: sha256Hex(bytes) } } });
+    const data = await eventually(
+      async () => {
+        const d = await jobData('task-inline-1mib');
+        return (d.source as { base64?: string }).base64 === undefined ? d : undefined;
+      },
+      10_000,
+      'the job data without its inline bytes',
+    );
+    expect(data).toEqual({
+      taskId: 'inline-1mib',
+      name: 'inline.bin',
+      metadata: { courseId: '12' },
+      source: { inline: { bytes: bytes.length, sha256: sha256Hex(bytes) } },
+    });
     expect(await raw.call('MEMORY', 'USAGE', 'bull:depot:task-inline-1mib')).toBeLessThan(4096);
 
     const again = await manager.store({ base64: bytes.toString('base64') }, { taskId: 'inline-1mib', name: 'inline.bin', metadata: { courseId: '12' } });
@@ -167,7 +187,9 @@ test('an inline source leaves a completed job\'s data: its size and sha256 stay;
     await expect(again.result(10_000)).resolves.toEqual(result);
     const other = Buffer.from(bytes);
     other[0] ^= 0xff;
-    await expect(manager.store({ base64: other.toString('base64') }, { taskId: 'inline-1mib', name: 'inline.bin', metadata: { courseId: '12' } })).rejects.toMatchObject({ code: 'conflict', field: 'taskId' });
+    await expect(
+      manager.store({ base64: other.toString('base64') }, { taskId: 'inline-1mib', name: 'inline.bin', metadata: { courseId: '12' } }),
+    ).rejects.toMatchObject({ code: 'conflict', field: 'taskId' });
   } finally {
     await manager.close();
   }
@@ -177,16 +199,24 @@ test('a worker that died between completing a job and reducing its data: the nex
   // A plain BullMQ worker completes a task as a depot worker would have, then is gone.
   const done = new Worker('depot', async () => ({ taskId: 'died-after-completion' }), { connection: { host: '127.0.0.1', port: redis.port }, prefix: 'bull' });
   const url = `https://moodle.example.org/webservice/pluginfile.php/1/x.mbz?token=${QUERY_TOKEN}`;
-  const job = await client.queue.add('store', { taskId: 'died-after-completion', name: 'x.mbz', source: { url, headers: { Authorization: HEADER_SECRET } } }, { jobId: 'task-died-after-completion' });
+  const job = await client.queue.add(
+    'store',
+    { taskId: 'died-after-completion', name: 'x.mbz', source: { url, headers: { Authorization: HEADER_SECRET } } },
+    { jobId: 'task-died-after-completion' },
+  );
   expect((await settle(client, job)).state).toBe('completed');
   await done.close();
   expect(JSON.stringify(await jobData('task-died-after-completion'))).toContain(QUERY_TOKEN);
 
   await inProcessWorker();
-  const data = await eventually(async () => {
-    const d = await jobData('task-died-after-completion');
-    return JSON.stringify(d).includes(QUERY_TOKEN) ? undefined : d;
-  }, 10_000, 'the starting worker to reduce the completed job');
+  const data = await eventually(
+    async () => {
+      const d = await jobData('task-died-after-completion');
+      return JSON.stringify(d).includes(QUERY_TOKEN) ? undefined : d;
+    },
+    10_000,
+    'the starting worker to reduce the completed job',
+  );
   expect(data).toMatchObject({ source: { url: 'https://moodle.example.org/webservice/pluginfile.php/1/x.mbz?token=***', headers: { Authorization: '***' } } });
 });
 
@@ -198,7 +228,7 @@ test('config queue.keepCompleted / queue.keepFailed bound the finished jobs Redi
   expect(await client.queue.getJobCounts('completed', 'failed')).toEqual({ completed: 2, failed: 1 });
 });
 
-test('an inline retrieve\'s result is readable by the producer waiting on it, then forgotten after queue.inlineResultSeconds: job and event', async () => {
+test("an inline retrieve's result is readable by the producer waiting on it, then forgotten after queue.inlineResultSeconds: job and event", async () => {
   await raw.flushall();
   await inProcessWorker({ inlineResultSeconds: 2 });
   const bytes = patternBytes(256 * 1024, 'inline-retrieve');
@@ -228,7 +258,11 @@ test('an inline result noted by a run that did not complete is not removed: only
   await raw.flushall();
   await inProcessWorker({ inlineResultSeconds: 1 });
   // A job waiting to run again (its run died before completing), with a note that is due.
-  const waiting = await client.queue.add('retrieve', { ref: { driver: 'local', key: '2026/01/01/t/x' }, target: { inline: true } }, { jobId: 'noted-not-completed', delay: 60_000 });
+  const waiting = await client.queue.add(
+    'retrieve',
+    { ref: { driver: 'local', key: '2026/01/01/t/x' }, target: { inline: true } },
+    { jobId: 'noted-not-completed', delay: 60_000 },
+  );
   await raw.zadd('bull:depot:depot:inline-results', 0, JSON.stringify(['noted-not-completed', 0]));
   await eventually(async () => ((await raw.zcard('bull:depot:depot:inline-results')) === 0 ? true : undefined), 10_000, 'the note to be dropped');
   expect(await waiting.getState()).toBe('delayed');

@@ -51,11 +51,22 @@ test('a store of 4096 bytes completes with size 4096; the audit line is JSON; th
   const result = (await handle.result(30_000)) as StoreResult;
   expect(result).toMatchObject({ size: 4096, metadata: { pin: '***' } });
 
-  const lines = await eventually(() => {
-    const found = worker.output().split('\n').filter((line) => line.includes('"audit":true'));
-    return found.length ? found : undefined;
-  }, 10_000, 'the audit line');
+  const lines = await eventually(
+    () => {
+      const found = worker
+        .output()
+        .split('\n')
+        .filter((line) => line.includes('"audit":true'));
+      return found.length ? found : undefined;
+    },
+    10_000,
+    'the audit line',
+  );
   const auditLine = JSON.parse(lines[0]) as Record<string, unknown>;
   expect(auditLine).toMatchObject({ audit: true, action: 'store', size: 4096, outcome: 'created' });
-  for (const line of worker.output().split('\n').filter((l) => l.startsWith('{'))) expect(() => JSON.parse(line) as unknown).not.toThrow();
+  for (const line of worker
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('{')))
+    expect(() => JSON.parse(line) as unknown).not.toThrow();
 });

@@ -41,10 +41,7 @@ beforeAll(async () => {
   redis = await startRedis();
   root = path.join(await temp.make(), 'archive');
   work = await temp.make();
-  const config = testConfig(
-    { redis: { url: redis.url }, queue: { attempts: 3, backoffMs: 50 }, drivers: { local: { type: 'filesystem', root } } },
-    work,
-  );
+  const config = testConfig({ redis: { url: redis.url }, queue: { attempts: 3, backoffMs: 50 }, drivers: { local: { type: 'filesystem', root } } }, work);
   worker = await startInProcessWorker(config);
   client = await queueClient(redis.port);
 });
@@ -105,7 +102,10 @@ describe('plain BullMQ jobs (no job options)', () => {
 
   it('store from base64 with a producer taskId: key day is the job creation day; the same name twice gives two keys', async () => {
     const bytes = patternBytes(5000, 'inline');
-    const first = await settle(client, await client.queue.add('store', { taskId: 'course-12.exam_1', source: { base64: bytes.toString('base64') }, name: 'same.zip' }));
+    const first = await settle(
+      client,
+      await client.queue.add('store', { taskId: 'course-12.exam_1', source: { base64: bytes.toString('base64') }, name: 'same.zip' }),
+    );
     const second = await settle(client, await client.queue.add('store', { source: { base64: bytes.toString('base64') }, name: 'same.zip' }));
     expect([first.state, second.state]).toEqual(['completed', 'completed']);
     const a = first.result as StoreResult;
@@ -128,12 +128,24 @@ describe('plain BullMQ jobs (no job options)', () => {
 
     const inline = await settle(client, await client.queue.add('retrieve', { ref: stored.ref, target: { inline: true } }));
     expect(inline.state).toBe('completed');
-    expect(inline.result).toEqual({ taskId: expect.any(String), ref: stored.ref, size: bytes.length, sha256: sha256Hex(bytes), base64: bytes.toString('base64') });
+    expect(inline.result).toEqual({
+      taskId: expect.any(String),
+      ref: stored.ref,
+      size: bytes.length,
+      sha256: sha256Hex(bytes),
+      base64: bytes.toString('base64'),
+    });
 
     const target = path.join(work, 'plain-retrieved.tar.gz');
     const toPath = await settle(client, await client.queue.add('retrieve', { taskId: 'rt-1', ref: stored.ref, target: { path: target } }));
     expect(toPath.state).toBe('completed');
-    expect(toPath.result).toEqual({ taskId: 'rt-1', ref: stored.ref, size: bytes.length, sha256: sha256Hex(bytes), path: path.join(await realpath(work), 'plain-retrieved.tar.gz') });
+    expect(toPath.result).toEqual({
+      taskId: 'rt-1',
+      ref: stored.ref,
+      size: bytes.length,
+      sha256: sha256Hex(bytes),
+      path: path.join(await realpath(work), 'plain-retrieved.tar.gz'),
+    });
     expect((await readFile(target)).equals(bytes)).toBe(true);
 
     const check = await settle(client, await client.queue.add('check', { driver: 'local' }));
@@ -192,7 +204,7 @@ describe('ArchivingManager', () => {
     const body = patternBytes(64 * KiB, 'slow-progress');
     const source = await startHttpSource((_req, res) => trickle(res, body, 4 * KiB, 80)); // 16 chunks over about 1.3 s
     try {
-      const handle = await manager.store({ url: source.url("/exam.zip") }, { name: 'slow.zip' });
+      const handle = await manager.store({ url: source.url('/exam.zip') }, { name: 'slow.zip' });
       const result = await handle.result(20_000);
       expect(result.size).toBe(body.length);
       await eventWhere(progress, handle.jobId, (p) => p.bytes === body.length);
@@ -233,7 +245,13 @@ describe('ArchivingManager', () => {
 
     const target = path.join(work, 'manager-retrieved.mbz');
     const retrieved: RetrieveResult = await (await manager.retrieve(result.ref, { path: target })).result(20_000);
-    expect(retrieved).toEqual({ taskId: expect.any(String), ref: result.ref, size: bytes.length, sha256: sha256Hex(bytes), path: path.join(await realpath(work), 'manager-retrieved.mbz') });
+    expect(retrieved).toEqual({
+      taskId: expect.any(String),
+      ref: result.ref,
+      size: bytes.length,
+      sha256: sha256Hex(bytes),
+      path: path.join(await realpath(work), 'manager-retrieved.mbz'),
+    });
     expect((await readFile(target)).equals(bytes)).toBe(true);
 
     const inline: RetrieveResult = await (await manager.retrieve(result.ref, { inline: true })).result(20_000);

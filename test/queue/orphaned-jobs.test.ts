@@ -185,7 +185,11 @@ test('a job of a gone worker whose pid still runs here is untouched', async () =
 test('a job whose worker is still connected is untouched, even with its pid not alive', async () => {
   const name = `${HOST}:${DEAD_PID}`;
   const { job } = await takenJob(name);
-  const handedBack = await handBackOrphanedJobs(queue, client, search(() => false));
+  const handedBack = await handBackOrphanedJobs(
+    queue,
+    client,
+    search(() => false),
+  );
   await expectUntouched(job, handedBack);
   expect(await connectedWorkers()).toContain(name);
 });
@@ -193,19 +197,31 @@ test('a job whose worker is still connected is untouched, even with its pid not 
 test('a job that already stalled maxStalledCount times is untouched, one below the limit is handed back', async () => {
   const atLimit = await orphanedJob(`${HOST}:${DEAD_PID}`);
   await client.hset(jobKey(atLimit), 'stc', MAX_STALLED_COUNT);
-  const handedBackAtLimit = await handBackOrphanedJobs(queue, client, search(() => false));
+  const handedBackAtLimit = await handBackOrphanedJobs(
+    queue,
+    client,
+    search(() => false),
+  );
   await expectUntouched(atLimit, handedBackAtLimit, String(MAX_STALLED_COUNT));
 
   // The same job one stall below the limit: this hand-back is its last.
   await client.hset(jobKey(atLimit), 'stc', MAX_STALLED_COUNT - 1);
-  const handedBack = await handBackOrphanedJobs(queue, client, search(() => false));
+  const handedBack = await handBackOrphanedJobs(
+    queue,
+    client,
+    search(() => false),
+  );
   await expectHandedBackAndCompleted(atLimit, handedBack, `${HOST}:${DEAD_PID}`, String(MAX_STALLED_COUNT));
 });
 
 test("a job of this worker's own pid is handed back even though that pid is alive (a restarted container)", async () => {
   const name = `${HOST}:1`;
   const job = await orphanedJob(name);
-  const handedBack = await handBackOrphanedJobs(queue, client, search(() => true, { selfPid: 1 }));
+  const handedBack = await handBackOrphanedJobs(
+    queue,
+    client,
+    search(() => true, { selfPid: 1 }),
+  );
   await expectHandedBackAndCompleted(job, handedBack, name, '1');
 });
 
@@ -217,8 +233,18 @@ test("own pid: the starting worker's own connections (same name, younger than th
   await own.waitUntilReady();
   await eventually(async () => ((await connectedWorkers()).includes(name) ? true : undefined), 5_000, 'the worker to connect');
   // A connection older than this process's life (here: any, with a negative uptime) belongs to another machine of that name.
-  expect(await handBackOrphanedJobs(queue, client, search(() => true, { selfPid: 1, uptimeSeconds: -5 }))).toEqual([]);
-  const handedBack = await handBackOrphanedJobs(queue, client, search(() => true, { selfPid: 1, uptimeSeconds: 100 }));
+  expect(
+    await handBackOrphanedJobs(
+      queue,
+      client,
+      search(() => true, { selfPid: 1, uptimeSeconds: -5 }),
+    ),
+  ).toEqual([]);
+  const handedBack = await handBackOrphanedJobs(
+    queue,
+    client,
+    search(() => true, { selfPid: 1, uptimeSeconds: 100 }),
+  );
   expect(handedBack).toEqual([{ jobId: job.id, worker: name }]);
   await own.close(true);
 });
@@ -227,6 +253,10 @@ test('a job whose lock has expired is untouched, left to the stalled-job check',
   const job = await orphanedJob(`${HOST}:${DEAD_PID}`);
   await client.pexpire(lockKey(job), 1);
   await eventually(async () => ((await client.exists(lockKey(job))) === 0 ? true : undefined), 2_000, 'the lock to expire');
-  const handedBack = await handBackOrphanedJobs(queue, client, search(() => false));
+  const handedBack = await handBackOrphanedJobs(
+    queue,
+    client,
+    search(() => false),
+  );
   await expectUntouched(job, handedBack);
 });

@@ -33,7 +33,13 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<{ value?: T; 
     timer = setTimeout(() => resolve({ hung: true }), ms);
   });
   try {
-    return await Promise.race([promise.then((value) => ({ value }), (error: unknown) => ({ error })), hang]);
+    return await Promise.race([
+      promise.then(
+        (value) => ({ value }),
+        (error: unknown) => ({ error }),
+      ),
+      hang,
+    ]);
   } finally {
     clearTimeout(timer);
   }

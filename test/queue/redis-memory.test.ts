@@ -28,7 +28,10 @@ beforeAll(async () => {
   redis = await startRedis();
   raw = new IORedis(redis.url);
   work = await temp.make('depot-memory-');
-  const config = testConfig({ redis: { url: redis.url }, queue: { inlineResultSeconds: 2 }, drivers: { local: { type: 'filesystem', root: path.join(work, 'archive') } } }, work);
+  const config = testConfig(
+    { redis: { url: redis.url }, queue: { inlineResultSeconds: 2 }, drivers: { local: { type: 'filesystem', root: path.join(work, 'archive') } } },
+    work,
+  );
   worker = await startInProcessWorker(config);
   manager = new ArchivingManager({ redisUrl: redis.url });
 });
@@ -103,7 +106,9 @@ test('an inline source of 1 MiB: once stored, its bytes are no longer in Redis',
 });
 
 test('an inline retrieve of 1 MiB: held until queue.inlineResultSeconds, then gone', async () => {
-  const stored: StoreResult = await (await manager.store({ base64: patternBytes(1 * MiB, 'retrieve').toString('base64') }, { name: 'retrieve.bin' })).result(30_000);
+  const stored: StoreResult = await (
+    await manager.store({ base64: patternBytes(1 * MiB, 'retrieve').toString('base64') }, { name: 'retrieve.bin' })
+  ).result(30_000);
   await eventually(inlineSourcesLeft, 10_000, 'the store settled');
   const before = await queueBytes();
   const handle = await manager.retrieve(stored.ref, { inline: true });

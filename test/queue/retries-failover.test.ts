@@ -108,7 +108,10 @@ it('a URL source that answers 503 twice, then 200: a plain job completes on the 
 it('a primary whose root is unusable: retries spent, then the store fails over to the fallback', async () => {
   const file = path.join(work, 'failover-src.bin');
   const digest = await writePatternFile(file, 200 * KiB, 'failover');
-  const done = await settle(client, await client.queue.add('store', { driver: 'primary', source: { path: file }, name: 'quiz.zip', metadata: { courseId: '7' } }));
+  const done = await settle(
+    client,
+    await client.queue.add('store', { driver: 'primary', source: { path: file }, name: 'quiz.zip', metadata: { courseId: '7' } }),
+  );
   expect(done.failedReason).toBeUndefined();
   expect(done.state).toBe('completed');
   const result = done.result as StoreResult;
@@ -140,7 +143,13 @@ it('a task-level fallbacks list overrides the configured one', async () => {
     await client.queue.add('store', { driver: 'primary', fallbacks: ['healthy'], source: { base64: bytes.toString('base64') }, name: 'override.zip' }),
   );
   expect(done.state).toBe('completed');
-  expect(done.result).toMatchObject({ ref: { driver: 'healthy' }, driversTried: ['primary', 'healthy'], failedOver: true, attempts: ATTEMPTS + 1, sha256: sha256Hex(bytes) });
+  expect(done.result).toMatchObject({
+    ref: { driver: 'healthy' },
+    driversTried: ['primary', 'healthy'],
+    failedOver: true,
+    attempts: ATTEMPTS + 1,
+    sha256: sha256Hex(bytes),
+  });
 });
 
 it('with no fallback left the store fails with the last code, after the worker retries', async () => {

@@ -1,5 +1,15 @@
 import path from 'node:path';
-import { cleanupAll, eventually, exitWithin, killAllWorkerProcesses, spawnDepotCommand, spawnWorkerProcess, TempDirs, WorkerProcess, writeConfigFile } from '../helpers/queue-harness';
+import {
+  cleanupAll,
+  eventually,
+  exitWithin,
+  killAllWorkerProcesses,
+  spawnDepotCommand,
+  spawnWorkerProcess,
+  TempDirs,
+  WorkerProcess,
+  writeConfigFile,
+} from '../helpers/queue-harness';
 import { RedisServer, startRedis } from '../helpers/redis-server';
 
 /**

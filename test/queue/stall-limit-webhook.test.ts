@@ -71,7 +71,11 @@ test('a task failed by the stall limit (its worker killed with SIGKILL three tim
     drivers: { local: { type: 'filesystem', root: `${work}/archive` } },
     callbacks: { url: hookUrl },
   });
-  const job = await client.queue.add('store', { taskId: 'kills-its-worker', name: 'x.zip', source: { url: source.url('/x.zip') } }, { jobId: 'task-kills-its-worker' });
+  const job = await client.queue.add(
+    'store',
+    { taskId: 'kills-its-worker', name: 'x.zip', source: { url: source.url('/x.zip') } },
+    { jobId: 'task-kills-its-worker' },
+  );
 
   // Named unlike `<host>:<pid>`, so no worker hands back its predecessor's task: BullMQ's stalled check alone recovers it.
   let worker: WorkerProcess | undefined;

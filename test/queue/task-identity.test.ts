@@ -91,7 +91,10 @@ test("taskIds named like BullMQ's own keys (meta, wait, id, events, …) are sto
   }
   // No jobId is a bare BullMQ key name, and the queue itself still answers and runs jobs, also a plain producer's.
   expect(handles.map((h) => h.jobId).filter((jobId) => BULLMQ_KEY_NAMES.includes(jobId))).toEqual([]);
-  await expect(client!.queue.getJobCounts('waiting', 'active', 'completed', 'failed')).resolves.toMatchObject({ completed: BULLMQ_KEY_NAMES.length, failed: 0 });
+  await expect(client!.queue.getJobCounts('waiting', 'active', 'completed', 'failed')).resolves.toMatchObject({
+    completed: BULLMQ_KEY_NAMES.length,
+    failed: 0,
+  });
   const plain = await settle(client!, await client!.queue.add('store', { source: inline('after them'), name: 'after.txt' }));
   expect(plain.state).toBe('completed');
   const later = await (await producer.store(inline('later'), { name: 'later.txt' })).result(30_000);

@@ -1,5 +1,18 @@
 import path from 'node:path';
-import { archiveKeysBelow, cleanupAll, HttpSource, InProcessWorker, queueClient, QueueClient, settle, sha256Hex, startHttpSource, startInProcessWorker, TempDirs, testConfig } from '../helpers/queue-harness';
+import {
+  archiveKeysBelow,
+  cleanupAll,
+  HttpSource,
+  InProcessWorker,
+  queueClient,
+  QueueClient,
+  settle,
+  sha256Hex,
+  startHttpSource,
+  startInProcessWorker,
+  TempDirs,
+  testConfig,
+} from '../helpers/queue-harness';
 import { RedisServer, startRedis } from '../helpers/redis-server';
 import { KiB, patternBytes } from '../helpers/streams';
 

@@ -32,7 +32,12 @@ beforeAll(async () => {
   receiver = await startWebhookReceiver();
   work = await temp.make();
   const config = testConfig(
-    { redis: { url: redis.url }, queue: { attempts: 1 }, drivers: { local: { type: 'filesystem', root: path.join(work, 'archive') } }, paths: { allowed: [work] } },
+    {
+      redis: { url: redis.url },
+      queue: { attempts: 1 },
+      drivers: { local: { type: 'filesystem', root: path.join(work, 'archive') } },
+      paths: { allowed: [work] },
+    },
     work,
   );
   callbacks = createCallbackQueue(redis.url, 'bull', [SECRET]);
@@ -65,7 +70,11 @@ test('an inline retrieve of 900 KB is reported by ref, size and sha256, in a web
   expect(Buffer.from(String(result.base64), 'base64').equals(bytes)).toBe(true);
 
   const delivery = await eventually(() => receiver.received.find((r) => r.path === '/inline'), 20_000, 'the webhook');
-  expect(delivery.body).toMatchObject({ event: 'task.completed', operation: 'retrieve', result: { ref: stored.ref, size: bytes.length, sha256: sha256Hex(bytes) } });
+  expect(delivery.body).toMatchObject({
+    event: 'task.completed',
+    operation: 'retrieve',
+    result: { ref: stored.ref, size: bytes.length, sha256: sha256Hex(bytes) },
+  });
   // Booleans and sizes, not the values: a failure must not print 1.2 MB of base64.
   expect(Object.keys(delivery.body.result as object).sort()).toEqual(['ref', 'sha256', 'size', 'taskId']);
   expect(delivery.raw.length).toBeLessThan(1024);

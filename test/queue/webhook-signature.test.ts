@@ -39,10 +39,14 @@ afterAll(async () => {
 });
 
 const at = (path: string, count: number): Promise<Received[]> =>
-  eventually(() => {
-    const found = receiver.received.filter((r) => r.path === path);
-    return found.length >= count ? found : undefined;
-  }, 20_000, `${count} deliveries to ${path}`);
+  eventually(
+    () => {
+      const found = receiver.received.filter((r) => r.path === path);
+      return found.length >= count ? found : undefined;
+    },
+    20_000,
+    `${count} deliveries to ${path}`,
+  );
 
 const failover = (from: string, to: string, attempt = 1): TaskNotification => ({
   event: 'task.failover',
@@ -82,7 +86,14 @@ test('Depot-Delivery differs between deliveries: another hop, another URL, anoth
   await notifications.notify(`${receiver.base}/ids`, failover('a', 'b'));
   await notifications.notify(`${receiver.base}/ids`, failover('b', 'c'));
   await notifications.notify(`${receiver.base}/ids`, failover('a', 'b', 2));
-  await notifications.notify(`${receiver.base}/ids`, { ...failover('a', 'b'), event: 'task.completed', from: undefined, to: undefined, error: undefined, result: { size: 1 } });
+  await notifications.notify(`${receiver.base}/ids`, {
+    ...failover('a', 'b'),
+    event: 'task.completed',
+    from: undefined,
+    to: undefined,
+    error: undefined,
+    result: { size: 1 },
+  });
   const got = [...(await at('/ids', 4)), ...(await at('/ids-config', 4))];
   const ids = got.map((r) => String(r.headers['depot-delivery']));
   expect(new Set(ids).size).toBe(8);

@@ -176,7 +176,7 @@ it('SIGKILL during a 200 MiB store: a worker elsewhere completes the task once i
   await rm(root, { recursive: true, force: true });
 });
 
-it('a worker restarted on the same host hands back the task of its dead predecessor at once, not after the lock expires; a live worker\'s task is left alone', async () => {
+it("a worker restarted on the same host hands back the task of its dead predecessor at once, not after the lock expires; a live worker's task is left alone", async () => {
   // Locks this long mean the stalled-job check cannot be what recovers the task within the test's bound.
   const configFile = await writeConfigFile(work, {
     redis: { url: redis.url },

@@ -18,7 +18,17 @@ import { ArchiveStore } from '../../src/storage/archive-store';
 import { FtpDriver } from '../../src/storage/drivers/ftp';
 import { silentLogger } from '../../src/support/logging';
 import { adoptNodeErrorsInBasicFtp, ftpDriverSettings, FtpServer, startFtpServer } from '../helpers/ftp-server';
-import { cleanupAll, digestFile, exitWithin, killAllWorkerProcesses, spawnWorkerProcess, TempDirs, WorkerProcess, writeConfigFile, writePatternFile } from '../helpers/queue-harness';
+import {
+  cleanupAll,
+  digestFile,
+  exitWithin,
+  killAllWorkerProcesses,
+  spawnWorkerProcess,
+  TempDirs,
+  WorkerProcess,
+  writeConfigFile,
+  writePatternFile,
+} from '../helpers/queue-harness';
 import { RedisServer, startRedis } from '../helpers/redis-server';
 import { delay, Digest, digestOf, digestStream, KiB, MiB, patternBytes, patternSource } from '../helpers/streams';
 import { failure } from '../helpers/depot-failure';
@@ -71,7 +81,6 @@ function ref(name = 'exam.zip') {
   const taskId = newTaskId();
   return { key: archiveKey(new Date(), taskId, name), taskId, name };
 }
-
 
 /** Rejects when `promise` has not settled after `ms`: a hang fails with a message, not with the test timeout. */
 async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
@@ -153,7 +162,18 @@ describe('refused credentials and certificates → auth', () => {
       () => store.store({ ...r, body: Readable.from([Buffer.from('never stored')]) }),
       () => store.stat(r.key),
       () => store.retrieve(r.key),
-      () => driver.store(r.key, { stream: Readable.from([Buffer.from('x')]), manifest: () => { throw new Error('not reached'); }, declared: {} }, new AbortController().signal),
+      () =>
+        driver.store(
+          r.key,
+          {
+            stream: Readable.from([Buffer.from('x')]),
+            manifest: () => {
+              throw new Error('not reached');
+            },
+            declared: {},
+          },
+          new AbortController().signal,
+        ),
       () => driver.check(new AbortController().signal),
       async () => {
         for await (const m of store.list('')) void m;
@@ -242,7 +262,12 @@ describe('server down and back', () => {
         const started = Date.now();
         const error = await within(TIMEOUT_MS + 5000, what, failure(operation()));
         const took = Date.now() - started;
-        expect({ what, code: error.code, retryable: error.retryable, message: error.message }).toEqual({ what, code: 'unavailable', retryable: true, message: expect.any(String) });
+        expect({ what, code: error.code, retryable: error.retryable, message: error.message }).toEqual({
+          what,
+          code: 'unavailable',
+          retryable: true,
+          message: expect.any(String),
+        });
         expect(took).toBeLessThan(TIMEOUT_MS + 2000);
       }
       expect((await within(TIMEOUT_MS + 5000, 'check', store.check())).error?.code).toBe('unavailable');
@@ -267,7 +292,11 @@ describe('server down and back', () => {
       const error = await within(TIMEOUT_MS + 5000, 'the cut retrieve', failure(digestStream(stream)));
       expect(Date.now() - started).toBeLessThan(TIMEOUT_MS + 2000);
       // The control connection's FIN ("Server sent FIN packet unexpectedly") is the server going away.
-      expect({ code: error.code, retryable: error.retryable, message: error.message }).toEqual({ code: 'unavailable', retryable: true, message: expect.any(String) });
+      expect({ code: error.code, retryable: error.retryable, message: error.message }).toEqual({
+        code: 'unavailable',
+        retryable: true,
+        message: expect.any(String),
+      });
     } finally {
       await outageServer.start();
     }
@@ -288,19 +317,14 @@ describe('connection pool', () => {
     };
     const sampler = setInterval(sample, 2);
     try {
-      const sources = Array.from({ length: 6 }, (_, i) => ({ r: ref(`pool-${i}.bin`), source: patternSource(2 * MiB + i, `pool-${i}`, { chunkSize: 256 * KiB }) }));
-      const stored = await within(
-        30_000,
-        'six stores',
-        Promise.all(sources.map(({ r, source }) => store.store({ ...r, body: source.stream }))),
-      );
+      const sources = Array.from({ length: 6 }, (_, i) => ({
+        r: ref(`pool-${i}.bin`),
+        source: patternSource(2 * MiB + i, `pool-${i}`, { chunkSize: 256 * KiB }),
+      }));
+      const stored = await within(30_000, 'six stores', Promise.all(sources.map(({ r, source }) => store.store({ ...r, body: source.stream }))));
       expect(stored.map((s) => s.created)).toEqual([true, true, true, true, true, true]);
       sample();
-      const read = await within(
-        30_000,
-        'six retrieves',
-        Promise.all(sources.map(async ({ r }) => digestStream((await store.retrieve(r.key)).stream))),
-      );
+      const read = await within(30_000, 'six retrieves', Promise.all(sources.map(async ({ r }) => digestStream((await store.retrieve(r.key)).stream))));
       expect(read).toEqual(sources.map(({ source }) => source.sent()));
       sample();
     } finally {
@@ -333,10 +357,14 @@ describe('connection pool', () => {
     const { store } = await setup(explicit, { maxConcurrent: 1 });
     const big = await storeLarge(store, 20 * MiB, 'given-up');
     const { stream } = await store.retrieve(big.key);
-    const chunk = await within(10_000, 'first chunk', new Promise<Buffer>((resolve, reject) => {
-      stream.once('data', (data: Buffer) => resolve(data));
-      stream.once('error', reject);
-    }));
+    const chunk = await within(
+      10_000,
+      'first chunk',
+      new Promise<Buffer>((resolve, reject) => {
+        stream.once('data', (data: Buffer) => resolve(data));
+        stream.once('error', reject);
+      }),
+    );
     expect(chunk.length).toBeGreaterThan(0);
     stream.destroy();
 
@@ -450,7 +478,14 @@ describe('through the queue: a worker process with an ftp driver', () => {
     const source = path.join(work, 'source.mbz');
     const digest = await writePatternFile(source, 512 * KiB + 5, 'queue-source');
     const stored = await (await manager.store({ path: source }, { name: 'course.mbz', metadata: { courseId: '7' } })).result(30_000);
-    expect(stored).toMatchObject({ ref: { driver: 'ftp' }, name: 'course.mbz', size: digest.size, sha256: digest.sha256, driversTried: ['ftp'], failedOver: false });
+    expect(stored).toMatchObject({
+      ref: { driver: 'ftp' },
+      name: 'course.mbz',
+      size: digest.size,
+      sha256: digest.sha256,
+      driversTried: ['ftp'],
+      failedOver: false,
+    });
     expect(await digestFile(path.join(diskPath, ...stored.ref.key.split('/')))).toEqual(digest);
 
     const target = path.join(work, 'retrieved.mbz');
@@ -470,4 +505,3 @@ describe('through the queue: a worker process with an ftp driver', () => {
     expect(output).not.toContain(explicit.password);
   });
 });
-

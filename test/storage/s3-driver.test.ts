@@ -7,7 +7,14 @@
 import { utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { CreateMultipartUploadCommand, DeleteObjectCommand, ListMultipartUploadsCommand, paginateListObjectsV2, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  ListMultipartUploadsCommand,
+  paginateListObjectsV2,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { archiveKey, DepotError, newTaskId } from '../../src/contract';
 import { ArchiveStore } from '../../src/storage/archive-store';
 import { S3Driver } from '../../src/storage/drivers/s3/driver';
@@ -50,7 +57,8 @@ function ref(name = 'exam.zip') {
 
 async function bucketKeys(bucket: string): Promise<string[]> {
   const keys: string[] = [];
-  for await (const page of paginateListObjectsV2({ client: raw }, { Bucket: bucket })) keys.push(...(page.Contents ?? []).flatMap((o) => (o.Key ? [o.Key] : [])));
+  for await (const page of paginateListObjectsV2({ client: raw }, { Bucket: bucket }))
+    keys.push(...(page.Contents ?? []).flatMap((o) => (o.Key ? [o.Key] : [])));
   return keys.sort();
 }
 
@@ -88,7 +96,10 @@ describe('multipart stores that fail leave nothing, not even parts', () => {
 
   test('a part refused for good stops the upload early (the rest of the source is not read)', async () => {
     const { bucket, driver, store } = await setup();
-    injectFaults(driver.client, firstTimes(1, (r) => r.command === 'UploadPartCommand', { code: 'InternalError', status: 500 }));
+    injectFaults(
+      driver.client,
+      firstTimes(1, (r) => r.command === 'UploadPartCommand', { code: 'InternalError', status: 500 }),
+    );
     const r = ref();
     const source = patternSource(200 * MiB, 'part fails');
     await expect(store.store({ ...r, body: source.stream })).rejects.toMatchObject({ code: 'unavailable', retryable: true });
@@ -134,7 +145,10 @@ describe('list', () => {
     const { bucket, store } = await setup();
     const a = ref('notes.json');
     const b = ref('b.zip');
-    const stored = [(await store.store({ ...a, body: Readable.from([Buffer.from('a')]) })).manifest, (await store.store({ ...b, body: Readable.from([Buffer.from('b')]) })).manifest];
+    const stored = [
+      (await store.store({ ...a, body: Readable.from([Buffer.from('a')]) })).manifest,
+      (await store.store({ ...b, body: Readable.from([Buffer.from('b')]) })).manifest,
+    ];
     for (const Key of [`${PREFIX}readme.txt`, `${PREFIX}${ref('no-manifest.zip').key}`, `${PREFIX}.depot-check/probe-1`, `outside/${ref().key}`]) {
       await raw.send(new PutObjectCommand({ Bucket: bucket, Key, Body: 'foreign' }));
     }
@@ -170,7 +184,7 @@ describe('stat and retrieve check the object against its manifest', () => {
 });
 
 describe('Object Lock refusals (the lock itself: s3-worm.test.ts, on a store that enforces it)', () => {
-  test("a bucket whose default retention locks the probe fails the check and says why", async () => {
+  test('a bucket whose default retention locks the probe fails the check and says why', async () => {
     const { bucket, driver, store } = await setup();
     injectFaults(driver.client, (req) => (req.command === 'DeleteObjectCommand' ? { code: 'AccessDenied', status: 403 } : undefined));
     const result = await store.check();

@@ -41,7 +41,6 @@ function track(driver: S3Driver): ArchiveStore {
   return new ArchiveStore(driver, logger);
 }
 
-
 describe('refused credentials → auth', () => {
   test('s3rver refuses an access key id it does not know (for real); the message holds neither key', async () => {
     const bucket = uniqueBucket('auth');
@@ -70,11 +69,26 @@ describe('refused credentials → auth', () => {
       AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/credentials',
       AWS_CONFIG_FILE: '/nonexistent/config',
     });
-    for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_CONTAINER_CREDENTIALS_FULL_URI', 'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI', 'AWS_WEB_IDENTITY_TOKEN_FILE']) {
+    for (const name of [
+      'AWS_ACCESS_KEY_ID',
+      'AWS_SECRET_ACCESS_KEY',
+      'AWS_SESSION_TOKEN',
+      'AWS_PROFILE',
+      'AWS_CONTAINER_CREDENTIALS_FULL_URI',
+      'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI',
+      'AWS_WEB_IDENTITY_TOKEN_FILE',
+    ]) {
       delete process.env[name];
     }
     try {
-      const settings = s3SettingsSchema.parse({ type: 's3', bucket: 'anything', region: 'us-east-1', endpoint: server.endpoint, forcePathStyle: true, timeoutMs: 2000 });
+      const settings = s3SettingsSchema.parse({
+        type: 's3',
+        bucket: 'anything',
+        region: 'us-east-1',
+        endpoint: server.endpoint,
+        forcePathStyle: true,
+        timeoutMs: 2000,
+      });
       const store = track(new S3Driver('worm', settings, logger));
       expect((await failure(store.stat(ref().key))).code).toBe('auth');
     } finally {
@@ -84,7 +98,9 @@ describe('refused credentials → auth', () => {
 });
 
 /** A local HTTP server answering like an S3 store would, one scripted answer per request. */
-async function fakeStore(answer: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ endpoint: string; requests: string[]; close(): Promise<void> }> {
+async function fakeStore(
+  answer: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ endpoint: string; requests: string[]; close(): Promise<void> }> {
   const requests: string[] = [];
   const http: Server = createServer((req, res) => {
     requests.push(`${req.method} ${req.url}`);
@@ -149,7 +165,16 @@ describe('what the store answers, mapped to the contract', () => {
   test('a store that accepts the connection and never answers: unavailable after timeoutMs (per attempt)', async () => {
     const fake = await fakeStore(() => undefined);
     try {
-      const settings = s3SettingsSchema.parse({ type: 's3', bucket: 'archives', region: 'us-east-1', endpoint: fake.endpoint, forcePathStyle: true, accessKeyId: 'k', secretAccessKey: 's', timeoutMs: 300 });
+      const settings = s3SettingsSchema.parse({
+        type: 's3',
+        bucket: 'archives',
+        region: 'us-east-1',
+        endpoint: fake.endpoint,
+        forcePathStyle: true,
+        accessKeyId: 'k',
+        secretAccessKey: 's',
+        timeoutMs: 300,
+      });
       const store = track(new S3Driver('worm', settings, logger));
       const started = Date.now();
       const error = await failure(store.stat(ref().key));
@@ -173,7 +198,11 @@ describe('server down and back', () => {
 
     await server.stop();
     const during = ref('during.zip');
-    for (const operation of [() => store.store({ ...during, body: Readable.from([Buffer.from('during')]) }), () => store.stat(before.key), () => store.retrieve(before.key)]) {
+    for (const operation of [
+      () => store.store({ ...during, body: Readable.from([Buffer.from('during')]) }),
+      () => store.stat(before.key),
+      () => store.retrieve(before.key),
+    ]) {
       const error = await failure(operation());
       expect(error.code).toBe('unavailable');
       expect(error.retryable).toBe(true);

@@ -230,8 +230,10 @@ describe('a store that enforces If-None-Match (412), when the driver read the ke
     sent.length = 0;
     return { driver, bucket, sent, key, first: outcome.manifest };
   }
-  const inOrder = (...deciders: Array<ReturnType<typeof staleRead>>) => (r: { command: string; key?: string }) =>
-    deciders.reduce<ReturnType<ReturnType<typeof staleRead>>>((found, decide) => found ?? decide(r), undefined);
+  const inOrder =
+    (...deciders: Array<ReturnType<typeof staleRead>>) =>
+    (r: { command: string; key?: string }) =>
+      deciders.reduce<ReturnType<ReturnType<typeof staleRead>>>((found, decide) => found ?? decide(r), undefined);
 
   test('manifest PUT answered 412 with other bytes there: exists, nothing replaced', async () => {
     const original = patternBytes(1000, 'original');

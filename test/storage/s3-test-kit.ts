@@ -74,7 +74,11 @@ export function injectFaults(
 }
 
 /** Fails the first `times` matching requests, then lets them through. */
-export function firstTimes(times: number, match: (request: { command: string; key?: string }) => boolean, fault: { code: string; status: number; message?: string }) {
+export function firstTimes(
+  times: number,
+  match: (request: { command: string; key?: string }) => boolean,
+  fault: { code: string; status: number; message?: string },
+) {
   let left = times;
   return (request: { command: string; key?: string }) => {
     if (left > 0 && match(request)) {

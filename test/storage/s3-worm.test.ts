@@ -217,7 +217,7 @@ describe('write-once against another writer', () => {
     expect(await versionsOf(bucket, PREFIX + r.key)).toHaveLength(1);
   });
 
-  test('a retry whose manifest is in place but whose key holds another writer\'s bytes is a conflict, not an idempotent success', async () => {
+  test("a retry whose manifest is in place but whose key holds another writer's bytes is a conflict, not an idempotent success", async () => {
     const { bucket, store } = await setup();
     const r = ref();
     const ours = patternBytes(1000, 'ours');
@@ -247,7 +247,9 @@ describe('Object Lock, read back from the store', () => {
       const lock = await lockOf(bucket, key);
       expect(lock.mode).toBe('COMPLIANCE');
       expect(lock.until).toBeGreaterThanOrEqual(before + DAY - 1000);
-      await expect(raw.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, VersionId: lock.versionId }))).rejects.toMatchObject({ $metadata: { httpStatusCode: 403 } });
+      await expect(raw.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, VersionId: lock.versionId }))).rejects.toMatchObject({
+        $metadata: { httpStatusCode: 403 },
+      });
     }
     // depot refuses too, and says why.
     await expect(store.delete(r.key)).rejects.toMatchObject({ code: 'retention' });
@@ -287,7 +289,10 @@ describe('Object Lock, read back from the store', () => {
 
   test('a store interrupted between publishing and locking: its retry finds the archive and locks it', async () => {
     const { bucket, driver, store } = await setup({ settings: { objectLock: { mode: 'COMPLIANCE', days: 1 } } });
-    injectFaults(driver.client, firstTimes(1, (req) => req.command === 'PutObjectRetentionCommand', { code: 'ServiceUnavailable', status: 503 }));
+    injectFaults(
+      driver.client,
+      firstTimes(1, (req) => req.command === 'PutObjectRetentionCommand', { code: 'ServiceUnavailable', status: 503 }),
+    );
     const r = ref();
     const bytes = patternBytes(12 * MiB, 'interrupted');
     await expect(store.store({ ...r, body: archiveBody(r.key, bytes).stream })).rejects.toMatchObject({ code: 'unavailable' });
@@ -319,7 +324,9 @@ describe('Object Lock, read back from the store', () => {
     const unlocked = ref();
     const plain = await setup();
     await plain.store.store({ ...unlocked, body: archiveBody(unlocked.key, Buffer.from('free')).stream });
-    injectFaults(plain.driver.client, (req) => (req.command === 'DeleteObjectCommand' ? { code: 'AccessDenied', status: 403, message: 'Access Denied' } : undefined));
+    injectFaults(plain.driver.client, (req) =>
+      req.command === 'DeleteObjectCommand' ? { code: 'AccessDenied', status: 403, message: 'Access Denied' } : undefined,
+    );
     await expect(plain.store.delete(unlocked.key)).rejects.toMatchObject({ code: 'auth' });
     expect(await store.stat(r.key)).not.toBeNull();
     expect(driver.capabilities.retention).toBe(true);

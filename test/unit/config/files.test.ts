@@ -225,7 +225,9 @@ describe('validation names the field', () => {
   });
 
   test('failover of a driver to itself names the entry', () => {
-    const error = loadTextError('defaultDriver: a\ndrivers:\n  a: { type: filesystem, root: /a }\n  b: { type: filesystem, root: /b }\nfailover: { a: [b, a] }\n');
+    const error = loadTextError(
+      'defaultDriver: a\ndrivers:\n  a: { type: filesystem, root: /a }\n  b: { type: filesystem, root: /b }\nfailover: { a: [b, a] }\n',
+    );
     expect(fields(error.issues)).toEqual(['failover.a[1]']);
   });
 
@@ -257,12 +259,22 @@ describe('validation names the field', () => {
   });
 
   test('ftp: caFile is resolved against the config file, must be readable, and the password comes from the environment', () => {
-    const ftp = (caFile: string) => `drivers:\n  box: { type: ftp, host: 127.0.0.1, user: archive, password: "\${FTP_PASSWORD}", secure: true, caFile: ${caFile} }\n`;
+    const ftp = (caFile: string) =>
+      `drivers:\n  box: { type: ftp, host: 127.0.0.1, user: archive, password: "\${FTP_PASSWORD}", secure: true, caFile: ${caFile} }\n`;
     const dir = tempDir();
     writeFile(dir, 'certs/ca.pem', '-----BEGIN CERTIFICATE-----\n');
     const file = writeFile(dir, 'depot.yaml', ftp('certs/ca.pem'));
     const { config, redactor } = load({ DEPOT_CONFIG: file, FTP_PASSWORD: 'ftp-secret-123' }, tempDir());
-    expect(config.drivers.box).toMatchObject({ type: 'ftp', host: '127.0.0.1', port: 21, user: 'archive', secure: true, rejectUnauthorized: true, root: '/', caFile: path.join(dir, 'certs', 'ca.pem') });
+    expect(config.drivers.box).toMatchObject({
+      type: 'ftp',
+      host: '127.0.0.1',
+      port: 21,
+      user: 'archive',
+      secure: true,
+      rejectUnauthorized: true,
+      root: '/',
+      caFile: path.join(dir, 'certs', 'ca.pem'),
+    });
     expect(redactor.redact('login with ftp-secret-123')).not.toContain('ftp-secret-123');
 
     const missing = loadTextError(ftp('nowhere.pem'), { FTP_PASSWORD: 'ftp-secret-123' });
@@ -271,4 +283,3 @@ describe('validation names the field', () => {
     expect(fields(loadTextError(noUser, { FTP_PASSWORD: 'ftp-secret-123' }).issues)).toEqual(['drivers.box.user']);
   });
 });
-

@@ -24,7 +24,9 @@ describe('driver names every object has', () => {
   test.each(RESERVED)('failover.%s, as key or as target, is refused', (name) => {
     const asKey = loadTextError(`${FS_DRIVER}failover: { ${name}: [local] }\n`);
     expect(fields(asKey.issues)).toContain(`failover.${name}`);
-    const asTarget = loadTextError(`${FS_DRIVER}  spare: { type: filesystem, root: /srv/spare }\ndefaultDriver: local\nfailover: { local: [spare, ${name}] }\n`);
+    const asTarget = loadTextError(
+      `${FS_DRIVER}  spare: { type: filesystem, root: /srv/spare }\ndefaultDriver: local\nfailover: { local: [spare, ${name}] }\n`,
+    );
     expect(fields(asTarget.issues)).toContain('failover.local[1]');
   });
 
@@ -34,7 +36,9 @@ describe('driver names every object has', () => {
   });
 
   test('names that merely resemble them are drivers like any', () => {
-    const { config } = loadText(`drivers:\n  Constructor: { type: filesystem, root: /a }\n  proto: { type: filesystem, root: /b }\n  to-string: { type: filesystem, root: /c }\ndefaultDriver: proto\nfailover: { proto: [Constructor, to-string] }\n`);
+    const { config } = loadText(
+      `drivers:\n  Constructor: { type: filesystem, root: /a }\n  proto: { type: filesystem, root: /b }\n  to-string: { type: filesystem, root: /c }\ndefaultDriver: proto\nfailover: { proto: [Constructor, to-string] }\n`,
+    );
     expect(Object.keys(config.drivers)).toEqual(['Constructor', 'proto', 'to-string']);
     expect(config.failover).toEqual({ proto: ['Constructor', 'to-string'] });
   });

@@ -22,9 +22,19 @@ describe('literal secrets are refused without echoing them', () => {
     ['second driver secret', withRemote('token: "tok_literal_0123456789abcdef"'), 'drivers.remote.token', 'tok_literal_0123456789abcdef'],
     ['secret with an ${ENV} part', withRemote('password: "prefix-${REMOTE_PW}"'), 'drivers.remote.password', 'prefix-'],
     ['two references glued', withRemote('password: "${REMOTE_PW}${REMOTE_PW}"'), 'drivers.remote.password', 'env-remote-password'],
-    ['callbacks.secret', `${FS_DRIVER}callbacks: { url: "https://h.example/hook", secret: "hook-literal-secret-0123" }\n`, 'callbacks.secret', 'hook-literal-secret-0123'],
+    [
+      'callbacks.secret',
+      `${FS_DRIVER}callbacks: { url: "https://h.example/hook", secret: "hook-literal-secret-0123" }\n`,
+      'callbacks.secret',
+      'hook-literal-secret-0123',
+    ],
     ['http.tokens entry', `${FS_DRIVER}http: { tokens: ["api-literal-token-0123456"] }\n`, 'http.tokens[0]', 'api-literal-token-0123456'],
-    ['later http.tokens entry', `${FS_DRIVER}http: { tokens: ["\${API_TOKEN}", "api-literal-token-6543210"] }\n`, 'http.tokens[1]', 'api-literal-token-6543210'],
+    [
+      'later http.tokens entry',
+      `${FS_DRIVER}http: { tokens: ["\${API_TOKEN}", "api-literal-token-6543210"] }\n`,
+      'http.tokens[1]',
+      'api-literal-token-6543210',
+    ],
     ['http.auth.password', `${FS_DRIVER}http: { auth: { user: admin, password: "ui-literal-password" } }\n`, 'http.auth.password', 'ui-literal-password'],
   ])('%s', (_label, yaml, field, secret) => {
     const error = loadTextError(yaml, { REMOTE_PW: 'env-remote-password', API_TOKEN: 'env-api-token-0123456789' });
@@ -206,10 +216,7 @@ describe('secrets from *File fields', () => {
 describe('secrets never reach ordinary interpolation or other errors', () => {
   test('an unrelated error in a config with resolved secrets does not echo them', () => {
     const env = { REMOTE_PW: 'env-remote-password-xyz', HOOK_SECRET: 'hook-secret-0123456789' };
-    const error = loadTextError(
-      `${withRemote('password: "${REMOTE_PW}"')}callbacks: { secret: "\${HOOK_SECRET}" }\nfailover: { local: [nowhere] }\n`,
-      env,
-    );
+    const error = loadTextError(`${withRemote('password: "${REMOTE_PW}"')}callbacks: { secret: "\${HOOK_SECRET}" }\nfailover: { local: [nowhere] }\n`, env);
     expect(fields(error.issues)).toEqual(['failover.local[0]']);
     expectNoEcho(error, ...Object.values(env));
   });

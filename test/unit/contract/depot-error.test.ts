@@ -3,7 +3,20 @@ import { DepotError, ERROR_CODES, FAIL_OVER_AT_ONCE, isDepotError, isErrorCode, 
 describe('error codes (CONTRACT §2 and §13 tables)', () => {
   test('are exactly the contract codes', () => {
     expect([...ERROR_CODES].sort()).toEqual(
-      ['auth', 'conflict', 'integrity', 'internal', 'invalid_task', 'misconfigured', 'no_space', 'not_found', 'retention', 'source_unavailable', 'unavailable', 'unknown_driver'].sort(),
+      [
+        'auth',
+        'conflict',
+        'integrity',
+        'internal',
+        'invalid_task',
+        'misconfigured',
+        'no_space',
+        'not_found',
+        'retention',
+        'source_unavailable',
+        'unavailable',
+        'unknown_driver',
+      ].sort(),
     );
   });
 

@@ -29,7 +29,10 @@ const validStore = { source: { path: '/srv/depot/staging/course-12.mbz' }, name:
 describe('parseTask: valid tasks from the contract pass', () => {
   test.each([
     ['minimal path source', validStore],
-    ['url source with headers', { source: { url: 'https://moodle.example.org/pluginfile.php/1/x.mbz', headers: { Authorization: 'Bearer x' } }, name: 'x.mbz' }],
+    [
+      'url source with headers',
+      { source: { url: 'https://moodle.example.org/pluginfile.php/1/x.mbz', headers: { Authorization: 'Bearer x' } }, name: 'x.mbz' },
+    ],
     ['url source without headers', { source: { url: 'http://moodle.example.org/x.mbz' }, name: 'x.mbz' }],
     ['inline base64', { source: { base64: Buffer.from('hello archive').toString('base64') }, name: 'hello.txt' }],
     ['empty base64', { source: { base64: '' }, name: 'empty.bin' }],
@@ -153,7 +156,11 @@ describe('parseTask store: each bad input is invalid_task naming the field', () 
     ['unknown extra field (typo)', { ...validStore, retain_until: '2036-01-31' }, 'retain_until'],
     // Node refuses these when it sends the request; they must fail here, named, not later as internal.
     ['header value with CR/LF', { ...validStore, source: { url: 'https://h.example/x', headers: { 'X-Token': 'a\r\nX-Evil: 1' } } }, 'source.headers.X-Token'],
-    ['header value with LF', { ...validStore, source: { url: 'https://h.example/x', headers: { Authorization: 'Bearer x\n' } } }, 'source.headers.Authorization'],
+    [
+      'header value with LF',
+      { ...validStore, source: { url: 'https://h.example/x', headers: { Authorization: 'Bearer x\n' } } },
+      'source.headers.Authorization',
+    ],
     ['header value with NUL', { ...validStore, source: { url: 'https://h.example/x', headers: { 'X-A': 'a\u0000b' } } }, 'source.headers.X-A'],
     ['header value beyond Latin-1', { ...validStore, source: { url: 'https://h.example/x', headers: { 'X-A': 'Łódź' } } }, 'source.headers.X-A'],
     ['header name with CR/LF', { ...validStore, source: { url: 'https://h.example/x', headers: { 'X-A\r\nX-B': 'v' } } }, 'source.headers'],
@@ -161,7 +168,11 @@ describe('parseTask store: each bad input is invalid_task naming the field', () 
     ['header name with a colon', { ...validStore, source: { url: 'https://h.example/x', headers: { 'X-A:': 'v' } } }, 'source.headers'],
     ['header name empty', { ...validStore, source: { url: 'https://h.example/x', headers: { '': 'v' } } }, 'source.headers'],
     // JSON can carry an own `__proto__` key, which zod would drop without a word.
-    ['header named __proto__', { ...validStore, source: { url: 'https://h.example/x', headers: JSON.parse('{"__proto__": "v"}') as unknown } }, 'source.headers'],
+    [
+      'header named __proto__',
+      { ...validStore, source: { url: 'https://h.example/x', headers: JSON.parse('{"__proto__": "v"}') as unknown } },
+      'source.headers',
+    ],
     ['metadata key __proto__', { ...validStore, metadata: JSON.parse('{"courseId": "1", "__proto__": "x"}') as unknown }, 'metadata'],
     ['taskId a UUIDv7 of the year 10889', { ...validStore, taskId: 'ffffffff-ffff-7fff-bfff-ffffffffffff' }, 'taskId'],
     ['taskId a UUIDv7 of 10000-01-01', { ...validStore, taskId: 'e677d21f-dc00-7000-8000-000000000000' }, 'taskId'],
@@ -178,7 +189,10 @@ describe('parseTask store: each bad input is invalid_task naming the field', () 
   test('the last day a key can name, 9999-12-31, and every legal header character pass', () => {
     const lastDay = 'e677d21f-dbff-7fff-bfff-ffffffffffff'; // 9999-12-31T23:59:59.999Z
     const headers = { "!#$%&'*+-.^_`|~Az09": ' tab\tvisible ~ and Latin-1 \u00e9 ' };
-    expect(parseTask('store', { ...validStore, taskId: lastDay, source: { url: 'https://h.example/x', headers } })).toMatchObject({ taskId: lastDay, source: { headers } });
+    expect(parseTask('store', { ...validStore, taskId: lastDay, source: { url: 'https://h.example/x', headers } })).toMatchObject({
+      taskId: lastDay,
+      source: { headers },
+    });
   });
 
   test.each([
@@ -220,7 +234,11 @@ describe('parseTask: what PHP producers send (CONTRACT §6, second round)', () =
   const php = (task: string) => JSON.parse(task) as unknown;
 
   test('metadata [] and headers [] are empty maps', () => {
-    expect(parseTask('store', php('{"source":{"path":"\\/srv\\/x.zip"},"name":"x.zip","metadata":[]}'))).toEqual({ source: { path: '/srv/x.zip' }, name: 'x.zip', metadata: {} });
+    expect(parseTask('store', php('{"source":{"path":"\\/srv\\/x.zip"},"name":"x.zip","metadata":[]}'))).toEqual({
+      source: { path: '/srv/x.zip' },
+      name: 'x.zip',
+      metadata: {},
+    });
     expect(parseTask('store', php('{"source":{"url":"https:\\/\\/moodle.example.org\\/x.mbz","headers":[]},"name":"x.mbz"}'))).toEqual({
       source: { url: 'https://moodle.example.org/x.mbz', headers: {} },
       name: 'x.mbz',
@@ -228,7 +246,9 @@ describe('parseTask: what PHP producers send (CONTRACT §6, second round)', () =
   });
 
   test('metadata numbers and booleans are stored as their string form', () => {
-    const task = php('{"source":{"path":"/srv/x.zip"},"name":"x.zip","metadata":{"courseId":12,"userId":34,"ratio":0.5,"final":true,"draft":false,"label":"exam"}}');
+    const task = php(
+      '{"source":{"path":"/srv/x.zip"},"name":"x.zip","metadata":{"courseId":12,"userId":34,"ratio":0.5,"final":true,"draft":false,"label":"exam"}}',
+    );
     expect(parseTask('store', task).metadata).toEqual({ courseId: '12', userId: '34', ratio: '0.5', final: 'true', draft: 'false', label: 'exam' });
   });
 
@@ -274,7 +294,13 @@ describe('parseTask: callbackUrl pointing to a forbidden address, in every spell
   });
 
   test('host names and ordinary addresses pass (delivery checks what names resolve to)', () => {
-    for (const url of ['https://moodle.example.org/hook', 'http://127.0.0.1:8080/hook', 'http://10.0.0.5/hook', 'http://[::1]/hook', 'http://metadata.example/hook']) {
+    for (const url of [
+      'https://moodle.example.org/hook',
+      'http://127.0.0.1:8080/hook',
+      'http://10.0.0.5/hook',
+      'http://[::1]/hook',
+      'http://metadata.example/hook',
+    ]) {
       expect(parseTask('store', { ...validStore, callbackUrl: url }).callbackUrl).toBe(url);
     }
   });
@@ -288,7 +314,9 @@ describe('namedDrivers: the fields of a task that name a driver', () => {
       { field: 'fallbacks[1]', driver: 'ftp' },
     ]);
     expect(namedDrivers('store', parseTask('store', validStore))).toEqual([]);
-    expect(namedDrivers('retrieve', parseTask('retrieve', { ref: { driver: 'ftp', key: KEY }, target: { inline: true } }))).toEqual([{ field: 'ref.driver', driver: 'ftp' }]);
+    expect(namedDrivers('retrieve', parseTask('retrieve', { ref: { driver: 'ftp', key: KEY }, target: { inline: true } }))).toEqual([
+      { field: 'ref.driver', driver: 'ftp' },
+    ]);
     expect(namedDrivers('delete', parseTask('delete', { ref: { driver: 's3', key: KEY } }))).toEqual([{ field: 'ref.driver', driver: 's3' }]);
     expect(namedDrivers('check', parseTask('check', { driver: 'local' }))).toEqual([{ field: 'driver', driver: 'local' }]);
   });

@@ -137,7 +137,11 @@ describe('createLogger formats and levels', () => {
     logger.info('i');
     logger.warn('w');
     logger.error('e');
-    expect(jsonLines(await text()).map((l) => l.level).sort()).toEqual([...expected].sort());
+    expect(
+      jsonLines(await text())
+        .map((l) => l.level)
+        .sort(),
+    ).toEqual([...expected].sort());
   });
 
   test('silentLogger writes nothing and does not throw', () => {

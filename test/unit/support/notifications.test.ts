@@ -3,7 +3,14 @@ import type { AddressInfo } from 'node:net';
 import { deliverCallback, deliveryId, TaskNotification } from '../../../src/support/notifications';
 
 /** One webhook delivery: bounded as a whole, answered by the status alone. */
-const notification: TaskNotification = { event: 'task.completed', taskId: 't1', jobId: 't1', operation: 'store', attempt: 1, timestamp: new Date(0).toISOString() };
+const notification: TaskNotification = {
+  event: 'task.completed',
+  taskId: 't1',
+  jobId: 't1',
+  operation: 'store',
+  attempt: 1,
+  timestamp: new Date(0).toISOString(),
+};
 let server: Server;
 let base: string;
 const sockets = new Set<import('node:net').Socket>();

@@ -62,8 +62,22 @@ describe('Redactor', () => {
     const r = new Redactor();
     r.add('4096');
     r.add('1234567890123456');
-    const result = { size: 4096, sha256: 'ab'.repeat(32), counts: [1234567890123456, 4096.5], metadata: { pin: '4096', note: 'code 1234567890123456' }, ok: true, none: null };
-    expect(r.redactValue(result)).toEqual({ size: 4096, sha256: 'ab'.repeat(32), counts: [1234567890123456, 4096.5], metadata: { pin: '***', note: 'code ***' }, ok: true, none: null });
+    const result = {
+      size: 4096,
+      sha256: 'ab'.repeat(32),
+      counts: [1234567890123456, 4096.5],
+      metadata: { pin: '4096', note: 'code 1234567890123456' },
+      ok: true,
+      none: null,
+    };
+    expect(r.redactValue(result)).toEqual({
+      size: 4096,
+      sha256: 'ab'.repeat(32),
+      counts: [1234567890123456, 4096.5],
+      metadata: { pin: '***', note: 'code ***' },
+      ok: true,
+      none: null,
+    });
   });
 
   test('redactValue masks keys too, keeps a __proto__ key a key, and sees what JSON.stringify sees', () => {

@@ -35,7 +35,7 @@ test('an aborted wait gives up its place without taking a slot', async () => {
   expect(next).not.toBeNull();
 });
 
-test('StorageAPI.transferSlot applies a driver\'s maxConcurrent, per driver', async () => {
+test("StorageAPI.transferSlot applies a driver's maxConcurrent, per driver", async () => {
   const storage = new StorageAPI(
     {
       defaultDriver: 'a',

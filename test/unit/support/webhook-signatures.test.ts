@@ -12,7 +12,7 @@ test('webhookSecrets: the rotation list, else the one secret, else none', () => 
   expect(webhookSecrets(undefined)).toEqual([]);
 });
 
-test('signatureHeader: t, then one v1= per secret, keyed with the secret\'s UTF-8 bytes', () => {
+test("signatureHeader: t, then one v1= per secret, keyed with the secret's UTF-8 bytes", () => {
   const other = 'zweites-Geheimnis-äöü-0123';
   const mac = (secret: string) => createHmac('sha256', Buffer.from(secret, 'utf8')).update(`1700000000.${body}`).digest('hex');
   expect(signatureHeader([SECRET, other], body, 1_700_000_000)).toBe(`t=1700000000,v1=${mac(SECRET)},v1=${mac(other)}`);
@@ -38,6 +38,7 @@ test('isAuthenticDelivery: only the very id, URL and body, under any of the keys
   expect(isAuthenticDelivery(keys, 'd1', 'https://h.example/hook', body.replace('t1', 't2'), macs)).toBe(false);
   // Fields cannot be shifted across the joints: the id and the URL are not glued together.
   expect(isAuthenticDelivery(keys, 'd1https://h.example/hook', '', body, deliveryMacs(keys, 'd1', 'https://h.example/hook', body))).toBe(false);
-  for (const bad of [undefined, null, 'x', [], [42], ['0'.repeat(64)], [macs[0].toUpperCase()]]) expect(isAuthenticDelivery(keys, 'd1', 'https://h.example/hook', body, bad)).toBe(false);
+  for (const bad of [undefined, null, 'x', [], [42], ['0'.repeat(64)], [macs[0].toUpperCase()]])
+    expect(isAuthenticDelivery(keys, 'd1', 'https://h.example/hook', body, bad)).toBe(false);
   expect(isAuthenticDelivery(deliveryKeys(['another-secret-0123456']), 'd1', 'https://h.example/hook', body, macs)).toBe(false);
 });

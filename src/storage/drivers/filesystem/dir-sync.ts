@@ -16,10 +16,12 @@ export class DirSync {
     if (queued) return queued;
     const current = this.running.get(dir);
     if (!current) return this.start(dir);
-    const after = current.catch(() => undefined).then(() => {
-      this.next.delete(dir);
-      return this.start(dir);
-    });
+    const after = current
+      .catch(() => undefined)
+      .then(() => {
+        this.next.delete(dir);
+        return this.start(dir);
+      });
     this.next.set(dir, after);
     return after;
   }

@@ -421,7 +421,13 @@ function removeStaged(staged: { data: string; manifest: string }): Promise<unkno
 /** Directories this store made and left empty, deepest first; one in use by another store is kept (ENOTEMPTY). */
 async function removeEmpty(created: string[]): Promise<void> {
   for (const dir of [...created].reverse()) {
-    if (!(await rmdir(dir).then(() => true, () => false))) return;
+    if (
+      !(await rmdir(dir).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return;
   }
 }
 
@@ -440,4 +446,3 @@ async function isOlderThan(file: string, ms: number): Promise<boolean> {
   const info = await lstat(file).catch(() => null);
   return info !== null && Date.now() - info.mtimeMs > ms;
 }
-

@@ -20,7 +20,7 @@ function writeFd(fd: number, bytes: Buffer, offset: number, length: number): Pro
 
 /** Writes all of `bytes` at the current position (write(2) may write less than asked). */
 export async function writeAllFd(fd: number, bytes: Buffer): Promise<void> {
-  for (let offset = 0; offset < bytes.length; ) offset += await writeFd(fd, bytes, offset, bytes.length - offset);
+  for (let offset = 0; offset < bytes.length;) offset += await writeFd(fd, bytes, offset, bytes.length - offset);
 }
 
 export function fsyncFd(fd: number): Promise<void> {

@@ -150,7 +150,6 @@ export class FtpDriver implements StorageDriver {
     if (path.posix.dirname(dir) === this.settings.root) this.knownDirs.add(dir);
   }
 
-
   async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
     const target = this.locate(key);
     const stem = this.abs(STAGING_DIR, this.stagingNames.next());
@@ -398,7 +397,8 @@ export class FtpDriver implements StorageDriver {
   list(prefix: string): AsyncIterable<Manifest> {
     return walkKeyTree(
       {
-        list: async (dir) => (await this.withClient('list', (client) => this.listDir(client, dir))).map((e) => ({ name: e.name, isDirectory: e.isDirectory, isFile: e.isFile })),
+        list: async (dir) =>
+          (await this.withClient('list', (client) => this.listDir(client, dir))).map((e) => ({ name: e.name, isDirectory: e.isDirectory, isFile: e.isFile })),
         readManifest: (sidecar, key) => this.withClient('list', (client) => this.readManifest(client, sidecar, key)),
         join: path.posix.join,
       },
@@ -429,7 +429,12 @@ export class FtpDriver implements StorageDriver {
       signal,
     );
     const timings = await runProbe({
-      write: (bytes) => this.withClient('check: write', (client) => guardedUpload(client, Readable.from([bytes]), file, this.timeoutMs, this.name).then(() => undefined), signal),
+      write: (bytes) =>
+        this.withClient(
+          'check: write',
+          (client) => guardedUpload(client, Readable.from([bytes]), file, this.timeoutMs, this.name).then(() => undefined),
+          signal,
+        ),
       read: () => this.withClient('check: read', (client) => this.download(client, file, MANIFEST_LIMIT), signal),
       remove: () => this.withClient('check: delete', (client) => client.remove(file, true).then(() => undefined)).catch(() => undefined),
     });
@@ -459,7 +464,10 @@ export class FtpDriver implements StorageDriver {
             },
           );
           if (replaced) {
-            this.logger.warn(`${this.name}: the server replaces existing files on rename (proftpd: AllowOverwrite on); write-once then rests on depot's own check before each rename`, { driver: this.name });
+            this.logger.warn(
+              `${this.name}: the server replaces existing files on rename (proftpd: AllowOverwrite on); write-once then rests on depot's own check before each rename`,
+              { driver: this.name },
+            );
           }
           return replaced;
         } finally {

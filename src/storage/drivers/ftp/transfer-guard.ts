@@ -57,7 +57,14 @@ export class Watchdog {
  * upload on a TLS 1.3 data connection for a moment (see EMPTY_END_DELAY_MS).
  * A source error reaches basic-ftp unchanged (`integrity` stays `integrity`).
  */
-export async function guardedUpload(client: Client, source: Readable, remote: string, timeoutMs: number, driver: string, emptyEndDelayMs = EMPTY_END_DELAY_MS): Promise<{ bytes: number }> {
+export async function guardedUpload(
+  client: Client,
+  source: Readable,
+  remote: string,
+  timeoutMs: number,
+  driver: string,
+  emptyEndDelayMs = EMPTY_END_DELAY_MS,
+): Promise<{ bytes: number }> {
   const dog = new Watchdog(client, timeoutMs);
   let bytes = 0;
   // flush() runs as soon as the source ends, often before basic-ftp has a data connection:

@@ -33,10 +33,18 @@ export async function probeConditionalWrites(client: S3Client, bucket: string, k
     let completed = false;
     let completeRefused = false;
     try {
-      const part = await client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: body('third') }), { abortSignal: signal });
+      const part = await client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: body('third') }), {
+        abortSignal: signal,
+      });
       completeRefused = await refused(async () => {
         const response = await client.send(
-          new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, IfNoneMatch: '*', MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }),
+          new CompleteMultipartUploadCommand({
+            Bucket: bucket,
+            Key: key,
+            UploadId,
+            IfNoneMatch: '*',
+            MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] },
+          }),
           { abortSignal: signal },
         );
         completed = true;

@@ -273,20 +273,31 @@ export class S3Driver implements StorageDriver {
     const objectKey = this.objectKey(key);
     const seen = await versionsBeside(this.client, { bucket: this.settings.bucket, key: objectKey }, written, signal);
     if ('replaced' in seen) {
-      throw new DepotError('conflict', `${this.name}:${key} was replaced by another writer right after depot wrote it (ETag ${seen.etag ?? 'none'}); the store does not refuse overwrites`);
+      throw new DepotError(
+        'conflict',
+        `${this.name}:${key} was replaced by another writer right after depot wrote it (ETag ${seen.etag ?? 'none'}); the store does not refuse overwrites`,
+      );
     }
     if (seen.others.length === 0) return;
     if (sameBytes(seen.ours, seen.others)) {
       this.logger.warn(`${key} holds ${seen.others.length + 1} versions of the same bytes: another attempt wrote it too`, { driver: this.name, key });
       return;
     }
-    this.logger.error(`${key} was written by another writer too (${seen.others.length} other version(s)); the store ignores If-None-Match, so depot withdraws its own write`, {
-      driver: this.name,
-      key,
-      versions: seen.others.map((v) => v.versionId),
-    });
+    this.logger.error(
+      `${key} was written by another writer too (${seen.others.length} other version(s)); the store ignores If-None-Match, so depot withdraws its own write`,
+      {
+        driver: this.name,
+        key,
+        versions: seen.others.map((v) => v.versionId),
+      },
+    );
     await this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: objectKey, VersionId: written.versionId })).catch((error: unknown) => {
-      this.logger.error(`could not withdraw depot's version of ${key}`, { driver: this.name, key, versionId: written.versionId, error: toDepotError(error, this.name).message });
+      this.logger.error(`could not withdraw depot's version of ${key}`, {
+        driver: this.name,
+        key,
+        versionId: written.versionId,
+        error: toDepotError(error, this.name).message,
+      });
     });
     if (step.placed) await this.withdrawManifest(key, step.versionId);
     throw new DepotError('conflict', `${this.name}:${key} holds another writer's object beside depot's; the store ignores If-None-Match`);
@@ -305,7 +316,12 @@ export class S3Driver implements StorageDriver {
     await lockVersion(this.client, { bucket: this.settings.bucket, key: objectKey, versionId: written.versionId, label: `${this.name}:${key}` }, lock, signal);
     await lockVersion(
       this.client,
-      { bucket: this.settings.bucket, key: sidecarKey(objectKey), versionId: step.placed ? step.versionId : undefined, label: `${this.name}:${key} (manifest)` },
+      {
+        bucket: this.settings.bucket,
+        key: sidecarKey(objectKey),
+        versionId: step.placed ? step.versionId : undefined,
+        label: `${this.name}:${key} (manifest)`,
+      },
       lock,
       signal,
     );
@@ -334,7 +350,11 @@ export class S3Driver implements StorageDriver {
     try {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: sidecarKey(this.objectKey(key)), VersionId: versionId }));
     } catch (error) {
-      this.logger.error(`could not withdraw the manifest depot placed beside another writer's ${key}`, { driver: this.name, key, error: toDepotError(error, this.name).message });
+      this.logger.error(`could not withdraw the manifest depot placed beside another writer's ${key}`, {
+        driver: this.name,
+        key,
+        error: toDepotError(error, this.name).message,
+      });
     }
   }
 
@@ -387,7 +407,9 @@ export class S3Driver implements StorageDriver {
 
   private async readManifest(key: string, signal?: AbortSignal): Promise<Manifest | null> {
     try {
-      const response = await this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: sidecarKey(this.objectKey(key)) }), { abortSignal: signal });
+      const response = await this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: sidecarKey(this.objectKey(key)) }), {
+        abortSignal: signal,
+      });
       if (!response.Body) throw new DepotError('integrity', `${this.name}: the manifest of ${key} is empty`);
       return parseManifest(Buffer.from(await response.Body.transformToByteArray()), key);
     } catch (error) {
@@ -467,7 +489,10 @@ export class S3Driver implements StorageDriver {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: objectKey, VersionId: object.VersionId }));
     } catch (error) {
       if (isAccessDenied(error) && isLocked(object, error)) {
-        throw new DepotError('retention', `${this.name}:${key} is under Object Lock retention${object.ObjectLockRetainUntilDate ? ` until ${object.ObjectLockRetainUntilDate.toISOString()}` : ''}`);
+        throw new DepotError(
+          'retention',
+          `${this.name}:${key} is under Object Lock retention${object.ObjectLockRetainUntilDate ? ` until ${object.ObjectLockRetainUntilDate.toISOString()}` : ''}`,
+        );
       }
       throw toDepotError(error, what);
     }
@@ -563,7 +588,10 @@ export class S3Driver implements StorageDriver {
   private async usedBytes(): Promise<number> {
     let total = 0;
     try {
-      for await (const page of paginateListObjectsV2({ client: this.client, pageSize: 1000 }, { Bucket: this.settings.bucket, Prefix: this.settings.prefix || undefined })) {
+      for await (const page of paginateListObjectsV2(
+        { client: this.client, pageSize: 1000 },
+        { Bucket: this.settings.bucket, Prefix: this.settings.prefix || undefined },
+      )) {
         for (const object of page.Contents ?? []) total += object.Size ?? 0;
       }
     } catch (error) {

@@ -31,7 +31,9 @@ export async function abortStaleUploads(
       if (!upload.Key || !upload.UploadId || !upload.Initiated || upload.Initiated.getTime() > cutoff) continue;
       if (typeof parseArchiveKey(upload.Key.slice(options.prefix.length)) === 'string') continue;
       try {
-        await client.send(new AbortMultipartUploadCommand({ Bucket: options.bucket, Key: upload.Key, UploadId: upload.UploadId }), { abortSignal: options.signal });
+        await client.send(new AbortMultipartUploadCommand({ Bucket: options.bucket, Key: upload.Key, UploadId: upload.UploadId }), {
+          abortSignal: options.signal,
+        });
         aborted += 1;
       } catch (error) {
         if (!isNotFound(error)) throw error; // another worker swept it first

@@ -17,7 +17,15 @@ const prefix = z
   .refine((p) => !p.startsWith('/'), { message: "must not start with '/'", abort: true })
   // eslint-disable-next-line no-control-regex
   .refine((p) => !/[\u0000-\u001f\u007f\\]/.test(p), 'must not contain control characters or backslashes')
-  .refine((p) => p === '' || p.replace(/\/$/, '').split('/').every((s) => s !== '' && s !== '.' && s !== '..'), "must not contain empty, '.' or '..' segments")
+  .refine(
+    (p) =>
+      p === '' ||
+      p
+        .replace(/\/$/, '')
+        .split('/')
+        .every((s) => s !== '' && s !== '.' && s !== '..'),
+    "must not contain empty, '.' or '..' segments",
+  )
   .transform((p) => (p === '' || p.endsWith('/') ? p : `${p}/`));
 
 export const s3SettingsSchema = z
@@ -48,7 +56,10 @@ export const s3SettingsSchema = z
         days: z.number().int().min(1).max(36_500),
       })
       .optional(),
-    storageClass: z.string().regex(/^[A-Z0-9_-]{1,64}$/, 'must be a storage class name such as STANDARD_IA').optional(),
+    storageClass: z
+      .string()
+      .regex(/^[A-Z0-9_-]{1,64}$/, 'must be a storage class name such as STANDARD_IA')
+      .optional(),
     sse: z.enum(['AES256', 'aws:kms']).optional(),
     kmsKeyId: z.string().min(1).max(2048).optional(),
     /** The space reports' total: S3 has no free-space figure of its own. */
@@ -57,7 +68,11 @@ export const s3SettingsSchema = z
   .superRefine((s, ctx) => {
     if ((s.accessKeyId === undefined) !== (s.secretAccessKey === undefined)) {
       const missing = s.accessKeyId === undefined ? 'accessKeyId' : 'secretAccessKey';
-      ctx.addIssue({ code: 'custom', path: [missing], message: 'must be given together with the other key (or both left out for the default credential chain)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: [missing],
+        message: 'must be given together with the other key (or both left out for the default credential chain)',
+      });
     }
     if (s.kmsKeyId !== undefined && s.sse !== 'aws:kms') {
       ctx.addIssue({ code: 'custom', path: ['kmsKeyId'], message: "needs sse: 'aws:kms'" });
