@@ -39,9 +39,9 @@ function main(): void {
     removeOnFail: { count: 50_000, age: 30 * 24 * 3600 },
   });
   worker.on('error', (error) => process.stderr.write(`bare worker: ${error.message}\n`));
-  worker.waitUntilReady().then(() => process.stdout.write('bare worker ready\n'));
+  void worker.waitUntilReady().then(() => process.stdout.write('bare worker ready\n'));
   process.once('SIGTERM', () => {
-    worker
+    void worker
       .close()
       .then(() => connection.quit())
       .finally(() => process.exit(0));

@@ -26,7 +26,9 @@ async function timed(action: () => Promise<void>): Promise<number> {
  */
 export function sha256File(file: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile('openssl', ['dgst', '-sha256', '-r', file], (error, stdout) => (error ? reject(error) : resolve(stdout.split(' ')[0])));
+    execFile('openssl', ['dgst', '-sha256', '-r', file], (error, stdout) =>
+      error ? reject(new Error(`openssl dgst failed: ${error.message}`)) : resolve(stdout.split(' ')[0]),
+    );
   });
 }
 

@@ -149,10 +149,13 @@ export class ArchivingManager extends EventEmitter {
       this.eventsConnection.on('error', () => undefined);
       this.events = new QueueEvents(this.queue.name, { connection: this.eventsConnection, prefix: this.queue.opts.prefix, lastEventId });
       this.events.on('error', () => undefined);
-      this.events.on('completed', ({ jobId, returnvalue }) => this.emit('completed', { jobId, result: returnvalue }));
+      this.events.on('completed', ({ jobId, returnvalue }) => this.emit('completed', { jobId, result: returnvalue as unknown }));
       this.events.on('failed', ({ jobId, failedReason }) => this.emit('failed', { jobId, error: failureFromReason(failedReason).toJSON() }));
       this.events.on('progress', ({ jobId, data }) => {
-        if (typeof data === 'object' && data !== null) this.emit('progress', { jobId, ...(data as object) } as ProgressEvent);
+        if (typeof data !== 'object' || data === null) return;
+        // The storage worker reports progress as { bytes, totalBytes? } (CONTRACT §4).
+        const event: ProgressEvent = { jobId, ...(data as Omit<ProgressEvent, 'jobId'>) };
+        this.emit('progress', event);
       });
     }
     return this.waitReady(this.events);

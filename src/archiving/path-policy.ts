@@ -108,7 +108,7 @@ export async function openTargetDir(raw: string, allowed: string[] | undefined, 
         name,
         path: path.join(real, name),
         entry: (entry) => `${dirEntry}/${entry}`,
-        recheck: async () => undefined, // names go through the descriptor: nothing to recheck
+        recheck: () => Promise.resolve(), // names go through the descriptor: nothing to recheck
         close: () => handle.close(),
       };
     }

@@ -131,7 +131,7 @@ export function validateConfig(raw: unknown, options: ValidateOptions): Config {
   const driverConfigs: Record<string, DriverConfig> = {};
   for (const [name, settings] of Object.entries(config.drivers)) {
     try {
-      driverConfigs[name] = factory.parseSettings(name, settings) as DriverConfig;
+      driverConfigs[name] = factory.parseSettings(name, settings);
     } catch (error) {
       if (error instanceof SettingsError) issues.push(...error.issues);
       else throw error;

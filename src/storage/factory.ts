@@ -29,7 +29,7 @@ export class StorageDriverFactory {
   private readonly definitions = new Map<string, DriverDefinition>();
 
   register<S extends { type: string }>(definition: DriverDefinition<S>): this {
-    this.definitions.set(definition.type, definition as unknown as DriverDefinition);
+    this.definitions.set(definition.type, definition);
     return this;
   }
 

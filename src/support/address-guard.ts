@@ -70,7 +70,7 @@ type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | Lo
 export function guardedLookup(hostname: string, options: object, callback: LookupCallback): void {
   dnsLookup(hostname, { ...options, all: true }, (error, addresses) => {
     if (error) return callback(error, '');
-    const list = addresses as LookupAddress[];
+    const list = addresses;
     const bad = list.find((a) => isForbiddenAddress(a.address));
     if (bad) {
       const refused = Object.assign(new Error(`${hostname} resolves to the link-local address ${bad.address}`), { code: 'EFORBIDDEN' });

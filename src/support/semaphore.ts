@@ -1,3 +1,4 @@
+import { abortReason } from './error-handler';
 /** A counting semaphore: at most `limit` holders at once, the rest wait in order. */
 export class Semaphore {
   private active = 0;
@@ -21,7 +22,7 @@ export class Semaphore {
       const onAbort = () => {
         const at = this.waiting.indexOf(grant);
         if (at >= 0) this.waiting.splice(at, 1);
-        reject(signal?.reason);
+        reject(abortReason(signal));
       };
       this.waiting.push(grant);
       signal?.addEventListener('abort', onAbort, { once: true });

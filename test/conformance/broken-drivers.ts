@@ -174,7 +174,7 @@ class IgnoresStreamErrors extends PassThroughDriver {
 class IgnoresAbort extends PassThroughDriver {
   override async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
     const { bytes, error } = await readUntilError(body.stream);
-    if (error !== undefined && !signal.aborted) throw error;
+    if (error !== undefined && !signal.aborted) throw error instanceof Error ? error : new Error(JSON.stringify(error));
     return this.inner.store(
       key,
       bufferedBody(bytes, () => manifestFor(key, bytes, body)),

@@ -168,7 +168,7 @@ export async function cleanupAll(...steps: Array<() => Promise<unknown> | undefi
       first ??= error;
     }
   }
-  if (first !== undefined) throw first;
+  if (first !== undefined) throw first instanceof Error ? first : new Error(JSON.stringify(first));
 }
 
 /** Resolves with the exit, or rejects after `ms` (the process is left running for the caller's cleanup). */

@@ -135,7 +135,8 @@ function startChromium(profile: string): { send(method: string, params?: object,
     for (let i = 0; i < 80 && !(text.includes('depot-callbacks') && text.includes('No workers')); i++) {
       await new Promise((resolve) => setTimeout(resolve, 250));
       const evaluated = await send('Runtime.evaluate', { expression: 'document.body.innerText', returnByValue: true }, session);
-      text = String((evaluated.result?.result as { value?: unknown } | undefined)?.value ?? '');
+      const value = (evaluated.result?.result as { value?: unknown } | undefined)?.value;
+      text = typeof value === 'string' ? value : '';
     }
     expect(text).toContain('depot-callbacks');
 

@@ -2,7 +2,6 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Queue, Worker } from 'bullmq';
 import { ArchivingManager } from '../../src/archiving/manager';
-import type { StoreResult } from '../../src/contract';
 import { DepotHttpServer, startHttpServer } from '../../src/http/server';
 import { scheduleExpiry } from '../../src/queue/expiry-schedule';
 import { StorageAPI } from '../../src/storage/api';
@@ -107,7 +106,7 @@ test('names: units before _total, gauges without _total, HELP and TYPE for every
   const file = path.join(work, 'names.zip');
   await writeFile(file, 'bytes for the byte counters');
   const manager = producer(queue);
-  const stored = (await (await manager.store({ path: file }, { name: 'names.zip' })).result(30_000)) as StoreResult;
+  const stored = await (await manager.store({ path: file }, { name: 'names.zip' })).result(30_000);
   await (await manager.retrieve(stored.ref, { inline: true })).result(30_000);
 
   const text = await eventually(
@@ -218,7 +217,7 @@ test('failovers are counted per hop, labelled with the driver given up (from) an
   await worker(queue, drivers, { broken: ['local'] });
   const file = path.join(work, 'failover.zip');
   await writeFile(file, 'an archive that ends on the fallback');
-  const stored = (await (await producer(queue).store({ path: file }, { name: 'failover.zip', driver: 'broken' })).result(30_000)) as StoreResult;
+  const stored = await (await producer(queue).store({ path: file }, { name: 'failover.zip', driver: 'broken' })).result(30_000);
   expect(stored).toMatchObject({ failedOver: true, driversTried: ['broken', 'local'], ref: { driver: 'local' } });
 
   const text = await eventually(

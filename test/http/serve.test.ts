@@ -120,7 +120,7 @@ test('metrics: queue counts, workers, and the stores the workers finished, with 
   manager = new ArchivingManager({ redisUrl: redis.url, jobOptions: { attempts: 1 } });
   const file = path.join(work, 'exam.zip');
   await writeFile(file, 'exam records for the metrics');
-  const stored = (await (await manager.store({ path: file }, { name: 'exam.zip' })).result(30_000)) as StoreResult;
+  const stored = await (await manager.store({ path: file }, { name: 'exam.zip' })).result(30_000);
   await expect((await manager.store({ path: path.join(work, 'missing.zip') }, { name: 'missing.zip' })).result(30_000)).rejects.toMatchObject({
     code: 'source_unavailable',
   });
@@ -233,7 +233,7 @@ test('task API: a bearer token queues a task (202) and GET reports it; bad input
     headers: { authorization: `Bearer ${TOKEN}` },
     body: chunked,
     duplex: 'half',
-  } as RequestInit);
+  });
   expect(streamed.status).toBe(413);
   expect((await get(http, '/v1/tasks/01a2b3c4-0000-7000-8000-00000000dead', 'GET', auth)).status).toBe(404);
   expect((await get(http, '/v1/tasks', 'PUT', auth)).status).toBe(405);

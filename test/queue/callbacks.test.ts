@@ -5,7 +5,6 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { ArchivingManager } from '../../src/archiving/manager';
-import type { StoreResult } from '../../src/contract';
 import { deliveryBackoff } from '../../src/queue/callbacks';
 import { cleanupAll, eventually, spawnWorkerProcess, TempDirs, WorkerProcess, writeConfigFile } from '../helpers/queue-harness';
 import { RedisServer, startRedis } from '../helpers/redis-server';
@@ -101,7 +100,7 @@ test('a completed store is posted to callbacks.url, signed, with the result', as
   const file = path.join(work, 'exam.zip');
   await writeFile(file, 'exam records');
   const handle = await manager.store({ path: file }, { name: 'exam.zip' });
-  const result = (await handle.result(30_000)) as StoreResult;
+  const result = await handle.result(30_000);
   const [delivery] = await eventually(() => (deliveriesOf(handle.taskId).length ? deliveriesOf(handle.taskId) : undefined), 20_000, 'the webhook');
   verify(delivery);
   expect(delivery.headers['content-type']).toBe('application/json');
@@ -135,7 +134,7 @@ test('a failover is reported, then the completion on the spare driver', async ()
   const file = path.join(work, 'failover.zip');
   await writeFile(file, 'failover bytes');
   const handle = await manager.store({ path: file }, { name: 'failover.zip', driver: 'shaky' });
-  const result = (await handle.result(30_000)) as StoreResult;
+  const result = await handle.result(30_000);
   expect(result).toMatchObject({ ref: { driver: 'spare' }, failedOver: true });
   const events = await eventually(() => (deliveriesOf(handle.taskId).length >= 2 ? deliveriesOf(handle.taskId) : undefined), 20_000, 'two webhooks');
   expect(events.map((e) => e.body.event).sort()).toEqual(['task.completed', 'task.failover']);

@@ -1,7 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ArchivingManager } from '../../src/archiving/manager';
-import type { StoreResult } from '../../src/contract';
 import { cleanupAll, eventually, spawnWorkerProcess, TempDirs, WorkerProcess, writeConfigFile } from '../helpers/queue-harness';
 import { RedisServer, startRedis } from '../helpers/redis-server';
 
@@ -48,7 +47,7 @@ test('a store of 4096 bytes completes with size 4096; the audit line is JSON; th
   const file = path.join(work, 'pin.zip');
   await writeFile(file, Buffer.alloc(4096, 7));
   const handle = await manager.store({ path: file }, { name: 'pin.zip', metadata: { pin: PASSWORD } });
-  const result = (await handle.result(30_000)) as StoreResult;
+  const result = await handle.result(30_000);
   expect(result).toMatchObject({ size: 4096, metadata: { pin: '***' } });
 
   const lines = await eventually(

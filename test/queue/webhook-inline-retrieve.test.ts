@@ -3,7 +3,6 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { ArchivingManager } from '../../src/archiving/manager';
-import type { RetrieveResult, StoreResult } from '../../src/contract';
 import { CallbackQueue, createCallbackQueue, startCallbackWorker } from '../../src/queue/callbacks';
 import { NotificationService } from '../../src/support/notifications';
 import { cleanupAll, eventually, InProcessWorker, sha256Hex, startInProcessWorker, TempDirs, testConfig } from '../helpers/queue-harness';
@@ -62,10 +61,10 @@ test('an inline retrieve of 900 KB is reported by ref, size and sha256, in a web
   const bytes = randomBytes(900 * 1024);
   const file = path.join(work, 'large.zip');
   await writeFile(file, bytes);
-  const stored = (await (await manager.store({ path: file }, { name: 'large.zip' })).result(30_000)) as StoreResult;
+  const stored = await (await manager.store({ path: file }, { name: 'large.zip' })).result(30_000);
 
   const handle = await manager.retrieve(stored.ref, { inline: true }, { callbackUrl: `${receiver.base}/inline` });
-  const result = (await handle.result(30_000)) as RetrieveResult;
+  const result = await handle.result(30_000);
   // The producer still gets the bytes: only webhooks leave them out.
   expect(Buffer.from(String(result.base64), 'base64').equals(bytes)).toBe(true);
 

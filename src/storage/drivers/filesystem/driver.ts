@@ -347,7 +347,7 @@ export class FilesystemDriver implements StorageDriver {
           }
         },
         readManifest: (sidecar, key) => this.readSidecar(key, sidecar),
-        join: path.join,
+        join: (...parts) => path.join(...parts),
       },
       this.root,
       prefix,

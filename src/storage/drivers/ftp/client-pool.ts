@@ -139,9 +139,10 @@ export class ClientPool {
     next.resolve();
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.closed = true;
     for (const { client } of this.idle.splice(0)) client.close();
     for (const waiter of this.waiters.splice(0)) waiter.reject(new DepotError('unavailable', `${this.driverName}: the driver is closed`));
+    return Promise.resolve();
   }
 }

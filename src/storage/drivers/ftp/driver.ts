@@ -400,7 +400,7 @@ export class FtpDriver implements StorageDriver {
         list: async (dir) =>
           (await this.withClient('list', (client) => this.listDir(client, dir))).map((e) => ({ name: e.name, isDirectory: e.isDirectory, isFile: e.isFile })),
         readManifest: (sidecar, key) => this.withClient('list', (client) => this.readManifest(client, sidecar, key)),
-        join: path.posix.join,
+        join: (...parts) => path.posix.join(...parts),
       },
       this.settings.root,
       prefix,
