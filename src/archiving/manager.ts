@@ -22,6 +22,7 @@ import { finishedTaskData } from '../contract/finished-task';
 import { createRedis, waitForRedis } from '../queue/connection';
 import { DEFAULT_JOB_OPTIONS } from '../queue/job-options';
 import { DEFAULT_PREFIX, DEFAULT_QUEUE, jobIdFor } from '../queue/names';
+import { ignoreErrorEvents } from '../support/ignore';
 
 export interface ManagerOptions {
   redisUrl: string;
@@ -65,13 +66,13 @@ export class ArchivingManager extends EventEmitter {
     super();
     this.connection = createRedis(options.redisUrl, 'producer');
     // A producer must not crash on an unhandled 'error' while Redis is away; calls reject instead.
-    this.connection.on('error', () => undefined);
+    ignoreErrorEvents(this.connection, 'a producer learns of Redis failures from the call that fails');
     this.queue = new Queue(options.queueName ?? DEFAULT_QUEUE, {
       connection: this.connection,
       prefix: options.prefix ?? DEFAULT_PREFIX,
       defaultJobOptions: { ...DEFAULT_JOB_OPTIONS, ...options.jobOptions },
     });
-    this.queue.on('error', () => undefined);
+    ignoreErrorEvents(this.queue, 'a producer learns of Redis failures from the call that fails');
   }
 
   store(source: Source, options: StoreOptions): Promise<TaskHandle<StoreResult>> {
@@ -146,9 +147,9 @@ export class ArchivingManager extends EventEmitter {
       const lastEventId = await this.lastEventId();
       if (this.events) return this.waitReady(this.events);
       this.eventsConnection = createRedis(this.options.redisUrl, 'worker');
-      this.eventsConnection.on('error', () => undefined);
+      ignoreErrorEvents(this.eventsConnection, 'the events listener reconnects by itself; waiting results time out');
       this.events = new QueueEvents(this.queue.name, { connection: this.eventsConnection, prefix: this.queue.opts.prefix, lastEventId });
-      this.events.on('error', () => undefined);
+      ignoreErrorEvents(this.events, 'the events listener reconnects by itself; waiting results time out');
       this.events.on('completed', ({ jobId, returnvalue }) => this.emit('completed', { jobId, result: returnvalue as unknown }));
       this.events.on('failed', ({ jobId, failedReason }) => this.emit('failed', { jobId, error: failureFromReason(failedReason).toJSON() }));
       this.events.on('progress', ({ jobId, data }) => {

@@ -7,6 +7,7 @@ import { DepotError, Source } from '../contract';
 import { openSourceFile } from './path-policy';
 import { guardedLookup } from '../support/address-guard';
 import { checkSourceUrl } from './url-policy';
+import { ignoreErrorEvents } from '../support/ignore';
 
 export interface SourcePolicy {
   allowedPaths?: string[];
@@ -169,7 +170,7 @@ function request(url: URL, headers: Record<string, string>, timeoutMs: number, s
     req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
     req.on('response', (response) => {
       // The socket timeout keeps guarding the body: a stalled download fails instead of hanging.
-      response.on('error', () => undefined);
+      ignoreErrorEvents(response, 'the body is read through the stream, which reports its errors to the store');
       resolve(response);
     });
     req.on('error', (error: NodeJS.ErrnoException) => {

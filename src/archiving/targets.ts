@@ -4,6 +4,7 @@ import { link, lstat, open, unlink } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { DepotError } from '../contract';
 import { openTargetDir, TargetDir } from './path-policy';
+import { ignoreFailure } from '../support/ignore';
 
 /** Bytes of the target's name kept in its temporary name: with the dot, random part and suffix it stays within 255. */
 const TEMP_NAME_BYTES = 200;
@@ -62,7 +63,7 @@ async function writeInto(dir: TargetDir, stream: Readable, rawPath: string): Pro
     }
   } finally {
     // Before the directory's descriptor is closed: the temporary name is reached through it.
-    await unlink(temp).catch(() => undefined);
+    await ignoreFailure(unlink(temp), 'after a link the temporary name is gone or a second name of the same file; its removal changes nothing');
   }
 }
 

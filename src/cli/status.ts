@@ -6,6 +6,7 @@ import { CALLBACK_QUEUE, DELIVERY_STATES, TASK_STATES } from '../queue/names';
 import { taskJobCounts } from '../queue/queue-depth';
 import { EXIT_FAILED, EXIT_OK } from './exit-codes';
 import { printError, printJson, printLine } from './output';
+import { ignoreErrorEvents } from '../support/ignore';
 
 /** `depot status`: how many tasks are in each state, which workers are connected, and how webhook deliveries stand. */
 export function registerStatus(program: Command): void {
@@ -16,11 +17,11 @@ export function registerStatus(program: Command): void {
     .action(async (options: { json?: boolean }) => {
       const config = loadConfig();
       const connection = createRedis(config.redis.url, 'producer');
-      connection.on('error', () => undefined);
+      ignoreErrorEvents(connection, 'reported below, once');
       const queue = new Queue(config.queue.name, { connection, prefix: config.queue.prefix });
-      queue.on('error', () => undefined); // reported below, once
+      ignoreErrorEvents(queue, 'reported below, once');
       const callbacks = new Queue(CALLBACK_QUEUE, { connection, prefix: config.queue.prefix });
-      callbacks.on('error', () => undefined);
+      ignoreErrorEvents(callbacks, 'reported below, once');
       try {
         await waitForRedis(connection, 5_000, true);
         // Tasks only: depot's expiry scheduler always keeps its next run on the queue.

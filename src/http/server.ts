@@ -16,6 +16,7 @@ import { taskJobCounts } from '../queue/queue-depth';
 import { TaskApi } from './task-api';
 import { within } from './within';
 import { TaskCounters } from './task-counters';
+import { ignoreErrorEvents } from '../support/ignore';
 
 /** How often every driver's connection check runs for /health and /metrics. */
 export const CHECK_INTERVAL_MS = 60_000;
@@ -44,15 +45,15 @@ export async function startHttpServer(
 ): Promise<DepotHttpServer> {
   // Reads fail fast instead of queueing while Redis is away (each answer is also bounded in time below).
   const connection = createRedis(config.redis.url, 'producer');
-  connection.on('error', () => undefined);
+  ignoreErrorEvents(connection, 'Redis outages show on /health and in failed requests');
   const queue = new Queue(config.queue.name, { connection, prefix: config.queue.prefix });
   const callbacks = new Queue(CALLBACK_QUEUE, { connection, prefix: config.queue.prefix });
   const eventsConnection = createRedis(config.redis.url, 'worker');
-  eventsConnection.on('error', () => undefined);
+  ignoreErrorEvents(eventsConnection, 'Redis outages show on /health and in failed requests');
   const events = new QueueEvents(config.queue.name, { connection: eventsConnection, prefix: config.queue.prefix });
-  queue.on('error', () => undefined);
-  callbacks.on('error', () => undefined);
-  events.on('error', () => undefined);
+  ignoreErrorEvents(queue, 'Redis outages show on /health and in failed requests');
+  ignoreErrorEvents(callbacks, 'Redis outages show on /health and in failed requests');
+  ignoreErrorEvents(events, 'Redis outages show on /health and in failed requests');
   const tasks = new TaskCounters(queue, events);
   const health = new DriverHealth(storage, options.checkIntervalMs ?? CHECK_INTERVAL_MS);
   health.start();

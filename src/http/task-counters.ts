@@ -1,5 +1,6 @@
 import type { Queue, QueueEvents } from 'bullmq';
 import { EXPIRE_OPERATION, OPERATIONS } from '../contract';
+import { ignoreFailure } from '../support/ignore';
 
 /** Upper bounds (seconds) of the task duration histogram. */
 export const DURATION_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600];
@@ -64,7 +65,7 @@ export class TaskCounters {
   }
 
   private async count(jobId: string, outcome: Outcome): Promise<void> {
-    const job = await this.queue.getJob(jobId).catch(() => undefined);
+    const job = await ignoreFailure(this.queue.getJob(jobId), 'a job that cannot be read now is not counted; Redis errors show on /health');
     if (!job) return; // removed already (removeOnComplete with a small count)
     // A failed attempt that will be retried is not a finished task.
     if (outcome === 'failed' && job.finishedOn === undefined) return;

@@ -7,6 +7,7 @@ import { deliveryKeys, deliveryMacs, isAuthenticDelivery } from '../support/webh
 import { createRedis } from './connection';
 import { CALLBACK_QUEUE } from './names';
 import { DEFAULT_RETENTION, keepJobs } from './job-options';
+import { ignoreErrorEvents, ignoreFailure } from '../support/ignore';
 
 /**
  * Webhook deliveries are jobs on queue `depot-callbacks`, retried until the
@@ -40,9 +41,9 @@ export interface CallbackQueue {
 export function createCallbackQueue(redisUrl: string, prefix: string, secrets: readonly string[] = []): CallbackQueue {
   const keys = deliveryKeys(secrets);
   const connection = createRedis(redisUrl, 'worker');
-  connection.on('error', () => undefined);
+  ignoreErrorEvents(connection, 'a delivery that cannot be queued fails its enqueue call, which the caller logs');
   const queue = new Queue<QueuedDelivery>(CALLBACK_QUEUE, { connection, prefix });
-  queue.on('error', () => undefined);
+  ignoreErrorEvents(queue, 'a delivery that cannot be queued fails its enqueue call, which the caller logs');
   return {
     async enqueue(delivery, deliveryId) {
       const queued: QueuedDelivery = { ...delivery, auth: deliveryMacs(keys, deliveryId, delivery.url, webhookBody(delivery.notification)) };
@@ -55,7 +56,7 @@ export function createCallbackQueue(redisUrl: string, prefix: string, secrets: r
       });
     },
     async close() {
-      await queue.close().catch(() => undefined);
+      await ignoreFailure(queue.close(), 'closing: a queue whose Redis is gone has nothing left to flush');
       connection.disconnect();
     },
   };

@@ -1,6 +1,7 @@
 import { Queue } from 'bullmq';
 import { EXPIRE_OPERATION } from '../contract';
 import { createRedis } from './connection';
+import { ignoreErrorEvents } from '../support/ignore';
 
 export const EXPIRY_SCHEDULER_ID = 'depot-expiry';
 
@@ -11,9 +12,9 @@ export const EXPIRY_SCHEDULER_ID = 'depot-expiry';
  */
 export async function scheduleExpiry(options: { redisUrl: string; queueName: string; prefix: string; everyMs: number }): Promise<void> {
   const connection = createRedis(options.redisUrl, 'worker');
-  connection.on('error', () => undefined);
+  ignoreErrorEvents(connection, 'scheduling fails its call, which the caller logs');
   const queue = new Queue(options.queueName, { connection, prefix: options.prefix });
-  queue.on('error', () => undefined);
+  ignoreErrorEvents(queue, 'scheduling fails its call, which the caller logs');
   try {
     if (options.everyMs === 0) {
       await queue.removeJobScheduler(EXPIRY_SCHEDULER_ID);

@@ -11,6 +11,7 @@ import { dropFinishedData, dropRecentFinishedData } from './finished-jobs';
 import { InlineResults } from './inline-results';
 import { DEFAULT_INLINE_RESULT_SECONDS, DEFAULT_RETENTION, keepJobs, Retention } from './job-options';
 import { handBackOrphanedJobs } from './orphaned-jobs';
+import { ignoreErrorEvents, ignoreFailure } from '../support/ignore';
 
 /** Runs one task; the queue plumbing knows only this much of the storage logic. */
 export type TaskProcessor = (operation: string, data: unknown, ctx: TaskContext) => Promise<unknown>;
@@ -57,7 +58,7 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
   const connection = createRedis(options.redisUrl, 'worker');
   // Maintenance of finished jobs, on the worker's own (non-blocking) connection.
   const queue = new Queue(options.queueName, { connection, prefix: options.prefix });
-  queue.on('error', () => undefined);
+  ignoreErrorEvents(queue, "the worker's own connection reports Redis outages (logged once in a while)");
   const inlineResultMs = options.inlineResultMs ?? DEFAULT_INLINE_RESULT_SECONDS * 1000;
   const inlineResults = new InlineResults(queue, connection, inlineResultMs);
   const retention = options.retention ?? DEFAULT_RETENTION;
@@ -190,7 +191,7 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
     } finally {
       clearTimeout(grace);
       // Not awaited: it shares the connection, which goes now whatever Redis does.
-      queue.close().catch(() => undefined);
+      void ignoreFailure(queue.close(), 'closing: it shares the connection, which goes now whatever Redis does');
       connection.disconnect();
     }
   };
@@ -221,9 +222,9 @@ async function handBackOrphans(options: StorageWorkerOptions, logger: Logger): P
   const host = hostname();
   if (options.name !== `${host}:${process.pid}`) return;
   const connection = createRedis(options.redisUrl, 'producer');
-  connection.on('error', () => undefined);
+  ignoreErrorEvents(connection, 'the hand-back at start is best effort: stalled-job recovery covers what it misses');
   const queue = new Queue(options.queueName, { connection, prefix: options.prefix });
-  queue.on('error', () => undefined);
+  ignoreErrorEvents(queue, 'the hand-back at start is best effort: stalled-job recovery covers what it misses');
   try {
     await waitForRedis(connection, 5_000, true);
     const handedBack = await handBackOrphanedJobs(queue, connection, { host, selfPid: process.pid, maxStalledCount: MAX_STALLED_COUNT });
@@ -232,7 +233,7 @@ async function handBackOrphans(options: StorageWorkerOptions, logger: Logger): P
   } catch (error) {
     logger.warn(`jobs of dead workers not handed back at start: ${redactor.redact((error as Error).message)}`);
   } finally {
-    await queue.close().catch(() => undefined);
+    await ignoreFailure(queue.close(), 'closing: a queue whose Redis is gone has nothing left to flush');
     connection.disconnect();
   }
 }
@@ -256,7 +257,7 @@ function throttledProgress(job: Job): { report: TaskContext['progress']; stop():
     sentBytes = progress.bytes;
     reported = true;
     pending = undefined;
-    job.updateProgress({ ...progress }).catch(() => undefined);
+    void ignoreFailure(job.updateProgress({ ...progress }), 'progress is a hint: a lost update is followed by the next or by the result');
   };
   const stop = () => {
     clearTimeout(timer);

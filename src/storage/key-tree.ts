@@ -1,5 +1,6 @@
 import { Manifest, parseArchiveKey } from '../contract';
 import { sidecarName } from './manifest';
+import { ignoreFailure } from '../support/ignore';
 
 export interface TreeEntry {
   name: string;
@@ -44,7 +45,7 @@ async function* walk(tree: KeyTree, dir: string, keyPrefix: string, depth: numbe
   for (const name of names) {
     const key = keyPrefix + name;
     if (!key.startsWith(prefix) || !names.has(sidecarName(name)) || typeof parseArchiveKey(key) === 'string') continue;
-    const manifest = await tree.readManifest(tree.join(dir, sidecarName(name)), key).catch(() => null);
+    const manifest = await ignoreFailure(tree.readManifest(tree.join(dir, sidecarName(name)), key), 'an unreadable manifest is no archive of depot to list');
     if (manifest && manifest.name === name) yield manifest;
   }
 }

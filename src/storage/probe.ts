@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { DepotError } from '../contract';
 import type { ProbeReport } from './driver';
+import { ignoreFailure } from '../support/ignore';
 
 export type ProbeTimings = Omit<ProbeReport, 'writeOnce'>;
 
@@ -25,7 +26,7 @@ export async function runProbe(steps: ProbeSteps): Promise<ProbeTimings> {
   try {
     await steps.write(bytes);
   } catch (error) {
-    await steps.remove().catch(() => undefined); // a half-written probe must not stay behind
+    await ignoreFailure(steps.remove(), 'a half-written probe must not stay behind; the write failure is what is reported');
     throw error;
   }
   const writeMs = performance.now() - t;

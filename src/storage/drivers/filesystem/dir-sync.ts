@@ -1,5 +1,6 @@
 import { constants } from 'node:fs';
 import { closeFd, fsyncFd, openFd } from './fd';
+import { ignoreFailure } from '../../../support/ignore';
 
 /**
  * Group commit for directory fsyncs: stores that publish into the same
@@ -16,12 +17,10 @@ export class DirSync {
     if (queued) return queued;
     const current = this.running.get(dir);
     if (!current) return this.start(dir);
-    const after = current
-      .catch(() => undefined)
-      .then(() => {
-        this.next.delete(dir);
-        return this.start(dir);
-      });
+    const after = ignoreFailure(current, "the next fsync starts whatever the running one did; that one's waiters got its failure").then(() => {
+      this.next.delete(dir);
+      return this.start(dir);
+    });
     this.next.set(dir, after);
     return after;
   }
@@ -41,6 +40,6 @@ async function fsyncDir(dir: string): Promise<void> {
   try {
     await fsyncFd(fd);
   } finally {
-    closeFd(fd).catch(() => undefined);
+    void ignoreFailure(closeFd(fd), 'waiters need the fsync, which succeeded; not the close');
   }
 }

@@ -12,6 +12,7 @@ import { DirSync } from './dir-sync';
 import { closeFd, fchmodFd, fdatasyncFd, fsyncFd, openFd, writeAllFd } from './fd';
 import type { FilesystemSettings } from './types';
 import { CHECK_DIR, isStagingName, notOwnDirectory, STAGING_DIR, STALE_STAGING_MS, StagingNames, writerGone } from '../../staging';
+import { ignoreFailure } from '../../../support/ignore';
 
 /** Keep one fdatasync in flight per this many bytes, so the final flush does not stall for seconds. */
 const SYNC_EVERY = 128 * 1024 * 1024;
@@ -65,7 +66,8 @@ export class FilesystemDriver implements StorageDriver {
     for (const entry of await readdir(this.staging, { withFileTypes: true })) {
       if (!entry.isFile() || !isStagingName(entry.name)) continue;
       const file = path.join(this.staging, entry.name);
-      if (writerGone(entry.name) || (await isOlderThan(file, STALE_STAGING_MS))) await unlink(file).catch(() => undefined);
+      if (writerGone(entry.name) || (await isOlderThan(file, STALE_STAGING_MS)))
+        await ignoreFailure(unlink(file), 'a leftover removed by another process meanwhile is gone either way');
     }
   }
 
@@ -135,7 +137,7 @@ export class FilesystemDriver implements StorageDriver {
     const staged = { data: `${stem}.part`, manifest: `${stem}.manifest` };
     // The key's directory is made while the bytes are written; a store that publishes nothing removes it again.
     const making = this.makeKeyDir(target.dir, realRoot);
-    making.catch(() => undefined); // its failure is reported below, once the bytes are written
+    void ignoreFailure(making, 'its failure is reported below, once the bytes are written');
     let published = false;
     try {
       const manifest = await this.stage(staged, body, signal);
@@ -252,7 +254,7 @@ export class FilesystemDriver implements StorageDriver {
       await settleAll([completeData(), writeSidecar()]);
       return manifest;
     } finally {
-      await syncing?.catch(() => undefined);
+      if (syncing) await ignoreFailure(syncing, 'the final fsync below reports what this one would');
       closeQuietly(data);
       closeQuietly(sidecar);
     }
@@ -327,7 +329,7 @@ export class FilesystemDriver implements StorageDriver {
       await unlink(target.sidecar).catch((error: NodeJS.ErrnoException) => {
         if (error.code !== 'ENOENT') throw error;
       });
-      await rmdir(target.dir).catch(() => undefined); // only when the task's directory is now empty
+      await ignoreFailure(rmdir(target.dir), "only when the task's directory is now empty");
       if (this.settings.fsync) await this.dirSync.sync(path.dirname(target.dir));
     } catch (error) {
       throw this.notFoundOr(error, key);
@@ -366,7 +368,9 @@ export class FilesystemDriver implements StorageDriver {
         await this.writeFile(file, bytes);
       },
       read: () => readFile(file, { signal }),
-      remove: () => unlink(file).catch(() => undefined),
+      remove: async () => {
+        await ignoreFailure(unlink(file), 'a probe left behind is harmless: it is outside the archive keys');
+      },
     });
     return { ...timings, writeOnce: 'enforced' };
   }
@@ -404,7 +408,7 @@ async function createAll(files: string[]): Promise<number[]> {
 }
 
 function closeQuietly(fd: number): void {
-  closeFd(fd).catch(() => undefined);
+  void ignoreFailure(closeFd(fd), 'the data was flushed (or the store failed) before the close');
 }
 
 /** Waits for all, then fails with the first failure: nothing is left running behind a rejection. */
@@ -415,7 +419,8 @@ async function settleAll(operations: Promise<unknown>[]): Promise<void> {
 }
 
 function removeStaged(staged: { data: string; manifest: string }): Promise<unknown> {
-  return Promise.all([unlink(staged.data).catch(() => undefined), unlink(staged.manifest).catch(() => undefined)]);
+  const why = 'a staging file that is not there was never written or is gone; the sweep removes any other';
+  return Promise.all([ignoreFailure(unlink(staged.data), why), ignoreFailure(unlink(staged.manifest), why)]);
 }
 
 /** Directories this store made and left empty, deepest first; one in use by another store is kept (ENOTEMPTY). */
@@ -443,6 +448,6 @@ async function linkOnce(from: string, to: string): Promise<boolean> {
 }
 
 async function isOlderThan(file: string, ms: number): Promise<boolean> {
-  const info = await lstat(file).catch(() => null);
-  return info !== null && Date.now() - info.mtimeMs > ms;
+  const info = await ignoreFailure(lstat(file), 'a file that cannot be looked at is not taken for old');
+  return info !== undefined && Date.now() - info.mtimeMs > ms;
 }

@@ -14,6 +14,7 @@ import { ClientPool } from './client-pool';
 import { isFtpReply, toDepotError } from './errors';
 import { guardedUpload, Watchdog } from './transfer-guard';
 import type { FtpSettings } from './types';
+import { ignoreFailure } from '../../../support/ignore';
 
 /** A sidecar larger than this is not a depot manifest. */
 const MANIFEST_LIMIT = 1024 * 1024;
@@ -436,7 +437,12 @@ export class FtpDriver implements StorageDriver {
           signal,
         ),
       read: () => this.withClient('check: read', (client) => this.download(client, file, MANIFEST_LIMIT), signal),
-      remove: () => this.withClient('check: delete', (client) => client.remove(file, true).then(() => undefined)).catch(() => undefined),
+      remove: async () => {
+        await ignoreFailure(
+          this.withClient('check: delete', (client) => client.remove(file, true)),
+          'a probe left behind is harmless: it is outside the archive keys',
+        );
+      },
     });
     // A server whose refusal could not be tried is not counted on.
     const replaces = await this.renameReplaces(dir, signal).catch(() => true);

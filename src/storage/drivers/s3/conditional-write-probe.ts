@@ -9,6 +9,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { WriteOnce } from '../../../contract';
 import { isNotFound, isPreconditionFailed } from './errors';
+import { ignoreFailure } from '../../../support/ignore';
 
 /**
  * Whether the store itself refuses to write over an existing object: a probe
@@ -51,7 +52,12 @@ export async function probeConditionalWrites(client: S3Client, bucket: string, k
         made.push(response.VersionId);
       });
     } finally {
-      if (!completed) await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId })).catch(() => undefined);
+      if (!completed) {
+        await ignoreFailure(
+          client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId })),
+          'an upload left behind is swept after a day (abortStaleUploads) and is invisible meanwhile',
+        );
+      }
     }
     return putRefused && completeRefused ? 'enforced' : 'best_effort';
   } finally {

@@ -30,6 +30,7 @@ import { partSizeFor } from './part-size';
 import { isLocked, laterLock, LockParams, lockFor, lockVersion } from './retention';
 import { StagedBody } from './staged-body';
 import type { S3Settings } from './types';
+import { ignoreFailure } from '../../../support/ignore';
 
 const ARCHIVE_TYPE = 'application/octet-stream';
 const MANIFEST_TYPE = 'application/json';
@@ -49,7 +50,7 @@ type ManifestStep = { status: 'placed'; manifest: Manifest; placed: boolean; ver
 class KeyTaken extends Error {
   constructor(readonly outcome: Promise<PublishOutcome>) {
     super('key taken');
-    outcome.catch(() => undefined); // awaited by the store; never left unhandled
+    void ignoreFailure(outcome, 'awaited by the store, which reports its failure; never left unhandled');
   }
 }
 

@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { ignoreErrorEvents } from '../../../support/ignore';
 
 /**
  * Reads an archive body in two steps: first up to one part's worth (a small
@@ -47,7 +48,7 @@ export class StagedBody {
     }
     const stream = Readable.from(all(), { objectMode: false });
     // Its reader (lib-storage) sees a source error through iteration; this keeps a late one from going unhandled.
-    stream.on('error', () => undefined);
+    ignoreErrorEvents(stream, 'its reader (lib-storage) sees a source error through iteration');
     return stream;
   }
 }
