@@ -55,6 +55,7 @@ export async function openSourceFile(raw: string, allowed: string[] | undefined,
   }
   try {
     const info = await handle.stat();
+    // Not retried, as no failure of a file source here: what is not a readable regular file now stays so.
     if (!info.isFile()) throw new DepotError('source_unavailable', `${raw} is not a regular file`, { field: SOURCE, retryable: false });
     const real = await openedPath(handle.fd, procFd);
     if (real !== null) {
@@ -166,6 +167,7 @@ function outside(field: string): DepotError {
   return new DepotError('invalid_task', 'is outside paths.allowed', { field });
 }
 
+/** A missing or unreadable file: not retried (unlike a URL, which may answer next time). */
 function unreadable(raw: string, error: unknown): DepotError {
   const code = (error as NodeJS.ErrnoException).code ?? 'error';
   return new DepotError('source_unavailable', `cannot read ${raw}: ${code}`, { field: SOURCE, retryable: false });

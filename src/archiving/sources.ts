@@ -52,7 +52,7 @@ async function* readingErrorsAsSource(stream: Readable): AsyncGenerator<Buffer> 
   } catch (error) {
     if (error instanceof DepotError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
-    throw new DepotError('source_unavailable', `reading the source failed: ${code ?? (error as Error).message}`, { retryable: true, cause: error });
+    throw new DepotError('source_unavailable', `reading the source failed: ${code ?? (error as Error).message}`, { cause: error });
   } finally {
     stream.destroy();
   }
@@ -92,7 +92,7 @@ async function openBoundedUrl(
   const tooSlow = () =>
     new DepotError('source_unavailable', `the download took longer than sources.maxDurationMs (${policy.maxDurationMs} ms)`, {
       field: 'source.url',
-      retryable: false,
+      retryable: false, // the same source would take as long again
     });
   let opened: OpenedSource;
   try {
@@ -107,7 +107,7 @@ async function openBoundedUrl(
     opened.stream.destroy();
     throw new DepotError('source_unavailable', `${describeUrl(new URL(raw))} announces ${opened.totalBytes} bytes, ${tooBig}`, {
       field: 'source.url',
-      retryable: false,
+      retryable: false, // the same source is as large again
     });
   }
   const response = opened.stream;
@@ -120,6 +120,7 @@ async function openBoundedUrl(
       bytes += chunk.length;
       // With a declared size the shared layer's hashing stream says `integrity`; without one this is the only bound.
       if (declaredSize === undefined && bytes > limit) {
+        // Not retried: the same source sends as much again.
         callback(new DepotError('source_unavailable', `the download sent ${tooBig}`, { field: 'source.url', retryable: false }));
         return;
       }
@@ -140,6 +141,7 @@ async function openUrl(url: URL, headers: Record<string, string>, policy: Source
   if (status >= 300 && status < 400 && response.headers.location) {
     response.resume();
     if (redirects >= MAX_REDIRECTS) {
+      // Not retried, nor the bad redirect below: the source answers the same way again.
       throw new DepotError('source_unavailable', `more than ${MAX_REDIRECTS} redirects from ${describeUrl(url)}`, { field: 'source.url', retryable: false });
     }
     let next: URL;
@@ -155,7 +157,7 @@ async function openUrl(url: URL, headers: Record<string, string>, policy: Source
   }
   if (status < 200 || status >= 300) {
     response.resume();
-    // 4xx other than timeouts and throttling will not change by retrying.
+    // Retried (the code's default) only for 5xx, timeouts and throttling: other 4xx will not change by retrying.
     const retryable = status >= 500 || status === 408 || status === 429;
     throw new DepotError('source_unavailable', `${describeUrl(url)} answered HTTP ${status}`, { field: 'source.url', retryable });
   }
@@ -178,9 +180,7 @@ function request(url: URL, headers: Record<string, string>, timeoutMs: number, s
         reject(new DepotError('invalid_task', error.message, { field: 'source.url' }));
         return;
       }
-      reject(
-        new DepotError('source_unavailable', `${describeUrl(url)}: ${error.code ?? error.message}`, { field: 'source.url', retryable: true, cause: error }),
-      );
+      reject(new DepotError('source_unavailable', `${describeUrl(url)}: ${error.code ?? error.message}`, { field: 'source.url', cause: error }));
     });
     req.end();
   });

@@ -18,7 +18,7 @@ import {
 } from '../contract';
 import type { StorageAPI } from '../storage/api';
 import type { ArchiveStore } from '../storage/archive-store';
-import { classifyError, retryOperation } from '../support/error-handler';
+import { handleError, retryOperation, switchToAlternative } from '../support/error-handler';
 import type { Logger } from '../support/logging';
 import { deleteExpired, ExpiryReport } from './expiry';
 import { describeUrl, openSource, SourcePolicy } from './sources';
@@ -50,12 +50,10 @@ export interface RunnerSettings {
 
 export type TaskResult = StoreResult | RetrieveResult | DeleteResult | CheckResult | { expired: ExpiryReport[] };
 
-/** Codes that say this backend cannot take the store now, so the next one may. */
-const FAILS_OVER = new Set(['auth', 'no_space', 'unavailable', 'internal']);
-
 /**
  * AsyncTask.processTask: validates a task and runs it against its driver(s):
- * retries with backoff on one driver, then fails over to the alternatives.
+ * retries with backoff on one driver (`retryOperation`), then fails over to
+ * the alternatives (`switchToAlternative`), as the contract's ERROR_POLICY says.
  */
 export class TaskRunner {
   constructor(
@@ -93,14 +91,10 @@ export class TaskRunner {
 
     const driversTried: string[] = [];
     let attempts = 0;
-    let lastError: DepotError | undefined;
-    for (const driver of drivers) {
-      driversTried.push(driver);
-      if (lastError) {
-        this.logger.warn(`failing over from ${driversTried.at(-2)} to ${driver}`, { taskId, jobId: ctx.jobId, error: lastError.toJSON() });
-        ctx.failingOver?.(driversTried.at(-2) ?? '', driver, lastError);
-      }
-      try {
+    return switchToAlternative(
+      drivers,
+      async (driver) => {
+        driversTried.push(driver);
         const { manifest } = await retryOperation(
           async () => {
             attempts++;
@@ -126,12 +120,15 @@ export class TaskRunner {
           failedOver: driversTried.length > 1,
           attempts,
         };
-      } catch (error) {
-        lastError = classifyError(error);
-        if (ctx.signal.aborted || !FAILS_OVER.has(lastError.code)) throw lastError;
-      }
-    }
-    throw lastError ?? new DepotError('internal', 'no driver to store to');
+      },
+      {
+        signal: ctx.signal,
+        onSwitch: (from, to, failure) => {
+          this.logger.warn(`failing over from ${from} to ${to}`, { taskId, jobId: ctx.jobId, error: failure.toJSON() });
+          ctx.failingOver?.(from, to, failure);
+        },
+      },
+    );
   }
 
   private async storeOnce(driver: string, key: string, taskId: string, task: StoreTask, ctx: TaskContext) {
@@ -227,7 +224,7 @@ export class TaskRunner {
     try {
       return this.storage.getArchiveStore(driver);
     } catch (error) {
-      const failure = classifyError(error);
+      const failure = handleError(error);
       if (failure.code === 'unknown_driver') throw new DepotError('unknown_driver', `no driver named '${driver}'`, { field });
       throw failure;
     }

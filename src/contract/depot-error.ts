@@ -1,4 +1,5 @@
-import { ErrorCode, NEVER_RETRIED } from './error-codes';
+import type { ErrorCode } from './error-codes';
+import { retriedByDefault } from './error-policy';
 
 /**
  * The one error type that crosses module boundaries. `field` names the part of a
@@ -7,7 +8,11 @@ import { ErrorCode, NEVER_RETRIED } from './error-codes';
 export class DepotError extends Error {
   readonly code: ErrorCode;
   readonly field?: string;
-  /** `source_unavailable` is retried for URLs but not for missing files: the thrower decides. */
+  /**
+   * Whether this failure may be retried: the code's default from ERROR_POLICY
+   * unless the thrower knows better (`source_unavailable` is retried for URLs
+   * but not for missing files). Read it through `isRetried`.
+   */
   readonly retryable: boolean;
 
   constructor(code: ErrorCode, message: string, options: { field?: string; retryable?: boolean; cause?: unknown } = {}) {
@@ -15,7 +20,7 @@ export class DepotError extends Error {
     this.name = 'DepotError';
     this.code = code;
     this.field = options.field;
-    this.retryable = options.retryable ?? !NEVER_RETRIED.has(code);
+    this.retryable = options.retryable ?? retriedByDefault(code);
   }
 
   /** `{ code, message }` as results, events and job failedReason carry it. */

@@ -1,4 +1,5 @@
 export * from './error-codes';
+export * from './error-policy';
 export * from './depot-error';
 export * from './archive-name';
 export * from './archive-key';

@@ -1,7 +1,7 @@
 import { Readable, pipeline } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { CheckResult, DepotError, Manifest, parseArchiveKey, Space } from '../contract';
-import { classifyError, errorBody } from '../support/error-handler';
+import { errorBody, handleError } from '../support/error-handler';
 import { audit, Logger } from '../support/logging';
 import type { StorageDriver } from './driver';
 import { HashingStream, pipeInto } from './hashing-stream';
@@ -52,7 +52,7 @@ export class ArchiveStore {
       existing = await this.driver.stat(input.key);
     } catch (error) {
       input.body.destroy(); // the source is open (a file descriptor, a download): it is never read now
-      throw classifyError(error);
+      throw handleError(error);
     }
     if (existing) return this.settleExisting(input, existing, await this.sourceDigest(input, existing, expected), signal);
 
@@ -74,7 +74,7 @@ export class ArchiveStore {
       );
     } catch (error) {
       input.body.destroy();
-      throw classifyError(hasher.destroyed && hasher.errored ? hasher.errored : error);
+      throw handleError(hasher.destroyed && hasher.errored ? hasher.errored : error);
     } finally {
       signal.removeEventListener('abort', onAbort);
     }
@@ -83,7 +83,7 @@ export class ArchiveStore {
       // A driver may find the key taken before reading the whole body: hash the rest here to tell which.
       hasher.resume();
       await finished(hasher).catch((error: unknown) => {
-        throw classifyError(error);
+        throw handleError(error);
       });
       return this.settleExisting(input, outcome.existing, hasher.result(), signal);
     }
@@ -103,7 +103,7 @@ export class ArchiveStore {
     }
     const hasher = new HashingStream(expected, input.onBytes);
     await new Promise<void>((resolve, reject) => {
-      pipeline(input.body, hasher, (error) => (error ? reject(classifyError(error)) : resolve()));
+      pipeline(input.body, hasher, (error) => (error ? reject(handleError(error)) : resolve()));
       hasher.resume();
     });
     return hasher.result();
@@ -142,7 +142,7 @@ export class ArchiveStore {
         verifier.resume();
       });
     } catch (error) {
-      const failure = classifyError(error);
+      const failure = handleError(error);
       if (failure.code !== 'integrity') throw failure;
       throw new DepotError('conflict', `${this.name}:${key} holds bytes other than its manifest describes (another writer's, or damaged): ${failure.message}`);
     }

@@ -1,9 +1,12 @@
-import { DepotError, ErrorCode, FAIL_OVER_AT_ONCE } from '../contract';
+import { DepotError, ErrorCode, failsOver, isRetried } from '../contract';
 import { redactor } from './redaction';
 
 /**
- * ErrorHandler: every failure becomes a DepotError with the contract's code, so
- * callers decide retry and failover from the code, never from a message.
+ * ErrorHandler: every failure becomes a DepotError with the contract's code
+ * (`handleError`), so that retries (`retryOperation`) and failover
+ * (`switchToAlternative`) are decided from the code by the contract's
+ * ERROR_POLICY, never from a message. (The design's fourth operation,
+ * `restartWorker`, is queue plumbing: see src/queue/.)
  */
 const ERRNO_CODES: Record<string, ErrorCode> = {
   ENOSPC: 'no_space',
@@ -27,7 +30,8 @@ const ERRNO_CODES: Record<string, ErrorCode> = {
   ENOENT: 'not_found',
 };
 
-export function classifyError(error: unknown): DepotError {
+/** Anything thrown → a DepotError with the contract's code (a DepotError as it is); the message redacted. */
+export function handleError(error: unknown): DepotError {
   if (error instanceof DepotError) return error;
   const err = error as NodeJS.ErrnoException | undefined;
   const message = redactor.redact(err?.message ?? String(error));
@@ -36,14 +40,12 @@ export function classifyError(error: unknown): DepotError {
   return new DepotError(code ?? 'internal', message, { cause: error });
 }
 
-/** Whether a failure moves a store to the next driver at once instead of retrying this one. */
-export function failsOverAtOnce(error: DepotError): boolean {
-  return FAIL_OVER_AT_ONCE.has(error.code);
-}
+/** @deprecated The former name of `handleError`, kept while src/queue still calls it. */
+export const classifyError = handleError;
 
 /** `{ code, message }` with secrets masked: what results, events and failedReason carry. */
 export function errorBody(error: unknown): { code: ErrorCode; message: string } {
-  const depotError = classifyError(error);
+  const depotError = handleError(error);
   return { code: depotError.code, message: redactor.redact(depotError.message) };
 }
 
@@ -63,22 +65,48 @@ export function backoffDelay(backoffMs: number, attempt: number, random: () => n
 }
 
 /**
- * Runs `operation` until it succeeds, fails with a code that is not retried
- * (or that fails over at once), or the attempts are spent. Throws the last
- * failure as a DepotError.
+ * Runs `operation` until it succeeds, fails in a way that is not retried
+ * (`isRetried`: the code's policy, or the thrower's word; never a code that
+ * fails over at once), or the attempts are spent. Throws the last failure as
+ * a DepotError.
  */
 export async function retryOperation<T>(operation: (attempt: number) => Promise<T>, policy: RetryPolicy): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await operation(attempt);
     } catch (error) {
-      const failure = classifyError(error);
-      if (!failure.retryable || failsOverAtOnce(failure) || attempt >= policy.attempts || policy.signal?.aborted) throw failure;
+      const failure = handleError(error);
+      if (!isRetried(failure) || attempt >= policy.attempts || policy.signal?.aborted) throw failure;
       const delay = backoffDelay(policy.backoffMs, attempt);
       policy.onRetry?.(failure, attempt, delay);
       await sleep(delay, policy.signal);
     }
   }
+}
+
+/**
+ * The failover loop: runs `attempt` on each driver in turn (the primary first,
+ * then its fallbacks) until one succeeds. It goes on to the next only after a
+ * failure whose code fails over (ERROR_POLICY: at once, or once `attempt`'s
+ * own retries ended) and never once `signal` is aborted; `onSwitch` hears of
+ * each move first. Throws the failure that ended the loop, as a DepotError.
+ */
+export async function switchToAlternative<T>(
+  drivers: readonly string[],
+  attempt: (driver: string) => Promise<T>,
+  options: { signal?: AbortSignal; onSwitch?: (from: string, to: string, failure: DepotError) => void } = {},
+): Promise<T> {
+  let failure: DepotError | undefined;
+  for (const [i, driver] of drivers.entries()) {
+    if (failure) options.onSwitch?.(drivers[i - 1], driver, failure);
+    try {
+      return await attempt(driver);
+    } catch (error) {
+      failure = handleError(error);
+      if (options.signal?.aborted || !failsOver(failure)) throw failure;
+    }
+  }
+  throw failure ?? new DepotError('internal', 'no driver to store to');
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

@@ -1,4 +1,4 @@
-import { DepotError, ERROR_CODES, FAIL_OVER_AT_ONCE, isDepotError, isErrorCode, NEVER_RETRIED } from '../../../src/contract';
+import { DepotError, ERROR_CODES, failsOverAtOnce, isDepotError, isErrorCode, retriedByDefault } from '../../../src/contract';
 
 describe('error codes (CONTRACT §2 and §13 tables)', () => {
   test('are exactly the contract codes', () => {
@@ -21,12 +21,12 @@ describe('error codes (CONTRACT §2 and §13 tables)', () => {
   });
 
   test('retried: only source_unavailable, unavailable and internal', () => {
-    const retried = ERROR_CODES.filter((c) => !NEVER_RETRIED.has(c));
+    const retried = ERROR_CODES.filter((c) => retriedByDefault(c));
     expect(retried.sort()).toEqual(['internal', 'source_unavailable', 'unavailable']);
   });
 
   test('fail over at once: auth and no_space', () => {
-    expect([...FAIL_OVER_AT_ONCE].sort()).toEqual(['auth', 'no_space']);
+    expect(ERROR_CODES.filter((code) => failsOverAtOnce({ code })).sort()).toEqual(['auth', 'no_space']);
   });
 
   test('isErrorCode', () => {
@@ -48,7 +48,7 @@ describe('DepotError', () => {
   });
 
   test.each(ERROR_CODES.map((c) => [c]))('default retryable for %s follows the table', (code) => {
-    expect(new DepotError(code, 'x').retryable).toBe(!NEVER_RETRIED.has(code));
+    expect(new DepotError(code, 'x').retryable).toBe(retriedByDefault(code));
   });
 
   test('the thrower can override retryable (source_unavailable for a missing file)', () => {

@@ -1,12 +1,12 @@
-import { DepotError } from '../../../src/contract';
-import { classifyError, errorBody, failsOverAtOnce } from '../../../src/support/error-handler';
+import { DepotError, failsOverAtOnce } from '../../../src/contract';
+import { errorBody, handleError } from '../../../src/support/error-handler';
 import { redactor } from '../../../src/support/redaction';
 
 function errno(code: string, message = `${code}: something`): NodeJS.ErrnoException {
   return Object.assign(new Error(message), { code });
 }
 
-describe('classifyError', () => {
+describe('handleError', () => {
   test.each([
     ['ENOSPC', 'no_space'],
     ['EDQUOT', 'no_space'],
@@ -26,7 +26,7 @@ describe('classifyError', () => {
     ['ENOTDIR', 'internal'],
   ])('%s → %s', (code, expected) => {
     const original = errno(code);
-    const classified = classifyError(original);
+    const classified = handleError(original);
     expect(classified).toBeInstanceOf(DepotError);
     expect(classified.code).toBe(expected);
     expect(classified.message).toBe(original.message);
@@ -34,26 +34,26 @@ describe('classifyError', () => {
   });
 
   test('retryable follows the code: no_space is not retried, unavailable is', () => {
-    expect(classifyError(errno('ENOSPC')).retryable).toBe(false);
-    expect(classifyError(errno('ECONNREFUSED')).retryable).toBe(true);
-    expect(classifyError(new Error('x')).retryable).toBe(true);
+    expect(handleError(errno('ENOSPC')).retryable).toBe(false);
+    expect(handleError(errno('ECONNREFUSED')).retryable).toBe(true);
+    expect(handleError(new Error('x')).retryable).toBe(true);
   });
 
   test('a plain Error is internal with its message', () => {
-    const e = classifyError(new TypeError('cannot read properties of undefined'));
+    const e = handleError(new TypeError('cannot read properties of undefined'));
     expect(e.code).toBe('internal');
     expect(e.message).toBe('cannot read properties of undefined');
   });
 
   test('a DepotError is returned unchanged (same instance)', () => {
     const original = new DepotError('conflict', 'other content', { field: 'ref.key' });
-    expect(classifyError(original)).toBe(original);
+    expect(handleError(original)).toBe(original);
   });
 
   test('an AbortError is unavailable', () => {
     const abort = new Error('This operation was aborted');
     abort.name = 'AbortError';
-    expect(classifyError(abort).code).toBe('unavailable');
+    expect(handleError(abort).code).toBe('unavailable');
     const controller = new AbortController();
     controller.abort();
     let thrown: unknown;
@@ -62,18 +62,18 @@ describe('classifyError', () => {
     } catch (error) {
       thrown = error;
     }
-    expect(classifyError(thrown).code).toBe('unavailable');
+    expect(handleError(thrown).code).toBe('unavailable');
   });
 
   test.each([['a string'], [42], [null], [undefined], [{ some: 'object' }]])('a non-Error thrown value %p is internal', (value) => {
-    const e = classifyError(value);
+    const e = handleError(value);
     expect(e.code).toBe('internal');
     expect(typeof e.message).toBe('string');
   });
 
   test('the message of a classified error is redacted', () => {
     redactor.add('classify-secret-0001');
-    const e = classifyError(errno('ECONNREFUSED', 'connect to https://u:classify-secret-0001@h failed'));
+    const e = handleError(errno('ECONNREFUSED', 'connect to https://u:classify-secret-0001@h failed'));
     expect(e.message).not.toContain('classify-secret-0001');
     expect(e.message).toContain('***');
   });
@@ -92,7 +92,7 @@ describe('errorBody', () => {
     expect(errorBody(new DepotError('not_found', 'no archive local:k'))).toEqual({ code: 'not_found', message: 'no archive local:k' });
   });
 
-  test('masks secrets in a DepotError message (which classifyError passes through as is)', () => {
+  test('masks secrets in a DepotError message (which handleError passes through as is)', () => {
     redactor.add('body-secret-0002');
     const body = errorBody(new DepotError('auth', 'backend refused key body-secret-0002'));
     expect(body).toEqual({ code: 'auth', message: 'backend refused key ***' });

@@ -3,7 +3,7 @@ import { FileHandle, link, lstat, mkdir, open, readdir, readFile, realpath, rmdi
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { DepotError, Manifest, parseArchiveKey, Space } from '../../../contract';
-import { classifyError } from '../../../support/error-handler';
+import { handleError } from '../../../support/error-handler';
 import type { ArchiveBody, DriverCapabilities, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
 import { foreignObject, manifestDifference, parseManifest, serializeManifest, sidecarName } from '../../manifest';
 import { walkKeyTree } from '../../key-tree';
@@ -152,7 +152,7 @@ export class FilesystemDriver implements StorageDriver {
     } catch (error) {
       body.stream.destroy();
       await removeStaged(staged);
-      throw classifyError(signal.aborted ? new DepotError('unavailable', 'store aborted', { cause: error }) : error);
+      throw handleError(signal.aborted ? new DepotError('unavailable', 'store aborted', { cause: error }) : error);
     } finally {
       if (!published) await removeEmpty(await making.catch(() => []));
     }
@@ -303,7 +303,7 @@ export class FilesystemDriver implements StorageDriver {
       if (!info.isFile()) throw new DepotError('integrity', `${this.name}:${key} is not a regular file`);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw classifyError(error);
+      throw handleError(error);
     }
     const manifest = await this.readSidecar(key, target.sidecar);
     if (!manifest) throw foreignObject(this.name, key);
@@ -315,7 +315,7 @@ export class FilesystemDriver implements StorageDriver {
       return parseManifest(await readFile(sidecar, { flag: constants.O_RDONLY | constants.O_NOFOLLOW }), key);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw classifyError(error);
+      throw handleError(error);
     }
   }
 
@@ -345,7 +345,7 @@ export class FilesystemDriver implements StorageDriver {
             return (await readdir(dir, { withFileTypes: true })).map((e) => ({ name: e.name, isDirectory: e.isDirectory(), isFile: e.isFile() }));
           } catch (error) {
             if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-            throw classifyError(error);
+            throw handleError(error);
           }
         },
         readManifest: (sidecar, key) => this.readSidecar(key, sidecar),
@@ -389,7 +389,7 @@ export class FilesystemDriver implements StorageDriver {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return new DepotError('not_found', `no archive ${this.name}:${key}`);
     if (code === 'ELOOP') return new DepotError('integrity', `${this.name}:${key} is a symbolic link; refusing to follow it`);
-    return classifyError(error);
+    return handleError(error);
   }
 }
 

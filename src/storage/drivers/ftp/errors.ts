@@ -1,6 +1,6 @@
 import { FTPError } from 'basic-ftp';
 import { DepotError, ErrorCode } from '../../../contract';
-import { classifyError } from '../../../support/error-handler';
+import { handleError } from '../../../support/error-handler';
 import { redactor } from '../../../support/redaction';
 
 /** FTP replies → the contract's codes (RFC 959 §4.2; 452/552 as proftpd sends them for ENOSPC/EDQUOT). */
@@ -52,6 +52,6 @@ export function toDepotError(error: unknown, driver: string, action: string): De
   if (typeof errno === 'string' || /timeout|closed|closing|FIN packet|socket|ECONN|EPIPE/i.test(message)) {
     return new DepotError('unavailable', `${driver}: ${action}: ${redactor.redact(message)}`);
   }
-  const classified = classifyError(error);
-  return new DepotError(classified.code, `${driver}: ${action}: ${redactor.redact(classified.message)}`, { retryable: classified.retryable });
+  const classified = handleError(error);
+  return new DepotError(classified.code, `${driver}: ${action}: ${redactor.redact(classified.message)}`);
 }

@@ -1,5 +1,5 @@
 import { DepotError, ErrorCode } from '../../../contract';
-import { classifyError } from '../../../support/error-handler';
+import { handleError } from '../../../support/error-handler';
 import { redactor } from '../../../support/redaction';
 
 /**
@@ -110,7 +110,7 @@ export function toDepotError(error: unknown, what: string): DepotError {
   const label = [code, status ? `HTTP ${status}` : undefined].filter(Boolean).join(', ');
   if (!mapped) {
     // Not S3's answer at all (no code, no status): a local failure, classified as any other.
-    const generic = classifyError(error);
+    const generic = handleError(error);
     return new DepotError(generic.code, `${what}: ${label ? `${label}: ` : ''}${generic.message}`);
   }
   if (mapped === 'auth') return new DepotError('auth', `${what}: the store refused the credentials (${label})`);
