@@ -2,6 +2,7 @@ import { constants, Stats } from 'node:fs';
 import { FileHandle, open, readlink, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { DepotError } from '../contract';
+import { isInsideRoot } from '../support/path-inside';
 
 /**
  * CONTRACT §2 "Where sources and targets may point": a path is resolved,
@@ -138,7 +139,7 @@ async function allowedRoots(allowed: string[] | undefined): Promise<string[] | u
 
 function isInside(real: string, roots: string[] | undefined): boolean {
   if (!roots) return true;
-  return roots.some((root) => real === root || real.startsWith(root.endsWith(path.sep) ? root : root + path.sep));
+  return roots.some((root) => isInsideRoot(real, root));
 }
 
 /** The real path of an open descriptor, or null where /proc is not mounted. */

@@ -13,6 +13,7 @@ import { closeFd, fchmodFd, fdatasyncFd, fsyncFd, openFd, writeAllFd } from './f
 import type { FilesystemSettings } from './types';
 import { CHECK_DIR, isStagingName, notOwnDirectory, STAGING_DIR, STALE_STAGING_MS, StagingNames, writerGone } from '../../staging';
 import { ignoreFailure } from '../../../support/ignore';
+import { isInsideRoot } from '../../../support/path-inside';
 
 /** Keep one fdatasync in flight per this many bytes, so the final flush does not stall for seconds. */
 const SYNC_EVERY = 128 * 1024 * 1024;
@@ -89,7 +90,7 @@ export class FilesystemDriver implements StorageDriver {
 
   private async assertInside(dir: string, realRoot: string): Promise<void> {
     const real = await realpath(dir);
-    if (real !== realRoot && !real.startsWith(realRoot + path.sep)) {
+    if (!isInsideRoot(real, realRoot)) {
       throw new DepotError('internal', `${this.name}: a directory of the key resolves outside the root; refusing to follow it`);
     }
   }
