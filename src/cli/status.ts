@@ -1,6 +1,7 @@
 import { Queue } from 'bullmq';
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load';
+import { workerConnections } from '../queue/bullmq-internals';
 import { createRedis, redisUrlForDisplay, waitForRedis } from '../queue/connection';
 import { CALLBACK_QUEUE, DELIVERY_STATES, TASK_STATES } from '../queue/names';
 import { taskJobCounts } from '../queue/queue-depth';
@@ -26,8 +27,8 @@ export function registerStatus(program: Command): void {
         await waitForRedis(connection, 5_000, true);
         // Tasks only: depot's expiry scheduler always keeps its next run on the queue.
         const counts = await taskJobCounts(queue);
-        // BullMQ names its connections `<prefix>:<base64 queue>:w:<worker name>`; show the worker name.
-        const workers = (await queue.getWorkers()).map((w) => ({ name: w.rawname?.split(':w:')[1] ?? w.name, addr: w.addr, ageSeconds: Number(w.age) }));
+        // Each connection under its worker's name; a worker started without one shows as the queue's.
+        const workers = (await workerConnections(queue)).map((w) => ({ name: w.name ?? config.queue.name, addr: w.addr, ageSeconds: w.ageSeconds }));
         // Deliveries still retrying (delayed) or given up (failed) mean a receiver is not answering.
         const webhooks = await callbacks.getJobCounts(...DELIVERY_STATES);
         if (options.json) printJson({ ok: true, queue: config.queue.name, counts, workers, webhooks });

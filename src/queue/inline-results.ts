@@ -1,5 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { eventStreamField, eventStreamIdAt } from './bullmq-internals';
 
 /** Due inline results handled per sweep; the rest wait for the next one. */
 const PER_SWEEP = 100;
@@ -60,11 +61,11 @@ export class InlineResults {
   /** Deletes the job's `completed` event, the one entry of the stream that holds the result. */
   private async forgetEvent(jobId: string, from: number): Promise<void> {
     const stream = this.queue.keys.events;
-    let start = `${from}-0`;
+    let start = eventStreamIdAt(from);
     for (let page = 0; page < EVENT_PAGES; page++) {
       const entries = await this.client.xrange(stream, start, '+', 'COUNT', EVENT_PAGE);
       for (const [id, fields] of entries) {
-        if (field(fields, 'event') === 'completed' && field(fields, 'jobId') === jobId) {
+        if (eventStreamField(fields, 'event') === 'completed' && eventStreamField(fields, 'jobId') === jobId) {
           await this.client.xdel(stream, id);
           return;
         }
@@ -78,9 +79,4 @@ export class InlineResults {
     const [seconds, micros] = await this.client.time();
     return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
   }
-}
-
-function field(fields: string[], name: string): string | undefined {
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
-  return undefined;
 }

@@ -6,7 +6,7 @@ export const CALLBACK_QUEUE = 'depot-callbacks';
 export const TASK_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed'] as const;
 export const DELIVERY_STATES = ['waiting', 'active', 'delayed', 'completed', 'failed'] as const;
 
-/** What every taskId's jobId starts with; no key of BullMQ's own (`wait`, `meta`, `repeat:…`) does. */
+/** What every taskId's jobId starts with; no key of BullMQ's own (`wait`, `meta`, a scheduler's job ids: bullmq-internals.ts) does. */
 export const JOB_ID_PREFIX = 'task-';
 
 /**
@@ -15,7 +15,7 @@ export const JOB_ID_PREFIX = 'task-';
  * be written over the queue's own keys; and one prefix keeps the mapping
  * one-to-one (`5` and `task-5` are two jobs), which a prefix for some taskIds
  * only would not. taskIds never contain ':', so a jobId never reaches into
- * another job's keys (`<jobId>:lock`) either, and never looks like an integer.
+ * another job's keys (its lock: bullmq-internals.ts) either, and never looks like an integer.
  */
 export function jobIdFor(taskId: string): string {
   return `${JOB_ID_PREFIX}${taskId}`;

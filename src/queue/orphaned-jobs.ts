@@ -1,6 +1,7 @@
 import { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { processAlive } from '../support/process-alive';
+import { countStall, jobLockToken, stalledCount, workerConnections } from './bullmq-internals';
 
 export interface OrphanSearch {
   /** This host's name, as worker names begin with it (`<host>:<pid>`). */
@@ -37,9 +38,8 @@ export async function handBackOrphanedJobs(queue: Queue, client: Redis, search: 
   // The oldest open connection of each worker name. A starting worker's own connections carry its
   // name too (BullMQ opens them in its constructor): under our own name only older ones count.
   const oldest = new Map<string, number>();
-  for (const w of await queue.getWorkers()) {
-    const name = (w.rawname ?? '').split(':w:')[1];
-    if (name) oldest.set(name, Math.max(oldest.get(name) ?? 0, Number(w.age) || 0));
+  for (const { name, ageSeconds } of await workerConnections(queue)) {
+    if (name) oldest.set(name, Math.max(oldest.get(name) ?? 0, ageSeconds));
   }
   const ownName = `${search.host}:${search.selfPid}`;
   const uptime = search.uptimeSeconds ?? process.uptime();
@@ -56,19 +56,18 @@ export async function handBackOrphanedJobs(queue: Queue, client: Redis, search: 
 }
 
 async function handBack(queue: Queue, client: Redis, job: Job, maxStalledCount: number): Promise<boolean> {
-  const jobKey = queue.toKey(job.id ?? '');
-  const token = await client.get(`${jobKey}:lock`);
+  const jobId = job.id ?? '';
+  const token = await jobLockToken(client, queue, jobId);
   // No lock left: it expired, and the stalled-job check takes the job as usual.
   if (!token) return false;
-  const stalled = Number((await client.hget(jobKey, 'stc')) ?? 0);
-  if (stalled + 1 > maxStalledCount) return false;
+  if ((await stalledCount(client, queue, jobId)) + 1 > maxStalledCount) return false;
   try {
     // The stored token proves nobody else holds the job; a concurrent hand-back or stalled check makes this fail, harmlessly.
     await job.moveToWait(token);
   } catch {
     return false;
   }
-  await client.hincrby(jobKey, 'stc', 1);
+  await countStall(client, queue, jobId);
   return true;
 }
 

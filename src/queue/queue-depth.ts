@@ -1,4 +1,5 @@
 import type { Queue } from 'bullmq';
+import { schedulerJobId, schedulerJobIdPrefix } from './bullmq-internals';
 import { EXPIRY_SCHEDULER_ID } from './expiry-schedule';
 import { TASK_STATES } from './names';
 
@@ -20,9 +21,9 @@ export async function taskJobCounts(queue: Queue): Promise<Record<string, number
 
 /** One state per pending job of the scheduler: its next run, found by id, and runs in `active` (a short list). */
 async function maintenanceJobStates(queue: Queue): Promise<TaskState[]> {
-  const prefix = `repeat:${EXPIRY_SCHEDULER_ID}:`;
+  const prefix = schedulerJobIdPrefix(EXPIRY_SCHEDULER_ID);
   const [scheduler, active] = await Promise.all([queue.getJobScheduler(EXPIRY_SCHEDULER_ID), queue.getRanges(['active'], 0, -1)]);
-  const next = scheduler?.next ? `${prefix}${scheduler.next}` : undefined;
+  const next = scheduler?.next ? schedulerJobId(EXPIRY_SCHEDULER_ID, scheduler.next) : undefined;
   const states: TaskState[] = active.filter((id) => id.startsWith(prefix) && id !== next).map(() => 'active');
   if (next) {
     const state = await queue.getJobState(next);
