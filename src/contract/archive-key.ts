@@ -1,4 +1,5 @@
 import { archiveNameProblem, taskIdProblem } from './archive-name';
+import { DepotError } from './depot-error';
 
 /**
  * depot's key scheme, `YYYY/MM/DD/<taskId>/<name>`: depot chooses the key, so two
@@ -29,19 +30,36 @@ export interface KeyParts {
 }
 
 /**
- * Splits a key of the scheme, or says why it is not one. Every driver path is
- * derived from a key that passed here, which is what keeps paths inside a root.
+ * A key of the scheme with its parts, as parsing (`toArchiveKey`) makes it: what drivers
+ * are given, so that none splits a key again. Every driver path is derived
+ * from these parts, which is what keeps paths inside a root.
  */
-export function parseArchiveKey(key: string): KeyParts | string {
-  const parts = key.split('/');
-  if (parts.length !== 5) return 'must have the form YYYY/MM/DD/<taskId>/<name>';
+export interface ArchiveKey extends Readonly<KeyParts> {
+  /** The key itself, `YYYY/MM/DD/<taskId>/<name>`. */
+  readonly text: string;
+}
+
+export type KeyParseResult = { ok: true; key: ArchiveKey } | { ok: false; problem: string };
+
+/** Splits a key of the scheme, or says why it is not one. */
+export function parseArchiveKey(text: string): KeyParseResult {
+  const problem = (why: string): KeyParseResult => ({ ok: false, problem: why });
+  const parts = text.split('/');
+  if (parts.length !== 5) return problem('must have the form YYYY/MM/DD/<taskId>/<name>');
   const [year, month, day, taskId, name] = parts;
   if (!/^\d{4}$/.test(year) || !/^\d{2}$/.test(month) || !/^\d{2}$/.test(day) || !isCalendarDate(`${year}/${month}/${day}`)) {
-    return 'must start with a date YYYY/MM/DD';
+    return problem('must start with a date YYYY/MM/DD');
   }
   const taskProblem = taskIdProblem(taskId);
-  if (taskProblem) return `taskId segment ${taskProblem}`;
+  if (taskProblem) return problem(`taskId segment ${taskProblem}`);
   const nameProblem = archiveNameProblem(name);
-  if (nameProblem) return `name segment ${nameProblem}`;
-  return { year, month, day, taskId, name };
+  if (nameProblem) return problem(`name segment ${nameProblem}`);
+  return { ok: true, key: { text, year, month, day, taskId, name } };
+}
+
+/** A key of the scheme, parsed; `invalid_task` naming `field` when it is not one. */
+export function toArchiveKey(text: string, field = 'ref.key'): ArchiveKey {
+  const parsed = parseArchiveKey(text);
+  if (!parsed.ok) throw new DepotError('invalid_task', parsed.problem, { field });
+  return parsed.key;
 }

@@ -27,7 +27,7 @@ const driverName = z.string().min(1, 'must not be empty').max(64, 'must be at mo
 
 const archiveKey = z.string().superRefine((value, ctx) => {
   const parsed = parseArchiveKey(value);
-  if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
+  if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.problem });
 });
 
 // ISO 8601 date or date-time with zone; a bare local time would mean different moments on different workers.

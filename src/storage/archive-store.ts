@@ -1,6 +1,6 @@
 import { Readable, pipeline } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { CheckResult, DepotError, Manifest, parseArchiveKey, Space } from '../contract';
+import { ArchiveKey, CheckResult, DepotError, Manifest, Space, toArchiveKey } from '../contract';
 import { errorBody, handleError } from '../support/error-handler';
 import { audit, Logger } from '../support/logging';
 import type { StorageDriver } from './driver';
@@ -44,17 +44,17 @@ export class ArchiveStore {
   }
 
   async store(input: StoreInput): Promise<StoredArchive> {
-    assertKey(input.key);
+    const key = toArchiveKey(input.key);
     const signal = input.signal ?? new AbortController().signal;
     const expected = { sha256: input.sha256, size: input.size };
     let existing: Manifest | null;
     try {
-      existing = await this.driver.stat(input.key);
+      existing = await this.driver.stat(key);
     } catch (error) {
       input.body.destroy(); // the source is open (a file descriptor, a download): it is never read now
       throw handleError(error);
     }
-    if (existing) return this.settleExisting(input, existing, await this.sourceDigest(input, existing, expected), signal);
+    if (existing) return this.settleExisting(key, input, existing, await this.sourceDigest(input, existing, expected), signal);
 
     const hasher = new HashingStream(expected, input.onBytes);
     // A source failure is carried into the hasher, so the driver sees it and publishes nothing.
@@ -64,7 +64,7 @@ export class ArchiveStore {
     let outcome;
     try {
       outcome = await this.driver.store(
-        input.key,
+        key,
         {
           stream,
           declared: { size: input.size, retainUntil: input.retainUntil },
@@ -85,7 +85,7 @@ export class ArchiveStore {
       await finished(hasher).catch((error: unknown) => {
         throw handleError(error);
       });
-      return this.settleExisting(input, outcome.existing, hasher.result(), signal);
+      return this.settleExisting(key, input, outcome.existing, hasher.result(), signal);
     }
     this.auditStore(outcome.manifest, 'created');
     return { manifest: outcome.manifest, created: true };
@@ -118,13 +118,18 @@ export class ArchiveStore {
    * stored archive is read back and hashed; that costs a read, but only on a
    * retry that finds its key taken.
    */
-  private async settleExisting(input: StoreInput, existing: Manifest, ours: { sha256: string; size: number }, signal: AbortSignal): Promise<StoredArchive> {
-    const key = input.key;
+  private async settleExisting(
+    key: ArchiveKey,
+    input: StoreInput,
+    existing: Manifest,
+    ours: { sha256: string; size: number },
+    signal: AbortSignal,
+  ): Promise<StoredArchive> {
     if (existing.sha256 !== ours.sha256 || existing.size !== ours.size) {
-      throw new DepotError('conflict', `${this.name}:${key} already holds other content (sha256 ${existing.sha256})`);
+      throw new DepotError('conflict', `${this.name}:${key.text} already holds other content (sha256 ${existing.sha256})`);
     }
     const differs = manifestDifference(existing, manifestFor(input, ours, existing.storedAt));
-    if (differs) throw new DepotError('conflict', `${this.name}:${key} already holds an archive whose ${differs} differs from this task's`);
+    if (differs) throw new DepotError('conflict', `${this.name}:${key.text} already holds an archive whose ${differs} differs from this task's`);
     await this.assertStoredBytes(key, existing, signal);
     // A store interrupted after publishing may not have finished on the backend (S3: Object Lock retention).
     await this.driver.ensureRetention?.(key, existing, signal);
@@ -133,7 +138,7 @@ export class ArchiveStore {
   }
 
   /** The bytes under `key` must be the ones its manifest describes; else another writer's bytes sit there: `conflict`. */
-  private async assertStoredBytes(key: string, manifest: Manifest, signal: AbortSignal): Promise<void> {
+  private async assertStoredBytes(key: ArchiveKey, manifest: Manifest, signal: AbortSignal): Promise<void> {
     const { body } = await this.driver.retrieve(key, signal);
     const verifier = new HashingStream({ sha256: manifest.sha256, size: manifest.size });
     try {
@@ -144,7 +149,10 @@ export class ArchiveStore {
     } catch (error) {
       const failure = handleError(error);
       if (failure.code !== 'integrity') throw failure;
-      throw new DepotError('conflict', `${this.name}:${key} holds bytes other than its manifest describes (another writer's, or damaged): ${failure.message}`);
+      throw new DepotError(
+        'conflict',
+        `${this.name}:${key.text} holds bytes other than its manifest describes (another writer's, or damaged): ${failure.message}`,
+      );
     }
   }
 
@@ -168,9 +176,8 @@ export class ArchiveStore {
     key: string,
     options: { signal?: AbortSignal; taskId?: string; onBytes?: (bytes: number) => void } = {},
   ): Promise<{ manifest: Manifest; stream: Readable }> {
-    assertKey(key);
     const signal = options.signal ?? new AbortController().signal;
-    const { body, manifest } = await this.driver.retrieve(key, signal);
+    const { body, manifest } = await this.driver.retrieve(toArchiveKey(key), signal);
     const verifier = new HashingStream({ sha256: manifest.sha256, size: manifest.size }, options.onBytes);
     const stream = pipeInto(body, verifier);
     finished(stream).then(
@@ -190,20 +197,19 @@ export class ArchiveStore {
   }
 
   async stat(key: string): Promise<Manifest | null> {
-    assertKey(key);
-    return this.driver.stat(key);
+    return this.driver.stat(toArchiveKey(key));
   }
 
   /** Deletes an archive unless it is under retention; `not_found` when there is none. */
   async delete(key: string, options: { taskId?: string; now?: Date } = {}): Promise<void> {
-    assertKey(key);
-    const manifest = await this.driver.stat(key);
+    const parsed = toArchiveKey(key);
+    const manifest = await this.driver.stat(parsed);
     if (!manifest) throw new DepotError('not_found', `no archive ${this.name}:${key}`);
     const now = options.now ?? new Date();
     if (manifest.retainUntil && Date.parse(manifest.retainUntil) > now.getTime()) {
       throw new DepotError('retention', `${this.name}:${key} is retained until ${manifest.retainUntil}`);
     }
-    await this.driver.delete(key);
+    await this.driver.delete(parsed);
     audit(this.logger, {
       action: 'delete',
       driver: this.name,
@@ -256,9 +262,4 @@ function manifestFor(input: StoreInput, digest: { sha256: string; size: number }
     ...(input.retainUntil ? { retainUntil: input.retainUntil } : {}),
     ...(input.deleteAfter ? { deleteAfter: input.deleteAfter } : {}),
   };
-}
-
-function assertKey(key: string): void {
-  const parsed = parseArchiveKey(key);
-  if (typeof parsed === 'string') throw new DepotError('invalid_task', parsed, { field: 'ref.key' });
 }

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { Manifest, Space, WriteOnce } from '../contract';
+import type { ArchiveKey, Manifest, Space, WriteOnce } from '../contract';
 
 /** What a backend can do beyond the basics; callers ask instead of guessing. */
 export interface DriverCapabilities {
@@ -46,7 +46,8 @@ export interface ProbeReport {
  * The one interface every backend implements. A driver moves bytes to one backend
  * and keeps the manifest beside them; it knows nothing of queues, retries, other
  * drivers, hashing or key rules, and reports failures as DepotError with the
- * contract's codes. Keys given to a driver have passed parseArchiveKey.
+ * contract's codes. Keys come parsed (ArchiveKey): the shared layer checks
+ * each once, and a driver derives its paths from the parts, never by parsing.
  */
 export interface StorageDriver {
   /** Instance name from the config, e.g. `local`. */
@@ -56,13 +57,13 @@ export interface StorageDriver {
   readonly capabilities: DriverCapabilities;
 
   /** Write-once: nothing is visible under `key` until the body ended cleanly; an existing key is never replaced. */
-  store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome>;
+  store(key: ArchiveKey, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome>;
   /** The stored bytes as they are (the shared layer verifies them) and their manifest; `not_found` when absent. */
-  retrieve(key: string, signal: AbortSignal): Promise<{ body: Readable; manifest: Manifest }>;
+  retrieve(key: ArchiveKey, signal: AbortSignal): Promise<{ body: Readable; manifest: Manifest }>;
   /** The manifest, or null when nothing is published under `key`. */
-  stat(key: string): Promise<Manifest | null>;
+  stat(key: ArchiveKey): Promise<Manifest | null>;
   /** Removes archive and manifest; `not_found` when absent. Retention is checked by the caller (and by the backend where it can). */
-  delete(key: string): Promise<void>;
+  delete(key: ArchiveKey): Promise<void>;
   /** Manifests of the archives whose key starts with `prefix`. */
   list(prefix: string): AsyncIterable<Manifest>;
   /** Writes, reads back, verifies and deletes a probe outside the archive keys. */
@@ -75,7 +76,7 @@ export interface StorageDriver {
    * store that finds its key taken by its own earlier attempt calls it, since
    * that attempt may have ended between publishing and locking.
    */
-  ensureRetention?(key: string, manifest: Manifest, signal: AbortSignal): Promise<void>;
+  ensureRetention?(key: ArchiveKey, manifest: Manifest, signal: AbortSignal): Promise<void>;
   /** Releases connections and handles; the driver is not used afterwards. */
   close(): Promise<void>;
 }

@@ -1,4 +1,5 @@
-import { Manifest, parseArchiveKey } from '../contract';
+import type { PlatformPath } from 'node:path';
+import { ArchiveKey, Manifest, parseArchiveKey } from '../contract';
 import { sidecarName } from './manifest';
 import { ignoreFailure } from '../support/ignore';
 
@@ -8,12 +9,28 @@ export interface TreeEntry {
   isFile: boolean;
 }
 
+/** Where a directory-shaped backend keeps an archive: its task's directory, the archive's file and its sidecar manifest. */
+export interface ArchivePaths {
+  dir: string;
+  file: string;
+  sidecar: string;
+}
+
+/**
+ * `<root>/YYYY/MM/DD/<taskId>/<name>` and the sidecar beside it, from a parsed
+ * key's parts; `paths` is the backend's flavour (`path`, `path.posix`).
+ */
+export function archivePaths(root: string, key: ArchiveKey, paths: Pick<PlatformPath, 'join'>): ArchivePaths {
+  const dir = paths.join(root, key.year, key.month, key.day, key.taskId);
+  return { dir, file: paths.join(dir, key.name), sidecar: paths.join(dir, sidecarName(key.name)) };
+}
+
 /** What a directory-shaped backend gives the walk. */
 export interface KeyTree {
   /** A directory's entries; a directory that is gone lists as empty. */
   list(dir: string): Promise<TreeEntry[]>;
   /** The manifest in a sidecar file (it may fail: such an archive is left out of the listing). */
-  readManifest(sidecar: string, key: string): Promise<Manifest | null>;
+  readManifest(sidecar: string, key: ArchiveKey): Promise<Manifest | null>;
   join(dir: string, name: string): string;
 }
 
@@ -43,9 +60,14 @@ async function* walk(tree: KeyTree, dir: string, keyPrefix: string, depth: numbe
   }
   const names = new Set(entries.filter((e) => e.isFile).map((e) => e.name));
   for (const name of names) {
-    const key = keyPrefix + name;
-    if (!key.startsWith(prefix) || !names.has(sidecarName(name)) || typeof parseArchiveKey(key) === 'string') continue;
-    const manifest = await ignoreFailure(tree.readManifest(tree.join(dir, sidecarName(name)), key), 'an unreadable manifest is no archive of depot to list');
+    const text = keyPrefix + name;
+    if (!text.startsWith(prefix) || !names.has(sidecarName(name))) continue;
+    const parsed = parseArchiveKey(text);
+    if (!parsed.ok) continue;
+    const manifest = await ignoreFailure(
+      tree.readManifest(tree.join(dir, sidecarName(name)), parsed.key),
+      'an unreadable manifest is no archive of depot to list',
+    );
     if (manifest && manifest.name === name) yield manifest;
   }
 }

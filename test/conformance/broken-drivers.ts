@@ -9,7 +9,7 @@ import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline, Readable, Transform } from 'node:stream';
 import { pipeline as pipelineAsync } from 'node:stream/promises';
-import { DepotError, Manifest, parseArchiveKey, Space } from '../../src/contract';
+import { ArchiveKey, DepotError, Manifest, Space, toArchiveKey } from '../../src/contract';
 import type { ArchiveBody, DriverCapabilities, ProbeReport, PublishOutcome, StorageDriver } from '../../src/storage/driver';
 import type { FilesystemDriver } from '../../src/storage/drivers/filesystem';
 import { serializeManifest, sidecarName } from '../../src/storage/manifest';
@@ -33,16 +33,16 @@ export class PassThroughDriver implements StorageDriver {
   get capabilities(): DriverCapabilities {
     return this.inner.capabilities;
   }
-  store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+  store(key: ArchiveKey, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
     return this.inner.store(key, body, signal);
   }
-  retrieve(key: string, signal: AbortSignal): Promise<{ body: Readable; manifest: Manifest }> {
+  retrieve(key: ArchiveKey, signal: AbortSignal): Promise<{ body: Readable; manifest: Manifest }> {
     return this.inner.retrieve(key, signal);
   }
-  stat(key: string): Promise<Manifest | null> {
+  stat(key: ArchiveKey): Promise<Manifest | null> {
     return this.inner.stat(key);
   }
-  delete(key: string): Promise<void> {
+  delete(key: ArchiveKey): Promise<void> {
     return this.inner.delete(key);
   }
   list(prefix: string): AsyncIterable<Manifest> {
@@ -59,8 +59,8 @@ export class PassThroughDriver implements StorageDriver {
   }
 
   /** Where the real driver keeps an archive. */
-  protected fileOf(key: string): string {
-    return path.join(this.root, ...key.split('/'));
+  protected fileOf(key: ArchiveKey): string {
+    return path.join(this.root, ...key.text.split('/'));
   }
 }
 
@@ -70,7 +70,7 @@ export class PassThroughDriver implements StorageDriver {
  * driver checking SIZE first would).
  */
 export class ChecksKeyBeforeUpload extends PassThroughDriver {
-  override async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+  override async store(key: ArchiveKey, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
     const existing = await this.inner.stat(key);
     if (existing) return { status: 'exists', existing };
     return this.inner.store(key, body, signal);
@@ -99,31 +99,25 @@ async function readUntilError(stream: Readable): Promise<{ bytes: Buffer; error?
 }
 
 /** A manifest for whatever bytes a careless driver decided to keep. */
-function manifestFor(key: string, bytes: Buffer, body?: ArchiveBody): Manifest {
+function manifestFor(key: ArchiveKey, bytes: Buffer, body?: ArchiveBody): Manifest {
   let base: Partial<Manifest> = {};
   try {
     base = body?.manifest() ?? {};
   } catch {
     // The body failed before its end: no manifest from the shared layer.
   }
-  const parts = parseArchiveKey(key);
-  if (typeof parts === 'string') throw new DepotError('invalid_task', parts);
-  return { name: parts.name, taskId: parts.taskId, metadata: {}, storedAt: new Date().toISOString(), ...base, key, ...digestOf(bytes) };
+  return { name: key.name, taskId: key.taskId, metadata: {}, storedAt: new Date().toISOString(), ...base, key: key.text, ...digestOf(bytes) };
 }
 
 function isNotFound(error: unknown): boolean {
   return error instanceof DepotError && error.code === 'not_found';
 }
 
-function nameOf(key: string): string {
-  return key.slice(key.lastIndexOf('/') + 1);
-}
-
 // ---- store ---------------------------------------------------------------
 
 /** Skips the upload of empty bodies ("nothing to send") but reports them stored. */
 class DropsEmptyArchives extends PassThroughDriver {
-  override async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+  override async store(key: ArchiveKey, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
     const bytes = await readAll(body.stream);
     if (bytes.length === 0) return { status: 'created', manifest: body.manifest() };
     return this.inner.store(key, bufferedBody(bytes, body.manifest), signal);
@@ -132,7 +126,7 @@ class DropsEmptyArchives extends PassThroughDriver {
 
 /** A single-request upload limit that silently cuts large archives at 64 MiB. */
 class TruncatesLargeArchives extends PassThroughDriver {
-  override store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+  override store(key: ArchiveKey, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
     const limit = 64 * MiB;
     let seen = 0;
     const cut = new Transform({
@@ -148,19 +142,19 @@ class TruncatesLargeArchives extends PassThroughDriver {
 
 /** Writes straight to the final name while the bytes arrive, before knowing they are right. */
 class WritesFinalInPlace extends PassThroughDriver {
-  override async store(key: string, body: ArchiveBody): Promise<PublishOutcome> {
+  override async store(key: ArchiveKey, body: ArchiveBody): Promise<PublishOutcome> {
     const file = this.fileOf(key);
     await mkdir(path.dirname(file), { recursive: true });
     await pipelineAsync(body.stream, createWriteStream(file, { flags: 'wx', mode: 0o444 }));
     const manifest = body.manifest();
-    await writeFile(path.join(path.dirname(file), sidecarName(nameOf(key))), serializeManifest(manifest), { flag: 'wx', mode: 0o444 });
+    await writeFile(path.join(path.dirname(file), sidecarName(key.name)), serializeManifest(manifest), { flag: 'wx', mode: 0o444 });
     return { status: 'created', manifest };
   }
 }
 
 /** Treats a failing stream as its end and publishes what arrived. */
 class IgnoresStreamErrors extends PassThroughDriver {
-  override async store(key: string, body: ArchiveBody): Promise<PublishOutcome> {
+  override async store(key: ArchiveKey, body: ArchiveBody): Promise<PublishOutcome> {
     const { bytes } = await readUntilError(body.stream);
     return this.inner.store(
       key,
@@ -172,7 +166,7 @@ class IgnoresStreamErrors extends PassThroughDriver {
 
 /** Ignores an abort: keeps what it had and publishes it anyway. */
 class IgnoresAbort extends PassThroughDriver {
-  override async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+  override async store(key: ArchiveKey, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
     const { bytes, error } = await readUntilError(body.stream);
     if (error !== undefined && !signal.aborted) throw error instanceof Error ? error : new Error(JSON.stringify(error));
     return this.inner.store(
@@ -185,7 +179,7 @@ class IgnoresAbort extends PassThroughDriver {
 
 /** Stages in its own temp file and forgets to remove it when the store fails. */
 class LeaksStaging extends PassThroughDriver {
-  override async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+  override async store(key: ArchiveKey, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
     const file = path.join(this.root, STAGING_DIR, `leaky-${randomBytes(6).toString('hex')}.part`);
     await mkdir(path.dirname(file), { recursive: true });
     await pipelineAsync(body.stream, createWriteStream(file, { flags: 'wx' }));
@@ -197,7 +191,7 @@ class LeaksStaging extends PassThroughDriver {
 
 /** One staging file name for every store: concurrent stores write over each other. */
 class SharedStaging extends PassThroughDriver {
-  override async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+  override async store(key: ArchiveKey, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
     const file = path.join(this.root, STAGING_DIR, 'upload.part');
     await mkdir(path.dirname(file), { recursive: true });
     await pipelineAsync(body.stream, createWriteStream(file));
@@ -207,7 +201,7 @@ class SharedStaging extends PassThroughDriver {
 
 /** A plain PUT: whatever is under the key is replaced. */
 class OverwritesExisting extends PassThroughDriver {
-  override async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+  override async store(key: ArchiveKey, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
     const bytes = await readAll(body.stream);
     for (let attempt = 1; ; attempt++) {
       if (await this.inner.stat(key)) await this.inner.delete(key);
@@ -219,7 +213,7 @@ class OverwritesExisting extends PassThroughDriver {
 
 /** Takes an object without a manifest for a leftover of its own and writes over it. */
 class ReplacesForeignObjects extends PassThroughDriver {
-  override async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+  override async store(key: ArchiveKey, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
     const foreign = await this.inner.stat(key).then(
       () => false,
       (error: unknown) => error instanceof DepotError && error.code === 'conflict',
@@ -227,7 +221,7 @@ class ReplacesForeignObjects extends PassThroughDriver {
     if (foreign) await unlink(this.fileOf(key));
     return this.inner.store(key, body, signal);
   }
-  override async stat(key: string): Promise<Manifest | null> {
+  override async stat(key: ArchiveKey): Promise<Manifest | null> {
     // A key with an object but no manifest reads as free.
     return this.inner.stat(key).catch((error: unknown) => {
       if (error instanceof DepotError && error.code === 'conflict') return null;
@@ -238,7 +232,7 @@ class ReplacesForeignObjects extends PassThroughDriver {
 
 /** Forgets retainUntil when it writes the manifest. */
 class DropsRetention extends PassThroughDriver {
-  override store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+  override store(key: ArchiveKey, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
     const manifest = () => {
       const m = { ...body.manifest() };
       delete m.retainUntil;
@@ -250,28 +244,33 @@ class DropsRetention extends PassThroughDriver {
 
 /** Forgets the metadata when it writes the manifest. */
 class LosesMetadata extends PassThroughDriver {
-  override store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+  override store(key: ArchiveKey, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
     return this.inner.store(key, { stream: body.stream, manifest: () => ({ ...body.manifest(), metadata: {} }), declared: body.declared }, signal);
   }
 }
 
+/** The key as a backend that NFC-normalizes names sees it. */
+function nfc(key: ArchiveKey): ArchiveKey {
+  return toArchiveKey(key.text.normalize('NFC'));
+}
+
 /** A backend that NFC-normalizes names (as HFS+ and some FTP servers do). */
 class NormalizesNames extends PassThroughDriver {
-  override store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+  override store(key: ArchiveKey, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
     const manifest = () => {
       const m = body.manifest();
       return { ...m, key: m.key.normalize('NFC'), name: m.name.normalize('NFC') };
     };
-    return this.inner.store(key.normalize('NFC'), { stream: body.stream, manifest, declared: body.declared }, signal);
+    return this.inner.store(nfc(key), { stream: body.stream, manifest, declared: body.declared }, signal);
   }
-  override retrieve(key: string, signal: AbortSignal) {
-    return this.inner.retrieve(key.normalize('NFC'), signal);
+  override retrieve(key: ArchiveKey, signal: AbortSignal) {
+    return this.inner.retrieve(nfc(key), signal);
   }
-  override stat(key: string) {
-    return this.inner.stat(key.normalize('NFC'));
+  override stat(key: ArchiveKey) {
+    return this.inner.stat(nfc(key));
   }
-  override delete(key: string) {
-    return this.inner.delete(key.normalize('NFC'));
+  override delete(key: ArchiveKey) {
+    return this.inner.delete(nfc(key));
   }
 }
 
@@ -279,7 +278,7 @@ class NormalizesNames extends PassThroughDriver {
 
 /** Loses the last byte on the way out (an off-by-one in a ranged read). */
 class TruncatesOnRetrieve extends PassThroughDriver {
-  override async retrieve(key: string, signal: AbortSignal) {
+  override async retrieve(key: ArchiveKey, signal: AbortSignal) {
     const { body, manifest } = await this.inner.retrieve(key, signal);
     let held = Buffer.alloc(0);
     const dropLast = new Transform({
@@ -295,20 +294,20 @@ class TruncatesOnRetrieve extends PassThroughDriver {
 
 /** Serves retrieves from a cache keyed by the archive's name, not its key. */
 class RetrieveLatestByName extends PassThroughDriver {
-  private readonly latest = new Map<string, string>();
-  override async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+  private readonly latest = new Map<string, ArchiveKey>();
+  override async store(key: ArchiveKey, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
     const outcome = await this.inner.store(key, body, signal);
-    this.latest.set(nameOf(key), key);
+    this.latest.set(key.name, key);
     return outcome;
   }
-  override retrieve(key: string, signal: AbortSignal) {
-    return this.inner.retrieve(this.latest.get(nameOf(key)) ?? key, signal);
+  override retrieve(key: ArchiveKey, signal: AbortSignal) {
+    return this.inner.retrieve(this.latest.get(key.name) ?? key, signal);
   }
 }
 
 /** Takes the checksum from the bytes there now (like an ETag) instead of the stored manifest. */
 class TrustsCurrentBytes extends PassThroughDriver {
-  override async retrieve(key: string, signal: AbortSignal) {
+  override async retrieve(key: ArchiveKey, signal: AbortSignal) {
     const { body, manifest } = await this.inner.retrieve(key, signal);
     const bytes = await readAll(body);
     return { body: streamOf(bytes), manifest: { ...manifest, ...digestOf(bytes) } };
@@ -318,23 +317,23 @@ class TrustsCurrentBytes extends PassThroughDriver {
 /** Serves retrieves from a cache of what it stored, not from the backend (whatever is there now). */
 class RetrievesFromCache extends PassThroughDriver {
   private readonly cache = new Map<string, { bytes: Buffer; manifest: Manifest }>();
-  override async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+  override async store(key: ArchiveKey, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
     const outcome = await this.inner.store(key, body, signal);
-    if (outcome.status === 'created') this.cache.set(key, { bytes: await readFile(this.fileOf(key)), manifest: outcome.manifest });
+    if (outcome.status === 'created') this.cache.set(key.text, { bytes: await readFile(this.fileOf(key)), manifest: outcome.manifest });
     return outcome;
   }
-  override async retrieve(key: string, signal: AbortSignal) {
-    const cached = this.cache.get(key);
+  override async retrieve(key: ArchiveKey, signal: AbortSignal) {
+    const cached = this.cache.get(key.text);
     return cached ? { body: streamOf(cached.bytes), manifest: cached.manifest } : this.inner.retrieve(key, signal);
   }
 }
 
 /** Answers a missing key with an empty archive instead of not_found. */
 class MissingAsEmpty extends PassThroughDriver {
-  override async stat(key: string) {
+  override async stat(key: ArchiveKey) {
     return (await this.inner.stat(key)) ?? manifestFor(key, Buffer.alloc(0));
   }
-  override async retrieve(key: string, signal: AbortSignal) {
+  override async retrieve(key: ArchiveKey, signal: AbortSignal) {
     try {
       return await this.inner.retrieve(key, signal);
     } catch (error) {
@@ -346,11 +345,11 @@ class MissingAsEmpty extends PassThroughDriver {
 
 /** Reports a missing key as an outage (so it would be retried forever). */
 class MissingAsOutage extends PassThroughDriver {
-  override async retrieve(key: string, signal: AbortSignal) {
+  override async retrieve(key: ArchiveKey, signal: AbortSignal) {
     try {
       return await this.inner.retrieve(key, signal);
     } catch (error) {
-      if (isNotFound(error)) throw new DepotError('unavailable', `the backend answered 404 for ${key}`);
+      if (isNotFound(error)) throw new DepotError('unavailable', `the backend answered 404 for ${key.text}`);
       throw error;
     }
   }
@@ -366,7 +365,7 @@ class DeleteIsNoop extends PassThroughDriver {
 
 /** Removes the archive but leaves its manifest behind. */
 class DeleteLeavesManifest extends PassThroughDriver {
-  override async delete(key: string): Promise<void> {
+  override async delete(key: ArchiveKey): Promise<void> {
     await unlink(this.fileOf(key));
   }
 }

@@ -4,7 +4,7 @@ import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, wr
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { archiveKey, DepotError, ErrorCode, Manifest, newTaskId } from '../../src/contract';
+import { ArchiveKey, archiveKey, DepotError, ErrorCode, Manifest, newTaskId, toArchiveKey } from '../../src/contract';
 import { ArchiveStore } from '../../src/storage/archive-store';
 import type { ArchiveBody } from '../../src/storage/driver';
 import { FilesystemDriver, filesystemSettingsSchema } from '../../src/storage/drivers/filesystem';
@@ -111,12 +111,28 @@ test('path traversal keys are refused with invalid_task; nothing is written outs
     `2026/01/02/${taskId}/`,
   ];
   const manifest = (): Manifest => ({ ...digestOf(Buffer.from('x')), name: 'x.zip', key: 'x', storedAt: '', taskId, metadata: {} });
+  // The driver in use (its root made), so that anything a refused key wrote beside the root would show.
+  expect(await driver.stat(toArchiveKey(archiveKey(new Date(), taskId, 'x.zip')))).toBeNull();
+  // A driver is given parsed keys only: the parse every caller makes (toArchiveKey) is what refuses these.
+  const withKey = <T>(key: string, call: (parsed: ArchiveKey) => Promise<T>): Promise<T> => Promise.resolve().then(() => call(toArchiveKey(key)));
   for (const key of keys) {
     const body: ArchiveBody = { stream: bodyOf(Buffer.from('x')), manifest, declared: {} };
-    await expectCode(driver.store(key, body, new AbortController().signal), 'invalid_task');
-    await expectCode(driver.retrieve(key, new AbortController().signal), 'invalid_task');
-    await expectCode(driver.stat(key), 'invalid_task');
-    await expectCode(driver.delete(key), 'invalid_task');
+    await expectCode(
+      withKey(key, (k) => driver.store(k, body, new AbortController().signal)),
+      'invalid_task',
+    );
+    await expectCode(
+      withKey(key, (k) => driver.retrieve(k, new AbortController().signal)),
+      'invalid_task',
+    );
+    await expectCode(
+      withKey(key, (k) => driver.stat(k)),
+      'invalid_task',
+    );
+    await expectCode(
+      withKey(key, (k) => driver.delete(k)),
+      'invalid_task',
+    );
     await expectCode(store.store({ key, taskId, name: 'x.zip', body: bodyOf(Buffer.from('x')) }), 'invalid_task');
   }
   expect(await readdir(sandbox)).toEqual(['root']);
@@ -183,7 +199,7 @@ test('leftover staging files of a dead process are removed on first use; a live 
 
   const driver = makeDriver();
   expect(await readdir(staging)).toHaveLength(5); // nothing happens before the first use
-  expect(await driver.stat(newRef('any.zip').key)).toBeNull();
+  expect(await driver.stat(toArchiveKey(newRef('any.zip').key))).toBeNull();
   expect((await readdir(staging)).sort()).toEqual([files.live, files.otherHostRecent].sort());
 });
 
@@ -264,7 +280,7 @@ describe("the driver's own directories are real directories inside the root", ()
     await mkdir(staging, { recursive: true });
     const others = (await oldFilesIn(staging)).filter((name) => !name.endsWith('.part'));
     await mkdir(path.join(staging, 'a-dir'));
-    await makeDriver().stat(newRef('any.zip').key);
+    await makeDriver().stat(toArchiveKey(newRef('any.zip').key));
     expect((await readdir(staging)).sort()).toEqual(['a-dir', ...others].sort());
   });
 
@@ -317,7 +333,7 @@ describe("manifests are never another archive's", () => {
     await mkdir(dir, { recursive: true });
     await writeFile(path.join(dir, sidecarName(ref.name)), serializeManifest(planted));
     const driver = makeDriver();
-    const outcome = await driver.store(ref.key, { stream: bodyOf(bytes), manifest: () => wanted, declared: {} }, new AbortController().signal);
+    const outcome = await driver.store(toArchiveKey(ref.key), { stream: bodyOf(bytes), manifest: () => wanted, declared: {} }, new AbortController().signal);
     const archivePresent = await stat(path.join(dir, ref.name)).then(
       () => true,
       () => false,

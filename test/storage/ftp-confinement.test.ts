@@ -8,7 +8,7 @@ import { chown, mkdir, readdir, stat, symlink, utimes, writeFile } from 'node:fs
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { archiveKey, DepotError, Manifest, newTaskId } from '../../src/contract';
+import { archiveKey, DepotError, Manifest, newTaskId, toArchiveKey } from '../../src/contract';
 import { ArchiveStore } from '../../src/storage/archive-store';
 import { FtpDriver } from '../../src/storage/drivers/ftp';
 import { serializeManifest, sidecarName } from '../../src/storage/manifest';
@@ -142,7 +142,7 @@ describe("a manifest found at the key is adopted only when it is the store's own
     const dir = path.join(diskPath, ...segments);
     await writeFile(path.join(dir, sidecarName(ref.name)), serializeManifest(planted));
     await own(path.join(dir, sidecarName(ref.name)));
-    const outcome = await driver.store(ref.key, { stream: bodyOf(bytes), manifest: () => wanted, declared: {} }, new AbortController().signal);
+    const outcome = await driver.store(toArchiveKey(ref.key), { stream: bodyOf(bytes), manifest: () => wanted, declared: {} }, new AbortController().signal);
     return { outcome, planted, dir, ref, bytes, store };
   }
 

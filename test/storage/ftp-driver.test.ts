@@ -13,7 +13,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { inspect } from 'node:util';
 import { ArchivingManager } from '../../src/archiving/manager';
-import { archiveKey, DepotError, newTaskId } from '../../src/contract';
+import { archiveKey, DepotError, newTaskId, toArchiveKey } from '../../src/contract';
 import { ArchiveStore } from '../../src/storage/archive-store';
 import { FtpDriver } from '../../src/storage/drivers/ftp';
 import { silentLogger } from '../../src/support/logging';
@@ -164,7 +164,7 @@ describe('refused credentials and certificates → auth', () => {
       () => store.retrieve(r.key),
       () =>
         driver.store(
-          r.key,
+          toArchiveKey(r.key),
           {
             stream: Readable.from([Buffer.from('x')]),
             manifest: () => {

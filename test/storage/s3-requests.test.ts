@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { GetObjectCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
-import { archiveKey, DepotError, Manifest, newTaskId } from '../../src/contract';
+import { archiveKey, DepotError, Manifest, newTaskId, toArchiveKey } from '../../src/contract';
 import { ArchiveStore } from '../../src/storage/archive-store';
 import { S3Driver } from '../../src/storage/drivers/s3/driver';
 import { silentLogger } from '../../src/support/logging';
@@ -168,7 +168,7 @@ describe('a large archive (multipart through lib-storage)', () => {
     const bytes = patternBytes(23 * MiB, 'declared');
     // 110 GiB would need 11,264 parts of 10 MiB: the part size grows to 12 MiB (whole MiB).
     const declared = { size: 110 * 1024 * MiB };
-    const outcome = await driver.store(key, archiveBody(key, bytes, { declared }), new AbortController().signal);
+    const outcome = await driver.store(toArchiveKey(key), archiveBody(key, bytes, { declared }), new AbortController().signal);
     expect(outcome.status).toBe('created');
     expect(only(sent, 'UploadPart').map((p) => p.headers['content-length'])).toEqual([String(12 * MiB), String(11 * MiB)]);
   });
@@ -188,7 +188,7 @@ describe('a large archive (multipart through lib-storage)', () => {
     const abort = one(sent, 'AbortMultipartUpload');
     expect(abort.query.uploadId).toBe(only(sent, 'UploadPart')[0].query.uploadId);
     expect((await raw.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? []).toEqual([]);
-    expect(await driver.stat(key)).toBeNull();
+    expect(await driver.stat(toArchiveKey(key))).toBeNull();
   });
 });
 
@@ -225,7 +225,7 @@ describe('a store that enforces If-None-Match (412), when the driver read the ke
   async function storedOnce(bytes: Buffer): Promise<{ driver: S3Driver; bucket: string; sent: SentRequest[]; key: string; first: Manifest }> {
     const { driver, bucket, sent } = await driverOn(conditional);
     const key = newKey();
-    const outcome = await driver.store(key, archiveBody(key, bytes), new AbortController().signal);
+    const outcome = await driver.store(toArchiveKey(key), archiveBody(key, bytes), new AbortController().signal);
     if (outcome.status !== 'created') throw new Error(`the first store found ${key} taken`);
     sent.length = 0;
     return { driver, bucket, sent, key, first: outcome.manifest };
@@ -239,7 +239,7 @@ describe('a store that enforces If-None-Match (412), when the driver read the ke
     const original = patternBytes(1000, 'original');
     const { driver, sent, key, first } = await storedOnce(original);
     injectFaults(driver.client, staleRead(1, 'GetObject', '.depot.json'));
-    const outcome = await driver.store(key, archiveBody(key, patternBytes(1000, 'other')), new AbortController().signal);
+    const outcome = await driver.store(toArchiveKey(key), archiveBody(key, patternBytes(1000, 'other')), new AbortController().signal);
     expect(outcome).toEqual({ status: 'exists', existing: first });
     expect(sent.filter((r) => r.command === 'PutObjectCommand').map((r) => r.path.endsWith('.depot.json'))).toEqual([true]); // only the refused manifest PUT
     const { stream } = await new ArchiveStore(driver, logger).retrieve(key);
@@ -250,7 +250,7 @@ describe('a store that enforces If-None-Match (412), when the driver read the ke
     const bytes = patternBytes(1000, 'same');
     const { driver, sent, key, first } = await storedOnce(bytes);
     injectFaults(driver.client, inOrder(staleRead(1, 'GetObject', '.depot.json'), staleRead(1, 'HeadObject')));
-    const outcome = await driver.store(key, archiveBody(key, bytes), new AbortController().signal);
+    const outcome = await driver.store(toArchiveKey(key), archiveBody(key, bytes), new AbortController().signal);
     expect(outcome).toEqual({ status: 'exists', existing: first });
     expect(sent.filter((r) => r.command === 'PutObjectCommand')).toHaveLength(2); // manifest 412, object 412
   });
@@ -259,7 +259,7 @@ describe('a store that enforces If-None-Match (412), when the driver read the ke
     const bytes = patternBytes(12 * MiB, 'same large');
     const { driver, bucket, sent, key, first } = await storedOnce(bytes);
     injectFaults(driver.client, inOrder(staleRead(1, 'GetObject', '.depot.json'), staleRead(1, 'HeadObject')));
-    const outcome = await driver.store(key, archiveBody(key, bytes), new AbortController().signal);
+    const outcome = await driver.store(toArchiveKey(key), archiveBody(key, bytes), new AbortController().signal);
     expect(outcome).toEqual({ status: 'exists', existing: first });
     const trail = commandTrail(sent);
     // Decided by the object under the key (written by this task?), not by the manifest.
@@ -278,9 +278,9 @@ test('a second store of one key in the same process is refused while the first r
     await held;
     yield patternBytes(MiB, 'b');
   }
-  const first = driver.store(key, archiveBody(key, Readable.from(slow())), new AbortController().signal);
+  const first = driver.store(toArchiveKey(key), archiveBody(key, Readable.from(slow())), new AbortController().signal);
   await new Promise((r) => setTimeout(r, 300));
-  const second = driver.store(key, archiveBody(key, patternBytes(7 * MiB, 'c')), new AbortController().signal);
+  const second = driver.store(toArchiveKey(key), archiveBody(key, patternBytes(7 * MiB, 'c')), new AbortController().signal);
   await expect(second).rejects.toBeInstanceOf(DepotError);
   await expect(second).rejects.toMatchObject({ code: 'unavailable' });
   release();

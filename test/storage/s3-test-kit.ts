@@ -1,6 +1,6 @@
 import { pipeline, Readable } from 'node:stream';
 import { S3Client, S3ServiceException } from '@aws-sdk/client-s3';
-import { parseArchiveKey } from '../../src/contract';
+import { toArchiveKey } from '../../src/contract';
 import type { ArchiveBody } from '../../src/storage/driver';
 import { HashingStream } from '../../src/storage/hashing-stream';
 
@@ -98,8 +98,7 @@ export function archiveBody(
   source: Readable | Buffer,
   options: { sha256?: string; size?: number; retainUntil?: string; declared?: { size?: number; retainUntil?: string } } = {},
 ): ArchiveBody {
-  const parts = parseArchiveKey(key);
-  if (typeof parts === 'string') throw new Error(parts);
+  const parts = toArchiveKey(key);
   const hasher = new HashingStream({ sha256: options.sha256, size: options.size });
   const input = Buffer.isBuffer(source) ? Readable.from(source.length > 0 ? [source] : []) : source;
   const stream = pipeline(input, hasher, () => undefined);

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { z } from 'zod';
-import { DepotError, Manifest, Space } from '../../src/contract';
+import { ArchiveKey, DepotError, Manifest, Space } from '../../src/contract';
 import type { DriverCapabilities, ProbeReport, PublishOutcome, StorageDriver } from '../../src/storage/driver';
 import type { DriverDefinition } from '../../src/storage/factory';
 
@@ -31,14 +31,14 @@ export class FakeDriver implements StorageDriver {
   async store(): Promise<PublishOutcome> {
     throw new DepotError('internal', 'not implemented in the fake');
   }
-  async retrieve(key: string): Promise<{ body: Readable; manifest: Manifest }> {
-    throw new DepotError('not_found', `no archive ${this.name}:${key}`);
+  async retrieve(key: ArchiveKey): Promise<{ body: Readable; manifest: Manifest }> {
+    throw new DepotError('not_found', `no archive ${this.name}:${key.text}`);
   }
   async stat(): Promise<Manifest | null> {
     return null;
   }
-  async delete(key: string): Promise<void> {
-    throw new DepotError('not_found', `no archive ${this.name}:${key}`);
+  async delete(key: ArchiveKey): Promise<void> {
+    throw new DepotError('not_found', `no archive ${this.name}:${key.text}`);
   }
   async *list(): AsyncIterable<Manifest> {
     // nothing stored

@@ -1,9 +1,18 @@
 import { archiveKey, parseArchiveKey, KeyParts, newTaskId } from '../../../src/contract';
 
+/** The parts of a key that must parse. */
 function parsed(key: string): KeyParts {
   const result = parseArchiveKey(key);
-  if (typeof result === 'string') throw new Error(`expected ${key} to parse, got: ${result}`);
-  return result;
+  if (!result.ok) throw new Error(`expected ${key} to parse, got: ${result.problem}`);
+  expect(result.key.text).toBe(key);
+  const { year, month, day, taskId, name } = result.key;
+  return { year, month, day, taskId, name };
+}
+
+/** Why a key is refused (undefined when it parses). */
+function problem(key: string): string | undefined {
+  const result = parseArchiveKey(key);
+  return result.ok ? undefined : result.problem;
 }
 
 describe('archiveKey', () => {
@@ -84,13 +93,13 @@ describe('parseArchiveKey', () => {
     ['ISO date as first segment', '2024-01-01/x/y/t/a.zip'],
     ['probe-like name in date position', 'probe-1/01/01/t/a.zip'],
   ])('refuses %s', (_label, key) => {
-    expect(parseArchiveKey(key)).toEqual(expect.any(String));
+    expect(problem(key)).toEqual(expect.any(String));
   });
 
   test('says which part is wrong', () => {
-    expect(parseArchiveKey('2024/13/01/t/a.zip')).toMatch(/date/);
-    expect(parseArchiveKey('2024/01/01/../a.zip')).toMatch(/taskId/);
-    expect(parseArchiveKey('2024/01/01/t/..')).toMatch(/name/);
-    expect(parseArchiveKey('a/b')).toMatch(/YYYY\/MM\/DD/);
+    expect(problem('2024/13/01/t/a.zip')).toMatch(/date/);
+    expect(problem('2024/01/01/../a.zip')).toMatch(/taskId/);
+    expect(problem('2024/01/01/t/..')).toMatch(/name/);
+    expect(problem('a/b')).toMatch(/YYYY\/MM\/DD/);
   });
 });

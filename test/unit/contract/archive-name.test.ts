@@ -1,4 +1,4 @@
-import { archiveNameProblem, MAX_NAME_BYTES, parseArchiveKey, taskIdProblem } from '../../../src/contract';
+import { archiveNameProblem, MAX_NAME_BYTES, parseArchiveKey, taskIdProblem, toArchiveKey } from '../../../src/contract';
 
 /** A name of exactly `bytes` UTF-8 bytes built from `char` plus ASCII padding. */
 function nameOfBytes(bytes: number, char: string): string {
@@ -108,8 +108,9 @@ describe("archive names stay out of the manifests' name space (<name>.depot.json
   });
 
   test('a key whose name ends like a manifest is not a key', () => {
-    expect(parseArchiveKey('2026/01/02/task-1/x.depot.json')).toMatch(/name segment .*\.depot\.json/);
-    expect(parseArchiveKey('2026/01/02/task-1/x.zip')).toMatchObject({ name: 'x.zip' });
+    const refused = parseArchiveKey('2026/01/02/task-1/x.depot.json');
+    expect(refused.ok ? undefined : refused.problem).toMatch(/name segment .*\.depot\.json/);
+    expect(toArchiveKey('2026/01/02/task-1/x.zip')).toMatchObject({ name: 'x.zip' });
   });
 });
 

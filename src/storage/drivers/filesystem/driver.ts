@@ -2,11 +2,11 @@ import { constants, createReadStream } from 'node:fs';
 import { FileHandle, link, lstat, mkdir, open, readdir, readFile, realpath, rmdir, statfs, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { DepotError, Manifest, parseArchiveKey, Space } from '../../../contract';
+import { ArchiveKey, DepotError, Manifest, Space } from '../../../contract';
 import { handleError } from '../../../support/error-handler';
 import type { ArchiveBody, DriverCapabilities, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
-import { foreignObject, manifestDifference, parseManifest, serializeManifest, sidecarName } from '../../manifest';
-import { walkKeyTree } from '../../key-tree';
+import { foreignObject, manifestDifference, parseManifest, serializeManifest } from '../../manifest';
+import { ArchivePaths, archivePaths, walkKeyTree } from '../../key-tree';
 import { probeName, runProbe } from '../../probe';
 import { DirSync } from './dir-sync';
 import { closeFd, fchmodFd, fdatasyncFd, fsyncFd, openFd, writeAllFd } from './fd';
@@ -80,12 +80,9 @@ export class FilesystemDriver implements StorageDriver {
     if (!(await lstat(dir)).isDirectory()) throw notOwnDirectory(this.name, dir);
   }
 
-  /** Paths of a key, after making sure its directory resolves inside the root (no symlink escape). */
-  private locate(key: string): { dir: string; file: string; sidecar: string; name: string } {
-    const parts = parseArchiveKey(key);
-    if (typeof parts === 'string') throw new DepotError('invalid_task', parts, { field: 'ref.key' });
-    const dir = path.join(this.root, parts.year, parts.month, parts.day, parts.taskId);
-    return { dir, file: path.join(dir, parts.name), sidecar: path.join(dir, sidecarName(parts.name)), name: parts.name };
+  /** Paths of a key; callers make sure its directory resolves inside the root (no symlink escape) before using them. */
+  private locate(key: ArchiveKey): ArchivePaths {
+    return archivePaths(this.root, key, path);
   }
 
   private async assertInside(dir: string, realRoot: string): Promise<void> {
@@ -131,7 +128,7 @@ export class FilesystemDriver implements StorageDriver {
     return created;
   }
 
-  async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+  async store(key: ArchiveKey, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
     const realRoot = await this.init();
     const target = this.locate(key);
     const stem = path.join(this.staging, this.stagingNames.next());
@@ -144,7 +141,7 @@ export class FilesystemDriver implements StorageDriver {
       const manifest = await this.stage(staged, body, signal);
       signal.throwIfAborted();
       const created = await making;
-      const outcome = await this.publish(key, target, staged, manifest);
+      const outcome = await this.publish(key.text, target, staged, manifest);
       published = outcome.status === 'created';
       // The staging names go while the directories are flushed.
       const syncing = published && this.settings.fsync ? this.syncUp(target.dir, created) : Promise.resolve();
@@ -164,12 +161,7 @@ export class FilesystemDriver implements StorageDriver {
    * without an archive, which is invisible and which a retry completes; never an
    * archive without its manifest.
    */
-  private async publish(
-    key: string,
-    target: { dir: string; file: string; sidecar: string },
-    staged: { data: string; manifest: string },
-    manifest: Manifest,
-  ): Promise<PublishOutcome> {
+  private async publish(key: string, target: ArchivePaths, staged: { data: string; manifest: string }, manifest: Manifest): Promise<PublishOutcome> {
     const placed = await linkOnce(staged.manifest, target.sidecar);
     if (!placed) {
       const existing = parseManifest(await readFile(target.sidecar, { flag: constants.O_RDONLY | constants.O_NOFOLLOW }), key);
@@ -277,37 +269,37 @@ export class FilesystemDriver implements StorageDriver {
     }
   }
 
-  async retrieve(key: string, signal: AbortSignal): Promise<{ body: Readable; manifest: Manifest }> {
+  async retrieve(key: ArchiveKey, signal: AbortSignal): Promise<{ body: Readable; manifest: Manifest }> {
     const realRoot = await this.init();
     const target = this.locate(key);
     let handle: FileHandle | undefined;
     try {
       await this.assertInside(target.dir, realRoot);
       handle = await open(target.file, constants.O_RDONLY | constants.O_NOFOLLOW);
-      const manifest = await this.readSidecar(key, target.sidecar);
-      if (!manifest) throw foreignObject(this.name, key);
+      const manifest = await this.readSidecar(key.text, target.sidecar);
+      if (!manifest) throw foreignObject(this.name, key.text);
       const body = createReadStream('', { fd: handle, highWaterMark: READ_CHUNK, signal });
       handle = undefined; // the stream closes it now
       return { body, manifest };
     } catch (error) {
       await handle?.close();
-      throw this.notFoundOr(error, key);
+      throw this.notFoundOr(error, key.text);
     }
   }
 
-  async stat(key: string): Promise<Manifest | null> {
+  async stat(key: ArchiveKey): Promise<Manifest | null> {
     const realRoot = await this.init();
     const target = this.locate(key);
     try {
       await this.assertInside(target.dir, realRoot);
       const info = await lstat(target.file);
-      if (!info.isFile()) throw new DepotError('integrity', `${this.name}:${key} is not a regular file`);
+      if (!info.isFile()) throw new DepotError('integrity', `${this.name}:${key.text} is not a regular file`);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw handleError(error);
     }
-    const manifest = await this.readSidecar(key, target.sidecar);
-    if (!manifest) throw foreignObject(this.name, key);
+    const manifest = await this.readSidecar(key.text, target.sidecar);
+    if (!manifest) throw foreignObject(this.name, key.text);
     return manifest;
   }
 
@@ -320,7 +312,7 @@ export class FilesystemDriver implements StorageDriver {
     }
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: ArchiveKey): Promise<void> {
     const realRoot = await this.init();
     const target = this.locate(key);
     try {
@@ -333,7 +325,7 @@ export class FilesystemDriver implements StorageDriver {
       await ignoreFailure(rmdir(target.dir), "only when the task's directory is now empty");
       if (this.settings.fsync) await this.dirSync.sync(path.dirname(target.dir));
     } catch (error) {
-      throw this.notFoundOr(error, key);
+      throw this.notFoundOr(error, key.text);
     }
   }
 
@@ -349,7 +341,7 @@ export class FilesystemDriver implements StorageDriver {
             throw handleError(error);
           }
         },
-        readManifest: (sidecar, key) => this.readSidecar(key, sidecar),
+        readManifest: (sidecar, key) => this.readSidecar(key.text, sidecar),
         join: (...parts) => path.join(...parts),
       },
       this.root,

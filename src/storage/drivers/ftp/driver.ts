@@ -3,11 +3,11 @@ import path from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { Client, FTPError } from 'basic-ftp';
 import type { AccessOptions, FileInfo } from 'basic-ftp';
-import { DepotError, Manifest, parseArchiveKey, Space } from '../../../contract';
+import { ArchiveKey, DepotError, Manifest, Space } from '../../../contract';
 import type { Logger } from '../../../support/logging';
 import type { ArchiveBody, DriverCapabilities, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
-import { foreignObject, manifestDifference, parseManifest, serializeManifest, sidecarName } from '../../manifest';
-import { walkKeyTree } from '../../key-tree';
+import { foreignObject, manifestDifference, parseManifest, serializeManifest } from '../../manifest';
+import { ArchivePaths, archivePaths, walkKeyTree } from '../../key-tree';
 import { probeName, runProbe } from '../../probe';
 import { CHECK_DIR, isStagingName, notOwnDirectory, STAGING_DIR, STALE_STAGING_MS, StagingNames, writerGone } from '../../staging';
 import { ClientPool } from './client-pool';
@@ -29,8 +29,6 @@ const EMPTY_RETRY_DELAY_MS = 500;
 const USAGE_TTL_MS = 10 * 60_000;
 /** Date directories remembered as existing, so that a store usually needs one MKD. */
 const MAX_KNOWN_DIRS = 10_000;
-
-type Paths = { dir: string; file: string; sidecar: string; name: string };
 
 /**
  * Write-once archives on an FTP or FTPS server: `<root>/YYYY/MM/DD/<taskId>/<name>`
@@ -82,11 +80,8 @@ export class FtpDriver implements StorageDriver {
     return path.posix.join(this.settings.root, ...segments);
   }
 
-  private locate(key: string): Paths {
-    const parts = parseArchiveKey(key);
-    if (typeof parts === 'string') throw new DepotError('invalid_task', parts, { field: 'ref.key' });
-    const dir = this.abs(parts.year, parts.month, parts.day, parts.taskId);
-    return { dir, file: path.posix.join(dir, parts.name), sidecar: path.posix.join(dir, sidecarName(parts.name)), name: parts.name };
+  private locate(key: ArchiveKey): ArchivePaths {
+    return archivePaths(this.settings.root, key, path.posix);
   }
 
   /** Runs `action` on a pooled connection; a connection that failed other than by a server reply is not reused. */
@@ -151,7 +146,7 @@ export class FtpDriver implements StorageDriver {
     if (path.posix.dirname(dir) === this.settings.root) this.knownDirs.add(dir);
   }
 
-  async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+  async store(key: ArchiveKey, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
     const target = this.locate(key);
     const stem = this.abs(STAGING_DIR, this.stagingNames.next());
     const staged = { data: `${stem}.part`, manifest: `${stem}.manifest` };
@@ -171,7 +166,7 @@ export class FtpDriver implements StorageDriver {
           const size = await this.sizeOf(client, staged.data);
           // A proxy or server that cut the upload short must not get the archive published.
           if (size !== manifest.size) throw new DepotError('unavailable', `${this.name}: the server kept ${size ?? 'no'} bytes of ${manifest.size}`);
-          const outcome = await this.publish(client, key, target, staged, manifest);
+          const outcome = await this.publish(client, key.text, target, staged, manifest);
           published = outcome.status === 'created';
           return outcome;
         },
@@ -212,7 +207,13 @@ export class FtpDriver implements StorageDriver {
    * without an archive, which is invisible and which a retry completes; never an
    * archive without its manifest. Each rename goes only onto a name seen free.
    */
-  private async publish(client: Client, key: string, target: Paths, staged: { data: string; manifest: string }, manifest: Manifest): Promise<PublishOutcome> {
+  private async publish(
+    client: Client,
+    key: string,
+    target: ArchivePaths,
+    staged: { data: string; manifest: string },
+    manifest: Manifest,
+  ): Promise<PublishOutcome> {
     let existing = await this.readManifest(client, target.sidecar, key);
     let placed = false;
     if (!existing) {
@@ -297,16 +298,16 @@ export class FtpDriver implements StorageDriver {
     return Buffer.concat(chunks);
   }
 
-  async retrieve(key: string, signal: AbortSignal): Promise<{ body: Readable; manifest: Manifest }> {
+  async retrieve(key: ArchiveKey, signal: AbortSignal): Promise<{ body: Readable; manifest: Manifest }> {
     const target = this.locate(key);
     const lease = await this.pool.acquire(signal);
     let manifest: Manifest;
     try {
       const size = await this.sizeOf(lease.client, target.file);
-      if (size === null) throw new DepotError('not_found', `no archive ${this.name}:${key}`);
-      const found = await this.readManifest(lease.client, target.sidecar, key);
-      if (!found) throw foreignObject(this.name, key);
-      if (found.size !== size) throw new DepotError('integrity', `${this.name}:${key} has ${size} bytes, its manifest says ${found.size}`);
+      if (size === null) throw new DepotError('not_found', `no archive ${this.name}:${key.text}`);
+      const found = await this.readManifest(lease.client, target.sidecar, key.text);
+      if (!found) throw foreignObject(this.name, key.text);
+      if (found.size !== size) throw new DepotError('integrity', `${this.name}:${key.text} has ${size} bytes, its manifest says ${found.size}`);
       manifest = found;
     } catch (error) {
       // Only a server reply leaves the connection in step; anything else (a manifest download cut off) may not.
@@ -371,22 +372,22 @@ export class FtpDriver implements StorageDriver {
     return out;
   }
 
-  async stat(key: string): Promise<Manifest | null> {
+  async stat(key: ArchiveKey): Promise<Manifest | null> {
     const target = this.locate(key);
     return this.withClient('stat', async (client) => {
       const size = await this.sizeOf(client, target.file);
       if (size === null) return null;
-      const manifest = await this.readManifest(client, target.sidecar, key);
-      if (!manifest) throw foreignObject(this.name, key);
-      if (manifest.size !== size) throw new DepotError('integrity', `${this.name}:${key} has ${size} bytes, its manifest says ${manifest.size}`);
+      const manifest = await this.readManifest(client, target.sidecar, key.text);
+      if (!manifest) throw foreignObject(this.name, key.text);
+      if (manifest.size !== size) throw new DepotError('integrity', `${this.name}:${key.text} has ${size} bytes, its manifest says ${manifest.size}`);
       return manifest;
     });
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: ArchiveKey): Promise<void> {
     const target = this.locate(key);
     await this.withClient('delete', async (client) => {
-      if ((await this.sizeOf(client, target.file)) === null) throw new DepotError('not_found', `no archive ${this.name}:${key}`);
+      if ((await this.sizeOf(client, target.file)) === null) throw new DepotError('not_found', `no archive ${this.name}:${key.text}`);
       // Archive first: a crash in between leaves an invisible manifest, not an archive without one.
       await client.remove(target.file);
       await client.remove(target.sidecar, true);
@@ -400,7 +401,7 @@ export class FtpDriver implements StorageDriver {
       {
         list: async (dir) =>
           (await this.withClient('list', (client) => this.listDir(client, dir))).map((e) => ({ name: e.name, isDirectory: e.isDirectory, isFile: e.isFile })),
-        readManifest: (sidecar, key) => this.withClient('list', (client) => this.readManifest(client, sidecar, key)),
+        readManifest: (sidecar, key) => this.withClient('list', (client) => this.readManifest(client, sidecar, key.text)),
         join: (...parts) => path.posix.join(...parts),
       },
       this.settings.root,

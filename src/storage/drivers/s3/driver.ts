@@ -11,7 +11,7 @@ import {
   StorageClass,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { DepotError, Manifest, parseArchiveKey, Space } from '../../../contract';
+import { ArchiveKey, DepotError, Manifest, parseArchiveKey, Space } from '../../../contract';
 import type { Logger } from '../../../support/logging';
 import type { ArchiveBody, DriverCapabilities, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
 import { foreignObject, parseManifest, serializeManifest } from '../../manifest';
@@ -94,8 +94,8 @@ export class S3Driver implements StorageDriver {
     this.gate = new CompleteGate(this.client);
   }
 
-  private objectKey(key: string): string {
-    return this.settings.prefix + key;
+  private objectKey(key: ArchiveKey): string {
+    return this.settings.prefix + key.text;
   }
 
   /** Where an object goes besides its key: storage class and server-side encryption. */
@@ -126,9 +126,9 @@ export class S3Driver implements StorageDriver {
     return abortStaleUploads(this.client, { bucket: this.settings.bucket, prefix: this.settings.prefix, signal: this.closing.signal, ...options });
   }
 
-  async store(key: string, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+  async store(key: ArchiveKey, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
     this.startSweep();
-    const what = `${this.name}: store ${key}`;
+    const what = `${this.name}: store ${key.text}`;
     const declared = body.declared;
     // The body is destroyed with a DepotError, so the shared layer reports this code rather than a stream's.
     const onAbort = () => body.stream.destroy(new DepotError('unavailable', `${what}: aborted`));
@@ -150,7 +150,7 @@ export class S3Driver implements StorageDriver {
   }
 
   /** A small archive, read to its clean end: manifest first, then the object, in one PUT each. */
-  private async putWhole(key: string, bytes: Buffer, manifest: Manifest, lock: LockParams | undefined, signal: AbortSignal): Promise<PublishOutcome> {
+  private async putWhole(key: ArchiveKey, bytes: Buffer, manifest: Manifest, lock: LockParams | undefined, signal: AbortSignal): Promise<PublishOutcome> {
     const step = await this.placeManifest(key, manifest, signal);
     if (step.status === 'taken') return { status: 'exists', existing: step.existing };
     if (await this.headObject(key)) return this.keyTaken(key, step);
@@ -190,7 +190,7 @@ export class S3Driver implements StorageDriver {
    * applied and read back after completion for those that do not.
    */
   private async putMultipart(
-    key: string,
+    key: ArchiveKey,
     staged: StagedBody,
     head: Buffer[],
     body: ArchiveBody,
@@ -198,18 +198,16 @@ export class S3Driver implements StorageDriver {
     signal: AbortSignal,
   ): Promise<PublishOutcome> {
     const objectKey = this.objectKey(key);
-    const parts = parseArchiveKey(key);
-    if (typeof parts === 'string') throw new DepotError('invalid_task', parts, { field: 'ref.key' });
     let step: ManifestStep | undefined;
     let taken: Promise<PublishOutcome> | undefined;
     const unhold = this.gate.hold(objectKey, {
       beforeComplete: async () => {
-        if (!staged.ended) throw new DepotError('internal', `${this.name}: refusing to complete ${key} before its body ended`);
+        if (!staged.ended) throw new DepotError('internal', `${this.name}: refusing to complete ${key.text} before its body ended`);
         step = await this.placeManifest(key, body.manifest(), signal);
         if (step.status === 'taken') throw new KeyTaken((taken = Promise.resolve({ status: 'exists', existing: step.existing })));
         if (await this.headObject(key)) throw new KeyTaken((taken = this.keyTaken(key, step)));
       },
-      onPartFailed: (error) => body.stream.destroy(toDepotError(error, `${this.name}: store ${key}`)),
+      onPartFailed: (error) => body.stream.destroy(toDepotError(error, `${this.name}: store ${key.text}`)),
     });
     const upload = new Upload({
       client: this.client,
@@ -223,7 +221,7 @@ export class S3Driver implements StorageDriver {
         Body: staged.remainder(head),
         ContentType: ARCHIVE_TYPE,
         IfNoneMatch: '*',
-        Metadata: objectMetadata({ taskId: parts.taskId, name: parts.name }),
+        Metadata: objectMetadata({ taskId: key.taskId, name: key.name }),
         ...plan.lock,
         ...this.placement(true),
       },
@@ -240,7 +238,7 @@ export class S3Driver implements StorageDriver {
     } finally {
       unhold();
     }
-    if (step?.status !== 'placed') throw new DepotError('internal', `${this.name}: the upload of ${key} completed without passing the gate`);
+    if (step?.status !== 'placed') throw new DepotError('internal', `${this.name}: the upload of ${key.text} completed without passing the gate`);
     await this.confirmWritten(key, step, written, signal);
     await this.lockPublished(key, step, written, laterLock(plan.lock, step.manifest.retainUntil), signal);
     return { status: 'created', manifest: step.manifest };
@@ -254,13 +252,13 @@ export class S3Driver implements StorageDriver {
    * another writer's: `conflict`, and a manifest this attempt placed is
    * withdrawn rather than left beside it.
    */
-  private async keyTaken(key: string, step: Extract<ManifestStep, { status: 'placed' }>): Promise<PublishOutcome> {
+  private async keyTaken(key: ArchiveKey, step: Extract<ManifestStep, { status: 'placed' }>): Promise<PublishOutcome> {
     const object = await this.headObject(key);
-    if (!object) throw new DepotError('unavailable', `${this.name}: ${key} was refused as taken but is not there; try again`);
+    if (!object) throw new DepotError('unavailable', `${this.name}: ${key.text} was refused as taken but is not there; try again`);
     const own = readObjectMetadata(object.Metadata);
     if (own.taskId === step.manifest.taskId && own.name === step.manifest.name) return { status: 'exists', existing: step.manifest };
     if (step.placed) await this.withdrawManifest(key, step.versionId);
-    throw new DepotError('conflict', `${this.name}:${key} holds an object that depot did not write for this task`);
+    throw new DepotError('conflict', `${this.name}:${key.text} holds an object that depot did not write for this task`);
   }
 
   /**
@@ -270,43 +268,46 @@ export class S3Driver implements StorageDriver {
    * ETag and size; depot then withdraws what it can of its own write (a locked
    * version stays, and the log says so) and never reports it as stored.
    */
-  private async confirmWritten(key: string, step: Extract<ManifestStep, { status: 'placed' }>, written: Written, signal: AbortSignal): Promise<void> {
+  private async confirmWritten(key: ArchiveKey, step: Extract<ManifestStep, { status: 'placed' }>, written: Written, signal: AbortSignal): Promise<void> {
     const objectKey = this.objectKey(key);
     const seen = await versionsBeside(this.client, { bucket: this.settings.bucket, key: objectKey }, written, signal);
     if ('replaced' in seen) {
       throw new DepotError(
         'conflict',
-        `${this.name}:${key} was replaced by another writer right after depot wrote it (ETag ${seen.etag ?? 'none'}); the store does not refuse overwrites`,
+        `${this.name}:${key.text} was replaced by another writer right after depot wrote it (ETag ${seen.etag ?? 'none'}); the store does not refuse overwrites`,
       );
     }
     if (seen.others.length === 0) return;
     if (sameBytes(seen.ours, seen.others)) {
-      this.logger.warn(`${key} holds ${seen.others.length + 1} versions of the same bytes: another attempt wrote it too`, { driver: this.name, key });
+      this.logger.warn(`${key.text} holds ${seen.others.length + 1} versions of the same bytes: another attempt wrote it too`, {
+        driver: this.name,
+        key: key.text,
+      });
       return;
     }
     this.logger.error(
-      `${key} was written by another writer too (${seen.others.length} other version(s)); the store ignores If-None-Match, so depot withdraws its own write`,
+      `${key.text} was written by another writer too (${seen.others.length} other version(s)); the store ignores If-None-Match, so depot withdraws its own write`,
       {
         driver: this.name,
-        key,
+        key: key.text,
         versions: seen.others.map((v) => v.versionId),
       },
     );
     await this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: objectKey, VersionId: written.versionId })).catch((error: unknown) => {
-      this.logger.error(`could not withdraw depot's version of ${key}`, {
+      this.logger.error(`could not withdraw depot's version of ${key.text}`, {
         driver: this.name,
-        key,
+        key: key.text,
         versionId: written.versionId,
         error: toDepotError(error, this.name).message,
       });
     });
     if (step.placed) await this.withdrawManifest(key, step.versionId);
-    throw new DepotError('conflict', `${this.name}:${key} holds another writer's object beside depot's; the store ignores If-None-Match`);
+    throw new DepotError('conflict', `${this.name}:${key.text} holds another writer's object beside depot's; the store ignores If-None-Match`);
   }
 
   /** Locks archive and manifest once the archive is known to be depot's, and reads the locks back. */
   private async lockPublished(
-    key: string,
+    key: ArchiveKey,
     step: Extract<ManifestStep, { status: 'placed' }>,
     written: Written,
     lock: LockParams | undefined,
@@ -314,14 +315,19 @@ export class S3Driver implements StorageDriver {
   ): Promise<void> {
     if (!lock) return;
     const objectKey = this.objectKey(key);
-    await lockVersion(this.client, { bucket: this.settings.bucket, key: objectKey, versionId: written.versionId, label: `${this.name}:${key}` }, lock, signal);
+    await lockVersion(
+      this.client,
+      { bucket: this.settings.bucket, key: objectKey, versionId: written.versionId, label: `${this.name}:${key.text}` },
+      lock,
+      signal,
+    );
     await lockVersion(
       this.client,
       {
         bucket: this.settings.bucket,
         key: sidecarKey(objectKey),
         versionId: step.placed ? step.versionId : undefined,
-        label: `${this.name}:${key} (manifest)`,
+        label: `${this.name}:${key.text} (manifest)`,
       },
       lock,
       signal,
@@ -334,26 +340,26 @@ export class S3Driver implements StorageDriver {
    * manifest as that attempt would have (the configured days count from
    * storedAt). Retention is only ever extended.
    */
-  async ensureRetention(key: string, manifest: Manifest, signal: AbortSignal): Promise<void> {
+  async ensureRetention(key: ArchiveKey, manifest: Manifest, signal: AbortSignal): Promise<void> {
     const lock = lockFor(this.settings, manifest.retainUntil, new Date(manifest.storedAt));
     if (!lock) return;
     const objectKey = this.objectKey(key);
     try {
-      await lockVersion(this.client, { bucket: this.settings.bucket, key: objectKey, label: `${this.name}:${key}` }, lock, signal);
-      await lockVersion(this.client, { bucket: this.settings.bucket, key: sidecarKey(objectKey), label: `${this.name}:${key} (manifest)` }, lock, signal);
+      await lockVersion(this.client, { bucket: this.settings.bucket, key: objectKey, label: `${this.name}:${key.text}` }, lock, signal);
+      await lockVersion(this.client, { bucket: this.settings.bucket, key: sidecarKey(objectKey), label: `${this.name}:${key.text} (manifest)` }, lock, signal);
     } catch (error) {
-      throw toDepotError(error, `${this.name}: lock ${key}`);
+      throw toDepotError(error, `${this.name}: lock ${key.text}`);
     }
   }
 
   /** Removes a manifest this attempt placed (by its version where the bucket keeps versions). */
-  private async withdrawManifest(key: string, versionId: string | undefined): Promise<void> {
+  private async withdrawManifest(key: ArchiveKey, versionId: string | undefined): Promise<void> {
     try {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: sidecarKey(this.objectKey(key)), VersionId: versionId }));
     } catch (error) {
-      this.logger.error(`could not withdraw the manifest depot placed beside another writer's ${key}`, {
+      this.logger.error(`could not withdraw the manifest depot placed beside another writer's ${key.text}`, {
         driver: this.name,
-        key,
+        key: key.text,
         error: toDepotError(error, this.name).message,
       });
     }
@@ -379,7 +385,7 @@ export class S3Driver implements StorageDriver {
    * size; the shared layer compares the rest) was placed by an earlier attempt
    * whose object may or may not have followed; any other means the key is taken.
    */
-  private async placeManifest(key: string, manifest: Manifest, signal: AbortSignal): Promise<ManifestStep> {
+  private async placeManifest(key: ArchiveKey, manifest: Manifest, signal: AbortSignal): Promise<ManifestStep> {
     let existing = await this.readManifest(key, signal);
     if (!existing) {
       try {
@@ -399,57 +405,57 @@ export class S3Driver implements StorageDriver {
       } catch (error) {
         if (!isPreconditionFailed(error)) throw error;
         existing = await this.readManifest(key, signal);
-        if (!existing) throw new DepotError('unavailable', `${this.name}: the manifest of ${key} exists but cannot be read yet`);
+        if (!existing) throw new DepotError('unavailable', `${this.name}: the manifest of ${key.text} exists but cannot be read yet`);
       }
     }
     if (existing.sha256 !== manifest.sha256 || existing.size !== manifest.size) return { status: 'taken', existing };
     return { status: 'placed', manifest: existing, placed: false };
   }
 
-  private async readManifest(key: string, signal?: AbortSignal): Promise<Manifest | null> {
+  private async readManifest(key: ArchiveKey, signal?: AbortSignal): Promise<Manifest | null> {
     try {
       const response = await this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: sidecarKey(this.objectKey(key)) }), {
         abortSignal: signal,
       });
-      if (!response.Body) throw new DepotError('integrity', `${this.name}: the manifest of ${key} is empty`);
-      return parseManifest(Buffer.from(await response.Body.transformToByteArray()), key);
+      if (!response.Body) throw new DepotError('integrity', `${this.name}: the manifest of ${key.text} is empty`);
+      return parseManifest(Buffer.from(await response.Body.transformToByteArray()), key.text);
     } catch (error) {
       if (isNotFound(error)) return null;
-      throw toDepotError(error, `${this.name}: read manifest of ${key}`);
+      throw toDepotError(error, `${this.name}: read manifest of ${key.text}`);
     }
   }
 
-  private async headObject(key: string, objectKey = this.objectKey(key)): Promise<HeadObjectCommandOutput | null> {
+  private async headObject(key: ArchiveKey, objectKey = this.objectKey(key)): Promise<HeadObjectCommandOutput | null> {
     try {
       return await this.client.send(new HeadObjectCommand({ Bucket: this.settings.bucket, Key: objectKey }));
     } catch (error) {
       if (isNotFound(error)) return null;
-      throw toDepotError(error, `${this.name}: head ${key}`);
+      throw toDepotError(error, `${this.name}: head ${key.text}`);
     }
   }
 
   /** The object's own size and metadata must agree with its manifest. */
-  private assertConsistent(key: string, manifest: Manifest, object: { ContentLength?: number; Metadata?: Record<string, string> }): void {
+  private assertConsistent(key: ArchiveKey, manifest: Manifest, object: { ContentLength?: number; Metadata?: Record<string, string> }): void {
     if (object.ContentLength !== undefined && object.ContentLength !== manifest.size) {
-      throw new DepotError('integrity', `${this.name}:${key} holds ${object.ContentLength} bytes, its manifest says ${manifest.size}`);
+      throw new DepotError('integrity', `${this.name}:${key.text} holds ${object.ContentLength} bytes, its manifest says ${manifest.size}`);
     }
-    if (metadataContradicts(manifest, object.Metadata)) throw new DepotError('integrity', `${this.name}:${key} does not match its manifest`);
+    if (metadataContradicts(manifest, object.Metadata)) throw new DepotError('integrity', `${this.name}:${key.text} does not match its manifest`);
   }
 
-  async retrieve(key: string, signal: AbortSignal): Promise<{ body: Readable; manifest: Manifest }> {
-    const what = `${this.name}: retrieve ${key}`;
+  async retrieve(key: ArchiveKey, signal: AbortSignal): Promise<{ body: Readable; manifest: Manifest }> {
+    const what = `${this.name}: retrieve ${key.text}`;
     try {
       const manifest = await this.readManifest(key, signal);
       if (!manifest) {
-        if (await this.headObject(key)) throw foreignObject(this.name, key);
-        throw new DepotError('not_found', `no archive ${this.name}:${key}`);
+        if (await this.headObject(key)) throw foreignObject(this.name, key.text);
+        throw new DepotError('not_found', `no archive ${this.name}:${key.text}`);
       }
       let response;
       try {
         response = await this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.objectKey(key) }), { abortSignal: signal });
       } catch (error) {
         // A manifest without its archive: a store that crashed between the two, invisible.
-        if (isNotFound(error)) throw new DepotError('not_found', `no archive ${this.name}:${key}`);
+        if (isNotFound(error)) throw new DepotError('not_found', `no archive ${this.name}:${key.text}`);
         throw error;
       }
       const body = response.Body;
@@ -466,11 +472,11 @@ export class S3Driver implements StorageDriver {
     }
   }
 
-  async stat(key: string): Promise<Manifest | null> {
+  async stat(key: ArchiveKey): Promise<Manifest | null> {
     const [object, manifest] = await Promise.all([this.headObject(key), this.readManifest(key)]);
     // A manifest without its archive is a store that has not published (yet): invisible.
     if (!object) return null;
-    if (!manifest) throw foreignObject(this.name, key);
+    if (!manifest) throw foreignObject(this.name, key.text);
     this.assertConsistent(key, manifest, object);
     return manifest;
   }
@@ -481,18 +487,18 @@ export class S3Driver implements StorageDriver {
    * (which Object Lock requires) the bytes are really gone rather than hidden
    * behind a delete marker — and Object Lock can refuse.
    */
-  async delete(key: string): Promise<void> {
-    const what = `${this.name}: delete ${key}`;
+  async delete(key: ArchiveKey): Promise<void> {
+    const what = `${this.name}: delete ${key.text}`;
     const objectKey = this.objectKey(key);
     const [object, sidecar] = await Promise.all([this.headObject(key), this.headObject(key, sidecarKey(objectKey))]);
-    if (!object) throw new DepotError('not_found', `no archive ${this.name}:${key}`);
+    if (!object) throw new DepotError('not_found', `no archive ${this.name}:${key.text}`);
     try {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: objectKey, VersionId: object.VersionId }));
     } catch (error) {
       if (isAccessDenied(error) && isLocked(object, error)) {
         throw new DepotError(
           'retention',
-          `${this.name}:${key} is under Object Lock retention${object.ObjectLockRetainUntilDate ? ` until ${object.ObjectLockRetainUntilDate.toISOString()}` : ''}`,
+          `${this.name}:${key.text} is under Object Lock retention${object.ObjectLockRetainUntilDate ? ` until ${object.ObjectLockRetainUntilDate.toISOString()}` : ''}`,
         );
       }
       throw toDepotError(error, what);
@@ -502,7 +508,7 @@ export class S3Driver implements StorageDriver {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: sidecarKey(objectKey), VersionId: sidecar.VersionId }));
     } catch (error) {
       // The archive is gone; a manifest left behind is invisible. Say so rather than fail the delete.
-      this.logger.warn(`deleted ${key}, but not its manifest`, { driver: this.name, error: toDepotError(error, what).message });
+      this.logger.warn(`deleted ${key.text}, but not its manifest`, { driver: this.name, error: toDepotError(error, what).message });
     }
   }
 
@@ -513,7 +519,10 @@ export class S3Driver implements StorageDriver {
       for await (const page of pages) {
         const keys = (page.Contents ?? []).flatMap((o) => (o.Key ? [o.Key.slice(base.length)] : []));
         // Sidecars are no archive keys (no archive name may end like one), nor is anything under the check directory.
-        const candidates = keys.filter((k) => typeof parseArchiveKey(k) !== 'string');
+        const candidates = keys.flatMap((k) => {
+          const parsed = parseArchiveKey(k);
+          return parsed.ok ? [parsed.key] : [];
+        });
         const manifests = await mapInOrder(candidates, LIST_PARALLEL, (k) =>
           this.readManifest(k).catch((error: unknown) => {
             if (error instanceof DepotError && error.code === 'integrity') return null; // not one of depot's manifests
@@ -521,7 +530,7 @@ export class S3Driver implements StorageDriver {
           }),
         );
         for (const [i, manifest] of manifests.entries()) {
-          if (manifest && manifest.name === (parseArchiveKey(candidates[i]) as { name: string }).name) yield manifest;
+          if (manifest && manifest.name === candidates[i].name) yield manifest;
         }
       }
     } catch (error) {

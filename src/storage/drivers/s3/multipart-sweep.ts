@@ -29,7 +29,7 @@ export async function abortStaleUploads(
     );
     for (const upload of page.Uploads ?? []) {
       if (!upload.Key || !upload.UploadId || !upload.Initiated || upload.Initiated.getTime() > cutoff) continue;
-      if (typeof parseArchiveKey(upload.Key.slice(options.prefix.length)) === 'string') continue;
+      if (!parseArchiveKey(upload.Key.slice(options.prefix.length)).ok) continue;
       try {
         await client.send(new AbortMultipartUploadCommand({ Bucket: options.bucket, Key: upload.Key, UploadId: upload.UploadId }), {
           abortSignal: options.signal,
