@@ -5,7 +5,6 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src src
-COPY workers workers
 RUN npm run build && npm prune --omit=dev
 
 FROM node:24-bookworm-slim

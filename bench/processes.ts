@@ -52,17 +52,23 @@ export async function writeDepotConfig(dir: string, config: DepotWorkerConfig): 
   return file;
 }
 
-/** BENCH_WORKER_ENTRY measures another build of the worker (e.g. a patched copy of dist/) against the same load. */
-const depotEntry = () => process.env.BENCH_WORKER_ENTRY ?? path.join(PROJECT_ROOT, 'dist', 'workers', 'storage-worker.js');
+/**
+ * The command operators run. BENCH_DEPOT_BIN measures another build against the same load: the bin/depot
+ * of another copy (e.g. .bench-variant/bin/depot beside a patched copy of dist/ in .bench-variant/dist/).
+ */
+const depotBin = () => process.env.BENCH_DEPOT_BIN ?? path.join(PROJECT_ROOT, 'bin', 'depot');
 const BARE_ENTRY = path.join(PROJECT_ROOT, 'bench', 'bare-worker.ts');
 const UPLOADER_ENTRY = path.join(PROJECT_ROOT, 'bench', 'lib-storage-uploader.ts');
 const FTP_UPLOADER_ENTRY = path.join(PROJECT_ROOT, 'bench', 'basic-ftp-uploader.ts');
 
-/** The compiled depot worker (what production runs), reading its config from DEPOT_CONFIG; `extraEnv` e.g. for secrets the config references. */
+/**
+ * `depot worker` as production runs it, compiled (dist/, never the source: DEPOT_FROM_SOURCE is dropped),
+ * reading its config from DEPOT_CONFIG; `extraEnv` e.g. for secrets the config references.
+ */
 export function startDepotWorker(configFile: string, logFile: string, nodeArgs: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<WorkerProcess> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv, DEPOT_CONFIG: configFile, LOG_FORMAT: 'json', LOG_LEVEL: 'info' };
-  for (const name of ['DEPOT_DATA', 'REDIS_URL', 'NODE_OPTIONS']) delete env[name];
-  return startProcess([...nodeArgs, depotEntry()], env, logFile, 'storage worker ready');
+  for (const name of ['DEPOT_DATA', 'REDIS_URL', 'NODE_OPTIONS', 'DEPOT_FROM_SOURCE']) delete env[name];
+  return startProcess([...nodeArgs, depotBin(), 'worker'], env, logFile, 'storage worker ready');
 }
 
 /** bench/bare-worker.ts: a plain BullMQ worker that writes and fsyncs each job's bytes. */

@@ -322,7 +322,7 @@ ${raw}
 
 ## How it is measured
 
-- depot runs as operators run it: \`node dist/workers/storage-worker.js\` (built first with \`npm run build\`)
+- depot runs as operators run it: \`node bin/depot worker\`, compiled (built first with \`npm run build\`)
   with \`DEPOT_CONFIG\` pointing at a YAML file (one filesystem driver with fsync on, \`paths.allowed\` set,
   queue concurrency 16), against a private \`redis-server\` on a free port. Tasks are added the way
   \`ArchivingManager\` adds them (UUIDv7 taskId, jobId \`task-<taskId>\`, its default job options).

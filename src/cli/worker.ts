@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import { runStorageWorker } from '../../workers/storage-worker';
 import { loadConfig } from '../config/load';
+import { runWorkerProcess, workerName } from '../process/worker';
 import { createLogger, logSettingsFromEnv } from '../support/logging';
 
-/** `depot worker`: the storage worker in the foreground; SIGTERM stops it cleanly. */
+/** `depot worker`: the storage worker process in the foreground (src/process/worker.ts); SIGTERM stops it cleanly. */
 export function registerWorker(program: Command): void {
   program
     .command('worker')
@@ -11,6 +11,6 @@ export function registerWorker(program: Command): void {
     .action(async () => {
       const config = loadConfig();
       const logger = createLogger(logSettingsFromEnv(process.env, process.stdout));
-      await runStorageWorker(config, logger);
+      await runWorkerProcess(config, logger, workerName());
     });
 }

@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { isErrorCode } from '../../src/contract';
+import { depotCommand } from '../helpers/queue-harness';
 import { freePort } from '../helpers/redis-server';
 
 /**
@@ -10,7 +11,6 @@ import { freePort } from '../helpers/redis-server';
  * what it writes on stdout and stderr (CONTRACT §5).
  */
 const ROOT = path.resolve(__dirname, '..', '..');
-const MAIN = path.join(ROOT, 'src', 'cli', 'main.ts');
 
 interface Run {
   code: number | null;
@@ -24,14 +24,11 @@ function baseEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-/** `depot ARGS` from source, with cwd the project root so tsx resolves. */
+/** `depot ARGS` (bin/depot, on the source), with cwd the project root. */
 function depot(args: string[], extraEnv: NodeJS.ProcessEnv): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-      cwd: ROOT,
-      env: { ...baseEnv(), ...extraEnv },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const run = depotCommand(args, { ...baseEnv(), ...extraEnv });
+    const child = spawn(run.command, run.args, { cwd: ROOT, env: run.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
@@ -335,11 +332,8 @@ describe('secrets in command output (issue 10)', () => {
   function depotWithin(ms: number, args: string[], extraEnv: NodeJS.ProcessEnv): Promise<Run & { ms: number }> {
     const started = Date.now();
     return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-        cwd: ROOT,
-        env: { ...baseEnv(), ...extraEnv },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const run = depotCommand(args, { ...baseEnv(), ...extraEnv });
+      const child = spawn(run.command, run.args, { cwd: ROOT, env: run.env, stdio: ['ignore', 'pipe', 'pipe'] });
       const timer = setTimeout(() => child.kill('SIGKILL'), ms);
       let stdout = '';
       let stderr = '';

@@ -4,14 +4,23 @@ import { Queue } from 'bullmq';
 import IORedis from 'ioredis';
 import path from 'node:path';
 import type { StoreResult } from '../../src/contract';
-import { cleanupAll, PROJECT_ROOT, spawnWorkerProcess, TempDirs, WorkerProcess, writeConfigFile, archiveKeysBelow, eventually } from '../helpers/queue-harness';
+import {
+  cleanupAll,
+  depotCommand,
+  PROJECT_ROOT,
+  spawnWorkerProcess,
+  TempDirs,
+  WorkerProcess,
+  writeConfigFile,
+  archiveKeysBelow,
+  eventually,
+} from '../helpers/queue-harness';
 import { RedisServer, startRedis } from '../helpers/redis-server';
 
 /**
  * `depot store | retrieve | delete | status` against a real worker process and
  * a private Redis: what an operator types, and the exit codes of CONTRACT §5.
  */
-const MAIN = path.join(PROJECT_ROOT, 'src', 'cli', 'main.ts');
 // Each command is a process of its own (about a second each, more on a loaded machine).
 jest.setTimeout(400_000);
 const temp = new TempDirs();
@@ -31,7 +40,8 @@ function depot(args: string[]): Promise<Run> {
   const env: NodeJS.ProcessEnv = { ...process.env, DEPOT_CONFIG: configFile, LOG_FORMAT: 'json' };
   for (const name of ['DEPOT_DATA', 'REDIS_URL', 'LOG_LEVEL']) delete env[name];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const run = depotCommand(args, env);
+    const child = spawn(run.command, run.args, { cwd: PROJECT_ROOT, env: run.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));

@@ -1,4 +1,3 @@
-import { storageWorkerOptions } from '../../workers/storage-worker';
 import { ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -10,14 +9,10 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Job, Queue, QueueEvents } from 'bullmq';
 import YAML from 'yaml';
-import { runnerSettings } from '../../src/archiving/runner-settings';
-import { TaskRunner } from '../../src/archiving/task-runner';
 import { Config, validateConfig } from '../../src/config/load';
-import { startStorageWorker } from '../../src/queue/storage-worker';
-import { StorageAPI } from '../../src/storage/api';
+import { startDepotWorker } from '../../src/process/worker';
 import { defaultDriverFactory } from '../../src/storage/drivers';
 import { createLogger } from '../../src/support/logging';
-import type { NotificationService } from '../../src/support/notifications';
 import { Redactor } from '../../src/support/redaction';
 import { Digest, patternSource } from './streams';
 
@@ -27,7 +22,17 @@ import { Digest, patternSource } from './streams';
  * client as any producer would use it.
  */
 export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
-export const WORKER_ENTRY = path.join(PROJECT_ROOT, 'workers', 'storage-worker.ts');
+/** The command operators run; tests run it too, on the source (DEPOT_FROM_SOURCE, see bin/depot). */
+export const BIN_DEPOT = path.join(PROJECT_ROOT, 'bin', 'depot');
+
+/**
+ * How a test starts `depot ARGS` as its own process: `node bin/depot ARGS` (this
+ * Node, process.execPath), with DEPOT_FROM_SOURCE=1 so that bin/depot runs the
+ * TypeScript source through tsx rather than the build in dist/, which may be stale.
+ */
+export function depotCommand(args: string[], env: NodeJS.ProcessEnv): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
+  return { command: process.execPath, args: [BIN_DEPOT, ...args], env: { ...env, DEPOT_FROM_SOURCE: '1' } };
+}
 export const STAGING_DIR = '.depot-tmp';
 
 /** Temporary directories under os.tmpdir(), removed by cleanup(). */
@@ -45,9 +50,9 @@ export class TempDirs {
   }
 }
 
-/** A validated config from a raw object, as the worker would load it from a file. */
-export function testConfig(raw: Record<string, unknown>, baseDir: string): Config {
-  return validateConfig(raw, { env: {}, source: 'queue-test', baseDir, factory: defaultDriverFactory(), redactor: new Redactor() });
+/** A validated config from a raw object, as the worker would load it from a file; `env` for the secrets it references. */
+export function testConfig(raw: Record<string, unknown>, baseDir: string, env: NodeJS.ProcessEnv = {}): Config {
+  return validateConfig(raw, { env, source: 'queue-test', baseDir, factory: defaultDriverFactory(), redactor: new Redactor() });
 }
 
 /** Log lines, kept in memory so a failing test can show them. */
@@ -66,27 +71,17 @@ export interface InProcessWorker {
 }
 
 /**
- * The storage worker as workers/storage-worker.ts assembles it, in this process (no signal handlers).
- * `notifications`: the worker process always has a NotificationService (webhooks); pass one to run that path too.
+ * The storage worker in this process, assembled by the code `depot worker` runs
+ * (startDepotWorker: drivers, task runner, webhooks with the config's callbacks
+ * and secrets); without the process's signal handlers and expiry schedule
+ * (test/queue/expiry.test.ts schedules its own).
  */
-export async function startInProcessWorker(config: Config, options: { notifications?: NotificationService } = {}): Promise<InProcessWorker> {
+export async function startInProcessWorker(config: Config): Promise<InProcessWorker> {
   const collector = new LineCollector();
   const logger = createLogger({ level: 'warn', format: 'json', stream: collector });
-  const storage = new StorageAPI(config, defaultDriverFactory(), logger);
-  const runner = new TaskRunner(storage, runnerSettings(config), logger);
-  const worker = startStorageWorker(
-    (operation, data, ctx) => runner.processTask(operation, data, ctx),
-    { ...storageWorkerOptions(config, 'queue-test'), notifications: options.notifications },
-    logger,
-  );
-  await worker.worker.waitUntilReady();
-  return {
-    logs: collector.lines,
-    close: async () => {
-      await worker.close();
-      await storage.close();
-    },
-  };
+  const worker = startDepotWorker(config, logger, 'queue-test');
+  await worker.ready();
+  return { logs: collector.lines, close: () => worker.close() };
 }
 
 export interface WorkerProcess {
@@ -112,21 +107,17 @@ function installExitHook(): void {
   });
 }
 
-/** `node --import tsx workers/storage-worker.ts` with DEPOT_CONFIG, as operators run it. */
+/** `depot worker` with DEPOT_CONFIG, as operators run it. */
 export function spawnWorkerProcess(configFile: string, extraEnv: NodeJS.ProcessEnv = {}): WorkerProcess {
-  return spawnDepotProcess([WORKER_ENTRY], configFile, extraEnv);
+  return spawnDepotCommand(['worker'], configFile, extraEnv);
 }
 
-/** `depot <command>` (from source) with DEPOT_CONFIG, e.g. `['serve']`. */
+/** `depot <command>` with DEPOT_CONFIG, e.g. `['serve']`. */
 export function spawnDepotCommand(args: string[], configFile: string, extraEnv: NodeJS.ProcessEnv = {}): WorkerProcess {
-  return spawnDepotProcess([path.join(PROJECT_ROOT, 'src', 'cli', 'main.ts'), ...args], configFile, extraEnv);
-}
-
-function spawnDepotProcess(entry: string[], configFile: string, extraEnv: NodeJS.ProcessEnv): WorkerProcess {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of ['DEPOT_DATA', 'REDIS_URL', 'LOG_LEVEL', 'LOG_FORMAT', 'NODE_OPTIONS']) delete env[name];
-  Object.assign(env, { DEPOT_CONFIG: configFile, LOG_FORMAT: 'json', LOG_LEVEL: 'info' }, extraEnv);
-  const child = spawn(process.execPath, ['--import', 'tsx', ...entry], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const base: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of ['DEPOT_DATA', 'REDIS_URL', 'LOG_LEVEL', 'LOG_FORMAT', 'NODE_OPTIONS']) delete base[name];
+  const run = depotCommand(args, { ...base, DEPOT_CONFIG: configFile, LOG_FORMAT: 'json', LOG_LEVEL: 'info', ...extraEnv });
+  const child = spawn(run.command, run.args, { cwd: PROJECT_ROOT, env: run.env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (chunk: Buffer) => {
     output += chunk.toString('utf8');

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { ArchivingManager } from '../../src/archiving/manager';
-import { cleanupAll, eventually, PROJECT_ROOT, spawnWorkerProcess, TempDirs, WorkerProcess, writeConfigFile } from '../helpers/queue-harness';
+import { cleanupAll, depotCommand, eventually, PROJECT_ROOT, spawnWorkerProcess, TempDirs, WorkerProcess, writeConfigFile } from '../helpers/queue-harness';
 import { freePort, RedisServer, startRedis } from '../helpers/redis-server';
 
 /**
@@ -14,7 +14,6 @@ import { freePort, RedisServer, startRedis } from '../helpers/redis-server';
  */
 jest.setTimeout(90_000);
 
-const MAIN = path.join(PROJECT_ROOT, 'src', 'cli', 'main.ts');
 const temp = new TempDirs();
 let redis: RedisServer;
 let serve: ChildProcess | undefined;
@@ -76,11 +75,8 @@ test('promtool check metrics accepts what depot serve exposes, without a lint wa
   worker = spawnWorkerProcess(configFile);
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const name of ['DEPOT_DATA', 'REDIS_URL', 'LOG_LEVEL', 'NODE_OPTIONS']) delete env[name];
-  serve = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve'], {
-    cwd: PROJECT_ROOT,
-    env: { ...env, DEPOT_CONFIG: configFile, LOG_FORMAT: 'json' },
-    stdio: 'ignore',
-  });
+  const run = depotCommand(['serve'], { ...env, DEPOT_CONFIG: configFile, LOG_FORMAT: 'json' });
+  serve = spawn(run.command, run.args, { cwd: PROJECT_ROOT, env: run.env, stdio: 'ignore' });
   const url = `http://127.0.0.1:${port}/metrics`;
   await eventually(async () => ((await fetch(url).catch(() => undefined))?.ok ? true : undefined), 30_000, 'depot serve to answer /metrics');
 

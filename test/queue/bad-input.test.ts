@@ -3,7 +3,6 @@ import https from 'node:https';
 import { readdir, readFile, readlink, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { StoreResult } from '../../src/contract';
-import { NotificationService } from '../../src/support/notifications';
 import {
   archiveKeysBelow,
   cleanupAll,
@@ -81,8 +80,8 @@ beforeAll(async () => {
     },
     work,
   );
-  // With webhooks wired as in the worker process (none configured here): the failure path reads the job's data too.
-  worker = await startInProcessWorker(config, { notifications: new NotificationService(async () => undefined) });
+  // Webhooks wired as in the worker process (none configured here): the failure path reads the job's data too.
+  worker = await startInProcessWorker(config);
   client = await queueClient(redis.port);
   goodFile = path.join(work, 'good.bin');
   await writePatternFile(goodFile, 20 * KiB, 'good');

@@ -3,11 +3,9 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { ArchivingManager } from '../../src/archiving/manager';
-import { CallbackQueue, createCallbackQueue, startCallbackWorker } from '../../src/queue/callbacks';
-import { NotificationService } from '../../src/support/notifications';
 import { cleanupAll, eventually, InProcessWorker, sha256Hex, startInProcessWorker, TempDirs, testConfig } from '../helpers/queue-harness';
 import { RedisServer, startRedis } from '../helpers/redis-server';
-import { memoryLogger, startWebhookReceiver, WebhookReceiver } from '../helpers/webhook-receiver';
+import { startWebhookReceiver, WebhookReceiver } from '../helpers/webhook-receiver';
 
 /**
  * Issue 10: a 900 KB inline retrieve made a 1.2 MB webhook (its base64), over
@@ -20,8 +18,6 @@ const SECRET = 'hook-secret-0123456789abcdef';
 const temp = new TempDirs();
 let redis: RedisServer;
 let receiver: WebhookReceiver;
-let callbacks: CallbackQueue;
-let sender: { close(): Promise<void> };
 let worker: InProcessWorker;
 let manager: ArchivingManager;
 let work: string;
@@ -36,12 +32,12 @@ beforeAll(async () => {
       queue: { attempts: 1 },
       drivers: { local: { type: 'filesystem', root: path.join(work, 'archive') } },
       paths: { allowed: [work] },
+      callbacks: { secret: '${HOOK_SECRET}' },
     },
     work,
+    { HOOK_SECRET: SECRET },
   );
-  callbacks = createCallbackQueue(redis.url, 'bull', [SECRET]);
-  sender = startCallbackWorker({ redisUrl: redis.url, prefix: 'bull', secrets: [SECRET], firstDelayMs: 50 }, memoryLogger().logger);
-  worker = await startInProcessWorker(config, { notifications: new NotificationService((d, id) => callbacks.enqueue(d, id)) });
+  worker = await startInProcessWorker(config);
   manager = new ArchivingManager({ redisUrl: redis.url, jobOptions: { attempts: 1 } });
 });
 
@@ -49,8 +45,6 @@ afterAll(async () => {
   await cleanupAll(
     () => manager?.close(),
     () => worker?.close(),
-    () => sender?.close(),
-    () => callbacks?.close(),
     () => receiver?.close(),
     () => redis?.stop(),
     () => temp.cleanup(),
