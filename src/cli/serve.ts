@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load';
+import { onStopSignals } from '../process/stop-signals';
 import { StorageAPI } from '../storage/api';
 import { defaultDriverFactory } from '../storage/drivers';
 import { createLogger, logSettingsFromEnv } from '../support/logging';
@@ -19,16 +20,18 @@ export function registerServe(program: Command): void {
       const http = await startHttpServer(config, storage, logger);
       logger.info(`serving /health, /metrics and /v1/tasks on ${http.url}`, { url: http.url });
       await new Promise<void>((resolve) => {
-        const stop = (signal: string) => {
-          logger.info(`${signal}: stopping`);
-          exitIfStopHangs(STOP_BOUND_MS, logger, 'depot serve');
-          void http
-            .close()
-            .then(() => storage.close())
-            .finally(resolve);
-        };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
+        onStopSignals(
+          logger,
+          (signal) => {
+            logger.info(`${signal}: stopping`);
+            exitIfStopHangs(STOP_BOUND_MS, logger, 'depot serve');
+            void http
+              .close()
+              .then(() => storage.close())
+              .finally(resolve);
+          },
+          'requests still open are cut off',
+        );
       });
     });
 }

@@ -68,3 +68,29 @@ test('depot serve: SIGTERM with Redis gone exits within the grace period plus a 
   redis = await startRedis();
   await stopsWithoutRedis(spawnDepotCommand(['serve'], await configFor(redis.url)), /serving \/health/);
 });
+
+/**
+ * A second SIGTERM or SIGINT, of either kind, while the first one's stop still
+ * waits (here on the Redis that is gone): `depot serve` exits at once with exit
+ * code 1, saying so, rather than waiting out the stop's deadline or being
+ * killed by the signal.
+ */
+test.each([
+  ['SIGTERM', 'SIGTERM'],
+  ['SIGTERM', 'SIGINT'],
+] as const)('depot serve: %s, then %s while it stops: exit 1 at once', async (first, second) => {
+  redis = await startRedis();
+  const serve = spawnDepotCommand(['serve'], await configFor(redis.url));
+  await eventually(() => (/serving \/health/.test(serve.output()) ? true : undefined), 20_000, `depot serve to be ready:\n${serve.output()}`);
+  await redis.stop();
+  redis = undefined;
+  await new Promise((resolve) => setTimeout(resolve, 500)); // it notices Redis is gone
+  serve.child.kill(first);
+  await eventually(() => (serve.output().includes(`${first}: stopping`) ? true : undefined), 5_000, 'the first signal to be taken');
+  expect(serve.child.exitCode).toBeNull(); // still stopping
+  const signalled = Date.now();
+  serve.child.kill(second);
+  expect(await exitWithin(serve, BOUND_MS)).toEqual({ code: 1, signal: null });
+  expect(Date.now() - signalled).toBeLessThan(1_000);
+  expect(serve.output()).toContain(`${second} again: exiting at once`);
+});

@@ -183,3 +183,44 @@ it('SIGTERM of an idle worker: exit 0, its connections closed', async () => {
   expect(await exitWithin(worker, 15_000)).toEqual({ code: 0, signal: null });
   expect(await client.queue.getWorkersCount()).toBe(0);
 });
+
+/**
+ * A second SIGTERM or SIGINT, of either kind, while the first one's stop waits
+ * for a running store: the worker exits at once with exit code 1, saying so,
+ * rather than waiting out the grace period (or being killed by the signal, as a
+ * second SIGTERM was when each signal's handler ran once). The store it cut off
+ * comes back through stalled-job recovery: a restarted worker completes it.
+ */
+it.each([
+  ['SIGTERM', 'SIGTERM'],
+  ['SIGINT', 'SIGTERM'],
+] as const)('%s, then %s while the store runs: exit 1 at once, and the store is completed later by another worker', async (first, second) => {
+  const { root, configFile } = await setup(30_000);
+  const body = patternBytes(480 * KiB, `twice-${first}-${second}`);
+  const slow = await slowSource(body, 50); // about 5 s
+
+  const worker = spawnWorkerProcess(configFile);
+  const job = await client.queue.add('store', { source: { url: slow.source.url('/twice.mbz') }, name: 'twice.mbz' });
+  await waitForBytes(job.id ?? '', body.length);
+
+  worker.child.kill(first);
+  await eventually(() => (worker.output().includes(`${first}: stopping`) ? true : undefined), 5_000, 'the first signal to be taken');
+  const signalled = Date.now();
+  worker.child.kill(second);
+  expect(await exitWithin(worker, 5_000)).toEqual({ code: 1, signal: null });
+  expect(Date.now() - signalled).toBeLessThan(2_000);
+  expect(worker.output()).toContain(`${second} again: exiting at once; running tasks come back through stalled-job recovery`);
+  expect(worker.output()).not.toContain('storage worker stopped');
+  // Cut off, not finished and not failed; nothing published.
+  const stored = await client.queue.getJob(job.id ?? '');
+  expect(await stored?.getState()).toBe('active');
+  expect(await archiveKeysBelow(root)).toEqual([]);
+
+  slow.serveFast();
+  const restarted = spawnWorkerProcess(configFile);
+  const done = await settle(client, job, 60_000);
+  expect(done.state).toBe('completed');
+  expect(done.result).toMatchObject({ size: body.length, sha256: sha256Hex(body) });
+  restarted.child.kill('SIGTERM');
+  expect(await exitWithin(restarted, 15_000)).toEqual({ code: 0, signal: null });
+});
