@@ -1,5 +1,5 @@
 import { Job, Queue, UnrecoverableError, Worker } from 'bullmq';
-import { classifyError } from '../support/error-handler';
+import { handleError } from '../support/error-handler';
 import type { Logger } from '../support/logging';
 import { CallbackDelivery, deliverCallback, webhookBody } from '../support/notifications';
 import { redactor } from '../support/redaction';
@@ -111,7 +111,7 @@ export function startCallbackWorker(options: CallbackWorkerOptions, logger: Logg
         });
         return { status };
       } catch (error) {
-        const failure = classifyError(error);
+        const failure = handleError(error);
         const reason = `${failure.code}: ${redactor.redact(failure.message)}`;
         logger.warn(`webhook ${job.data.notification.event} of task ${job.data.notification.taskId} not delivered: ${reason}`, {
           taskId: job.data.notification.taskId,

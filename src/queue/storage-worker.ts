@@ -1,8 +1,8 @@
 import { hostname } from 'node:os';
 import { Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { TaskContext } from '../archiving/task-runner';
-import { OPERATIONS } from '../contract';
-import { classifyError } from '../support/error-handler';
+import { isRetried, OPERATIONS } from '../contract';
+import { handleError } from '../support/error-handler';
 import type { Logger } from '../support/logging';
 import type { NotificationService, TaskEvent, TaskNotification } from '../support/notifications';
 import { redactor } from '../support/redaction';
@@ -50,8 +50,9 @@ export interface StorageWorker {
 
 /**
  * The BullMQ Worker of queue `depot`: every failure leaves as `<code>: <message>`,
- * the codes that are never retried as UnrecoverableError, whatever the job's
- * own options say.
+ * and a failure the contract's table says is not retried (`isRetried`,
+ * src/contract/error-policy.ts) as UnrecoverableError, whatever the job's own
+ * options say.
  */
 export function startStorageWorker(processor: TaskProcessor, options: StorageWorkerOptions, logger: Logger): StorageWorker {
   let stopping = false;
@@ -100,16 +101,18 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
         logger.info(`job ${job.id} handed back to the queue on shutdown`, { jobId: job.id });
         throw new WaitingError();
       }
-      const failure = classifyError(error);
+      const failure = handleError(error);
+      // Retried by BullMQ or not: the contract's table (ERROR_POLICY) with the thrower's word, as the worker's own retries.
+      const retried = isRetried(failure);
       const reason = `${failure.code}: ${redactor.redact(failure.message)}`;
       logger.warn(`job ${job.id} (${job.name}) failed: ${reason}`, { jobId: job.id, operation: job.name, code: failure.code, attempt: job.attemptsMade + 1 });
       // Only the last attempt's failure is the task's.
-      if (!failure.retryable || job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) {
+      if (!retried || job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) {
         await notify(job, 'task.failed', { attempt, error: { code: failure.code, message: redactor.redact(failure.message) } })?.catch((e: Error) =>
           logger.warn(`webhook task.failed not queued: ${redactor.redact(e.message)}`, { jobId: job.id }),
         );
       }
-      throw failure.retryable ? new Error(reason) : new UnrecoverableError(reason);
+      throw retried ? new Error(reason) : new UnrecoverableError(reason);
     } finally {
       progress.stop();
     }
