@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import http, { IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { Readable, Transform } from 'node:stream';
-import { pipeInto } from '../storage/hashing-stream';
+import { pipeInto, STREAM_CHUNK } from '../storage/hashing-stream';
 import { DepotError, Source } from '../contract';
 import { openSourceFile } from './path-policy';
 import { guardedLookup } from '../support/address-guard';
@@ -28,7 +28,6 @@ export interface OpenedSource {
 }
 
 const MAX_REDIRECTS = 5;
-const CHUNK = 1024 * 1024;
 
 /** Opens a store task's source as a stream; each retry opens it anew. `declaredSize` is the task's `size`, if any. */
 export async function openSource(source: Source, policy: SourcePolicy, signal: AbortSignal, declaredSize?: number): Promise<OpenedSource> {
@@ -36,7 +35,7 @@ export async function openSource(source: Source, policy: SourcePolicy, signal: A
   if ('path' in source) opened = await openPath(source.path, policy);
   else if ('base64' in source) opened = openInline(source.base64, policy);
   else opened = await openBoundedUrl(source.url, source.headers ?? {}, policy, signal, declaredSize);
-  const stream = Readable.from(readingErrorsAsSource(opened.stream), { objectMode: false, highWaterMark: CHUNK });
+  const stream = Readable.from(readingErrorsAsSource(opened.stream), { objectMode: false, highWaterMark: STREAM_CHUNK });
   // Destroyed before its first read, the wrapper never runs its generator: close the source here too.
   stream.once('close', () => opened.stream.destroy());
   return { ...opened, stream };
@@ -60,7 +59,7 @@ async function* readingErrorsAsSource(stream: Readable): AsyncGenerator<Buffer> 
 
 async function openPath(raw: string, policy: SourcePolicy): Promise<OpenedSource> {
   const { handle, size } = await openSourceFile(raw, policy.allowedPaths);
-  return { stream: createReadStream('', { fd: handle, highWaterMark: CHUNK }), totalBytes: size };
+  return { stream: createReadStream('', { fd: handle, highWaterMark: STREAM_CHUNK }), totalBytes: size };
 }
 
 function openInline(base64: string, policy: SourcePolicy): OpenedSource {

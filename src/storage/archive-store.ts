@@ -132,7 +132,7 @@ export class ArchiveStore {
     if (differs) throw new DepotError('conflict', `${this.name}:${key.text} already holds an archive whose ${differs} differs from this task's`);
     await this.assertStoredBytes(key, existing, signal);
     // A store interrupted after publishing may not have finished on the backend (S3: Object Lock retention).
-    await this.driver.ensureRetention?.(key, existing, signal);
+    if (this.driver.capabilities.retention) await this.driver.ensureRetention?.(key, existing, signal);
     this.auditStore(existing, 'exists');
     return { manifest: existing, created: false };
   }
@@ -225,7 +225,9 @@ export class ArchiveStore {
     return this.driver.list(prefix);
   }
 
+  /** Only what the backend reports: a driver that reports no figures of its own (capabilities.space) is not asked. */
   async space(): Promise<Space> {
+    if (!this.driver.capabilities.space) return {};
     return this.driver.space();
   }
 
@@ -235,7 +237,7 @@ export class ArchiveStore {
       const timings = await this.driver.check(options.signal ?? new AbortController().signal);
       const result: CheckResult = { driver: this.name, ok: true, ...timings };
       try {
-        result.space = await this.driver.space();
+        result.space = await this.space();
       } catch (error) {
         this.logger.warn(`space of ${this.name} not available`, { driver: this.name, error: errorBody(error) });
       }

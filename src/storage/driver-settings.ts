@@ -1,5 +1,8 @@
 import { z } from 'zod';
 
+/** `timeoutMs` when a driver's settings have none. */
+export const DEFAULT_DRIVER_TIMEOUT_MS = 30_000;
+
 /** Settings every driver type accepts (CONTRACT §7, "Common to every driver"). */
 export const commonDriverSettings = {
   /** Bound on each backend call, in milliseconds. */

@@ -3,10 +3,14 @@ import type { ArchiveKey, Manifest, Space, WriteOnce } from '../contract';
 
 /** What a backend can do beyond the basics; callers ask instead of guessing. */
 export interface DriverCapabilities {
-  /** The backend itself enforces retainUntil (WORM); otherwise depot enforces it. */
+  /**
+   * The backend itself enforces retainUntil (WORM); depot enforces it in any
+   * case. Only such a driver is asked to `ensureRetention`.
+   */
   retention: boolean;
-  /** space() reports figures of the backend's own. */
+  /** space() reports figures of the backend's own; without, the shared layer reports none and does not ask. */
   space: boolean;
+  /** list() finds the archives; without, the automatic deletion run passes the driver by. */
   list: boolean;
 }
 
@@ -71,10 +75,11 @@ export interface StorageDriver {
   /** Only the figures the backend reports. */
   space(): Promise<Space>;
   /**
-   * For backends that enforce retention themselves (S3 Object Lock): makes the
-   * retention of an archive already in place what its manifest asks for. A
-   * store that finds its key taken by its own earlier attempt calls it, since
-   * that attempt may have ended between publishing and locking.
+   * For backends that enforce retention themselves (S3 Object Lock; called
+   * only when `capabilities.retention` says so): makes the retention of an
+   * archive already in place what its manifest asks for. A store that finds
+   * its key taken by its own earlier attempt calls it, since that attempt may
+   * have ended between publishing and locking.
    */
   ensureRetention?(key: ArchiveKey, manifest: Manifest, signal: AbortSignal): Promise<void>;
   /** Releases connections and handles; the driver is not used afterwards. */

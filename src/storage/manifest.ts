@@ -15,16 +15,15 @@ const manifestSchema = z.object({
   deleteAfter: z.string().optional(),
 });
 
-/** The contract keeps archive names out of this ending (archive-name.ts), so no archive can be taken for a sidecar. */
-export const SIDECAR_SUFFIX = MANIFEST_SUFFIX;
-
 /**
  * The sidecar's file name: `<name>.depot.json`, or, when that would pass the
  * 255-byte file-name limit of common filesystems, `.<hash of name>.depot.json`.
+ * The contract keeps archive names out of this ending (MANIFEST_SUFFIX), so
+ * no archive can be taken for a sidecar.
  */
 export function sidecarName(name: string): string {
-  if (Buffer.byteLength(name, 'utf8') + SIDECAR_SUFFIX.length <= MAX_NAME_BYTES) return name + SIDECAR_SUFFIX;
-  return `.${createHash('sha256').update(name).digest('hex').slice(0, 32)}${SIDECAR_SUFFIX}`;
+  if (Buffer.byteLength(name, 'utf8') + MANIFEST_SUFFIX.length <= MAX_NAME_BYTES) return name + MANIFEST_SUFFIX;
+  return `.${createHash('sha256').update(name).digest('hex').slice(0, 32)}${MANIFEST_SUFFIX}`;
 }
 
 /**

@@ -6,6 +6,7 @@ import { ArchiveKey, DepotError, Manifest, Space } from '../../../contract';
 import { handleError } from '../../../support/error-handler';
 import type { ArchiveBody, DriverCapabilities, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
 import { foreignObject, manifestDifference, parseManifest, serializeManifest } from '../../manifest';
+import { STREAM_CHUNK } from '../../hashing-stream';
 import { ArchivePaths, archivePaths, walkKeyTree } from '../../key-tree';
 import { probeName, runProbe } from '../../probe';
 import { DirSync } from './dir-sync';
@@ -17,7 +18,6 @@ import { isInsideRoot } from '../../../support/path-inside';
 
 /** Keep one fdatasync in flight per this many bytes, so the final flush does not stall for seconds. */
 const SYNC_EVERY = 128 * 1024 * 1024;
-const READ_CHUNK = 1024 * 1024;
 /** Date directories remembered as flushed into their parents; a bound, not a tuning knob (a few per day are used). */
 const MAX_DURABLE = 10_000;
 
@@ -278,7 +278,7 @@ export class FilesystemDriver implements StorageDriver {
       handle = await open(target.file, constants.O_RDONLY | constants.O_NOFOLLOW);
       const manifest = await this.readSidecar(key.text, target.sidecar);
       if (!manifest) throw foreignObject(this.name, key.text);
-      const body = createReadStream('', { fd: handle, highWaterMark: READ_CHUNK, signal });
+      const body = createReadStream('', { fd: handle, highWaterMark: STREAM_CHUNK, signal });
       handle = undefined; // the stream closes it now
       return { body, manifest };
     } catch (error) {

@@ -1,25 +1,27 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { PassThrough, Readable, Writable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { Client, FTPError } from 'basic-ftp';
 import type { AccessOptions, FileInfo } from 'basic-ftp';
 import { ArchiveKey, DepotError, Manifest, Space } from '../../../contract';
+import { ignoreFailure } from '../../../support/ignore';
 import type { Logger } from '../../../support/logging';
 import type { ArchiveBody, DriverCapabilities, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
-import { foreignObject, manifestDifference, parseManifest, serializeManifest } from '../../manifest';
+import { DEFAULT_DRIVER_TIMEOUT_MS } from '../../driver-settings';
+import { STREAM_CHUNK } from '../../hashing-stream';
 import { ArchivePaths, archivePaths, walkKeyTree } from '../../key-tree';
+import { foreignObject, manifestDifference, parseManifest, serializeManifest } from '../../manifest';
 import { probeName, runProbe } from '../../probe';
+import { QuotaUsage } from '../../quota-usage';
 import { CHECK_DIR, isStagingName, notOwnDirectory, STAGING_DIR, STALE_STAGING_MS, StagingNames, writerGone } from '../../staging';
 import { ClientPool } from './client-pool';
 import { isFtpReply, toDepotError } from './errors';
-import { guardedUpload, Watchdog } from './transfer-guard';
+import { guardedDownload, guardedUpload } from './transfer-guard';
 import type { FtpSettings } from './types';
-import { ignoreFailure } from '../../../support/ignore';
 
 /** A sidecar larger than this is not a depot manifest. */
 const MANIFEST_LIMIT = 1024 * 1024;
 const DEFAULT_CONNECTIONS = 4;
-const DEFAULT_TIMEOUT_MS = 30_000;
 /** The end of an empty upload held this long on its second try (see transfer-guard.ts). */
 const EMPTY_RETRY_DELAY_MS = 500;
 /**
@@ -49,7 +51,7 @@ export class FtpDriver implements StorageDriver {
   private readonly stagingNames = new StagingNames();
   private readonly knownDirs = new Set<string>();
   private ready?: Promise<void>;
-  private usage?: { at: number; bytes: Promise<number> };
+  private readonly usage: QuotaUsage;
   private ca?: Buffer;
   private readonly timeoutMs: number;
 
@@ -59,8 +61,9 @@ export class FtpDriver implements StorageDriver {
     private readonly logger: Logger,
   ) {
     this.capabilities = { retention: false, space: settings.quotaBytes !== undefined, list: true };
-    this.timeoutMs = settings.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.timeoutMs = settings.timeoutMs ?? DEFAULT_DRIVER_TIMEOUT_MS;
     this.pool = new ClientPool(settings.maxConcurrent ?? DEFAULT_CONNECTIONS, this.timeoutMs, () => this.accessOptions(), name);
+    this.usage = new QuotaUsage(settings.quotaBytes, USAGE_TTL_MS, () => this.usedBytes(settings.root));
   }
 
   /** A fresh object each time: basic-ftp keeps and changes the TLS options it is given. */
@@ -278,23 +281,18 @@ export class FtpDriver implements StorageDriver {
   private async download(client: Client, file: string, limit: number): Promise<Buffer> {
     const chunks: Buffer[] = [];
     let total = 0;
-    const dog = new Watchdog(client, this.timeoutMs);
-    const sink = new Writable({
-      write: (chunk: Buffer, _encoding, done) => {
-        dog.touch();
+    await guardedDownload(
+      client,
+      file,
+      (chunk, done) => {
         total += chunk.length;
         if (total > limit) return done(new DepotError('integrity', `${this.name}: ${file} is larger than ${limit} bytes`));
         chunks.push(chunk);
         done();
       },
-    });
-    try {
-      await client.downloadTo(sink, file);
-    } catch (error) {
-      throw dog.fired ? dog.error(this.name, `download of ${file}`) : error;
-    } finally {
-      dog.stop();
-    }
+      this.timeoutMs,
+      this.name,
+    );
     return Buffer.concat(chunks);
   }
 
@@ -324,49 +322,35 @@ export class FtpDriver implements StorageDriver {
    * succeeded: a cut transfer is `unavailable`, never a short archive.
    */
   private stream(lease: { client: Client; release(broken?: boolean): void }, file: string, signal: AbortSignal): Readable {
-    const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+    const out = new PassThrough({ highWaterMark: STREAM_CHUNK });
     let settled = false;
-    const dog = new Watchdog(lease.client, this.timeoutMs);
-    const sink = new Writable({
-      highWaterMark: 1024 * 1024,
-      write: (chunk: Buffer, _encoding, done) => {
-        if (out.destroyed) return done(new Error('the reader went away'));
-        if (out.write(chunk)) {
-          dog.touch();
-          return done();
-        }
-        dog.pause();
-        out.once('drain', () => {
-          dog.touch();
-          done();
-        });
-      },
-    });
     const onAbort = () => out.destroy(new DepotError('unavailable', 'retrieve aborted'));
     signal.addEventListener('abort', onAbort, { once: true });
     // The reader stopped early: closing the connection ends the transfer.
     out.once('close', () => {
-      dog.stop();
       signal.removeEventListener('abort', onAbort);
       if (!settled) {
         settled = true;
         lease.release(true);
       }
     });
-    lease.client.downloadTo(sink, file).then(
+    const take = (chunk: Buffer, done: (error?: Error) => void) => {
+      if (out.destroyed) return done(new Error('the reader went away'));
+      if (out.write(chunk)) return done();
+      out.once('drain', () => done());
+    };
+    guardedDownload(lease.client, file, take, this.timeoutMs, this.name, 'retrieve').then(
       () => {
-        dog.stop();
         if (settled) return;
         settled = true;
         lease.release();
         out.end();
       },
       (error: unknown) => {
-        dog.stop();
         if (settled) return;
         settled = true;
         lease.release(!(error instanceof FTPError));
-        out.destroy(dog.fired ? dog.error(this.name, 'retrieve') : toDepotError(error, this.name, 'retrieve'));
+        out.destroy(toDepotError(error, this.name, 'retrieve'));
       },
     );
     return out;
@@ -487,16 +471,8 @@ export class FtpDriver implements StorageDriver {
   }
 
   /** FTP reports no free space; with `quotaBytes`, used is the size of every file under the root (cached ten minutes). */
-  async space(): Promise<Space> {
-    const quota = this.settings.quotaBytes;
-    if (quota === undefined) return {};
-    if (!this.usage || Date.now() - this.usage.at > USAGE_TTL_MS) {
-      const bytes = this.usedBytes(this.settings.root);
-      this.usage = { at: Date.now(), bytes };
-      bytes.catch(() => (this.usage = undefined));
-    }
-    const used = await this.usage.bytes;
-    return { totalBytes: quota, usedBytes: used, freeBytes: Math.max(0, quota - used) };
+  space(): Promise<Space> {
+    return this.usage.space();
   }
 
   private async usedBytes(dir: string): Promise<number> {

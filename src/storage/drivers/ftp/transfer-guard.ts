@@ -1,8 +1,14 @@
 import type { TLSSocket } from 'node:tls';
-import { Readable, Transform } from 'node:stream';
+import { Readable, Transform, Writable } from 'node:stream';
 import type { Client } from 'basic-ftp';
 import { DepotError } from '../../../contract';
-import { pipeInto } from '../../hashing-stream';
+import { pipeInto, STREAM_CHUNK } from '../../hashing-stream';
+
+/*
+ * Every transfer of the FTP driver goes through here: uploads through
+ * `guardedUpload`, downloads (manifests, probes and archives) through
+ * `guardedDownload`, each under a Watchdog.
+ */
 
 /**
  * An empty upload over TLS 1.3 that ends the data connection at once makes
@@ -18,7 +24,7 @@ export const EMPTY_END_DELAY_MS = 50;
  * while the server has already refused it; a closed client makes the
  * transfer reject at once.
  */
-export class Watchdog {
+class Watchdog {
   private timer?: NodeJS.Timeout;
   fired = false;
 
@@ -105,6 +111,41 @@ export async function guardedUpload(
     return { bytes };
   } catch (error) {
     throw dog.fired ? dog.error(driver, `upload of ${remote}`) : error;
+  } finally {
+    dog.stop();
+  }
+}
+
+/**
+ * Downloads `remote` under a watchdog. `take` gets each chunk and calls back
+ * once it has taken it: the wait for a reader that applies backpressure is
+ * not a stall. A stall fails the download with `unavailable` naming `action`;
+ * any other failure (basic-ftp's, or one `take` calls back with) is thrown as
+ * it is.
+ */
+export async function guardedDownload(
+  client: Client,
+  remote: string,
+  take: (chunk: Buffer, done: (error?: Error) => void) => void,
+  timeoutMs: number,
+  driver: string,
+  action = `download of ${remote}`,
+): Promise<void> {
+  const dog = new Watchdog(client, timeoutMs);
+  const sink = new Writable({
+    highWaterMark: STREAM_CHUNK,
+    write(chunk: Buffer, _encoding, done) {
+      dog.pause();
+      take(chunk, (error) => {
+        dog.touch();
+        done(error);
+      });
+    },
+  });
+  try {
+    await client.downloadTo(sink, remote);
+  } catch (error) {
+    throw dog.fired ? dog.error(driver, action) : error;
   } finally {
     dog.stop();
   }

@@ -1,7 +1,6 @@
 import { S3Client } from '@aws-sdk/client-s3';
+import { DEFAULT_DRIVER_TIMEOUT_MS } from '../../driver-settings';
 import type { S3Settings } from './types';
-
-export const DEFAULT_TIMEOUT_MS = 30_000;
 
 /**
  * The SDK client for one driver instance. Timeouts: `connectionTimeout` bounds
@@ -11,7 +10,7 @@ export const DEFAULT_TIMEOUT_MS = 30_000;
  * whole-request `requestTimeout`.
  */
 export function makeS3Client(settings: S3Settings): S3Client {
-  const timeoutMs = settings.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const timeoutMs = settings.timeoutMs ?? DEFAULT_DRIVER_TIMEOUT_MS;
   const checksumMode = settings.checksums === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED';
   // Parallel parts of parallel stores share the connection pool.
   const maxSockets = Math.max(50, (settings.maxConcurrent ?? 0) * settings.queueSize + 8);

@@ -16,6 +16,7 @@ import type { Logger } from '../../../support/logging';
 import type { ArchiveBody, DriverCapabilities, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
 import { foreignObject, parseManifest, serializeManifest } from '../../manifest';
 import { probeName, runProbe } from '../../probe';
+import { QuotaUsage } from '../../quota-usage';
 import { CHECK_DIR } from '../../staging';
 import { makeS3Client } from './client';
 import { CompleteGate } from './complete-gate';
@@ -81,7 +82,7 @@ export class S3Driver implements StorageDriver {
   private readonly gate: CompleteGate;
   private readonly closing = new AbortController();
   private sweep?: Promise<void>;
-  private usage?: { at: number; bytes: Promise<number> };
+  private readonly usage: QuotaUsage;
 
   constructor(
     readonly name: string,
@@ -92,6 +93,7 @@ export class S3Driver implements StorageDriver {
     this.client = makeS3Client(settings);
     addContentMd5(this.client);
     this.gate = new CompleteGate(this.client);
+    this.usage = new QuotaUsage(settings.quotaBytes, USAGE_TTL_MS, () => this.usedBytes());
   }
 
   private objectKey(key: ArchiveKey): string {
@@ -582,17 +584,9 @@ export class S3Driver implements StorageDriver {
     }
   }
 
-  /** S3 has no free-space figure: with `quotaBytes`, the objects under the prefix count against it. */
-  async space(): Promise<Space> {
-    const quota = this.settings.quotaBytes;
-    if (quota === undefined) return {};
-    if (!this.usage || Date.now() - this.usage.at > USAGE_TTL_MS) {
-      const bytes = this.usedBytes();
-      bytes.catch(() => (this.usage = undefined));
-      this.usage = { at: Date.now(), bytes };
-    }
-    const used = await this.usage.bytes;
-    return { totalBytes: quota, usedBytes: used, freeBytes: Math.max(0, quota - used) };
+  /** S3 has no free-space figure: with `quotaBytes`, the objects under the prefix count against it (cached a minute). */
+  space(): Promise<Space> {
+    return this.usage.space();
   }
 
   private async usedBytes(): Promise<number> {

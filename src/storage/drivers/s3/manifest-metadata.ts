@@ -1,5 +1,4 @@
-import type { Manifest } from '../../../contract';
-import { SIDECAR_SUFFIX } from '../../manifest';
+import { Manifest, MANIFEST_SUFFIX } from '../../../contract';
 
 /**
  * Where an archive's manifest lives on S3. The whole manifest is a sidecar
@@ -9,7 +8,7 @@ import { SIDECAR_SUFFIX } from '../../manifest';
  * values must be ASCII, so the name is percent-encoded UTF-8.
  */
 export function sidecarKey(objectKey: string): string {
-  return objectKey + SIDECAR_SUFFIX;
+  return objectKey + MANIFEST_SUFFIX;
 }
 
 /** User metadata (without the `x-amz-meta-` the SDK adds) for an archive object. */
