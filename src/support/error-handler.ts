@@ -40,9 +40,6 @@ export function handleError(error: unknown): DepotError {
   return new DepotError(code ?? 'internal', message, { cause: error });
 }
 
-/** @deprecated The former name of `handleError`, kept while src/queue still calls it. */
-export const classifyError = handleError;
-
 /** `{ code, message }` with secrets masked: what results, events and failedReason carry. */
 export function errorBody(error: unknown): { code: ErrorCode; message: string } {
   const depotError = handleError(error);

@@ -1,5 +1,5 @@
 import { DepotError, ErrorCode } from '../../../src/contract';
-import { classifyError, handleError, retryOperation, switchToAlternative } from '../../../src/support/error-handler';
+import { retryOperation, switchToAlternative } from '../../../src/support/error-handler';
 
 /** An operation that fails with `codes` in turn, then succeeds; counts its calls. */
 function failing(...codes: ErrorCode[]): { run: () => Promise<string>; calls: () => number } {
@@ -99,8 +99,4 @@ describe('switchToAlternative (the failover loop)', () => {
     await expect(result).rejects.toMatchObject({ code: 'unavailable' });
     expect(tried).toEqual(['a']);
   });
-});
-
-test('classifyError is the former name of handleError', () => {
-  expect(classifyError).toBe(handleError);
 });
