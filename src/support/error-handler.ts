@@ -6,7 +6,8 @@ import { redactor } from './redaction';
  * (`handleError`), so that retries (`retryOperation`) and failover
  * (`switchToAlternative`) are decided from the code by the contract's
  * ERROR_POLICY, never from a message. (The design's fourth operation,
- * `restartWorker`, is queue plumbing: see src/queue/.)
+ * `restartWorker` — today the start-up hand-back of a dead worker's jobs — is
+ * queue plumbing: src/queue/orphaned-jobs.ts.)
  */
 const ERRNO_CODES: Record<string, ErrorCode> = {
   ENOSPC: 'no_space',
