@@ -21,7 +21,9 @@ export interface HandedBack {
 }
 
 /**
- * Run by a worker as it starts, before it takes any job: active jobs whose
+ * ErrorHandler.restartWorker (the design's name): what a dead worker was
+ * running is taken up again. Run by a worker as it starts, before it takes any
+ * job: active jobs whose
  * worker was a process of this host that is gone (killed, crashed, OOM) go
  * back to the queue at once instead of waiting for their lock to expire and
  * the stalled-job check to notice — a restart then costs about a second, not
@@ -31,7 +33,7 @@ export interface HandedBack {
  * alone). A hand-back counts as a stall, so a task that kills its worker every
  * time still ends failed after maxStalledCount, as with BullMQ's own check.
  */
-export async function handBackOrphanedJobs(queue: Queue, client: Redis, search: OrphanSearch): Promise<HandedBack[]> {
+export async function restartWorker(queue: Queue, client: Redis, search: OrphanSearch): Promise<HandedBack[]> {
   const isAlive = search.isAlive ?? processAlive;
   const active = await queue.getJobs(['active']);
   if (active.length === 0) return [];

@@ -10,7 +10,7 @@ import { createRedis, waitForRedis } from './connection';
 import { dropFinishedData, dropRecentFinishedData } from './finished-jobs';
 import { InlineResults } from './inline-results';
 import { DEFAULT_INLINE_RESULT_SECONDS, DEFAULT_RETENTION, keepJobs, Retention } from './job-options';
-import { handBackOrphanedJobs } from './orphaned-jobs';
+import { restartWorker } from './orphaned-jobs';
 import { ignoreErrorEvents, ignoreFailure } from '../support/ignore';
 
 /** Runs one task; the queue plumbing knows only this much of the storage logic. */
@@ -230,7 +230,7 @@ async function handBackOrphans(options: StorageWorkerOptions, logger: Logger): P
   ignoreErrorEvents(queue, 'the hand-back at start is best effort: stalled-job recovery covers what it misses');
   try {
     await waitForRedis(connection, 5_000, true);
-    const handedBack = await handBackOrphanedJobs(queue, connection, { host, selfPid: process.pid, maxStalledCount: MAX_STALLED_COUNT });
+    const handedBack = await restartWorker(queue, connection, { host, selfPid: process.pid, maxStalledCount: MAX_STALLED_COUNT });
     for (const { jobId, worker } of handedBack)
       logger.info(`job ${jobId} of worker ${worker}, which no longer runs, handed back to the queue`, { jobId, worker });
   } catch (error) {

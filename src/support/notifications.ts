@@ -104,10 +104,10 @@ export function deliverCallback(delivery: CallbackDelivery, options: DeliverOpti
   try {
     url = new URL(delivery.url);
   } catch {
-    return Promise.reject(new DepotError('invalid_task', 'is not a URL', { field: 'callbackUrl', retryable: false }));
+    return Promise.reject(new DepotError('invalid_task', 'is not a URL', { field: 'callbackUrl' }));
   }
   if ((url.protocol !== 'http:' && url.protocol !== 'https:') || isForbiddenAddress(url.hostname.replace(/^\[|\]$/g, ''))) {
-    return Promise.reject(new DepotError('invalid_task', 'must be an http or https URL outside link-local ranges', { field: 'callbackUrl', retryable: false }));
+    return Promise.reject(new DepotError('invalid_task', 'must be an http or https URL outside link-local ranges', { field: 'callbackUrl' }));
   }
   const body = webhookBody(delivery.notification);
   const headers: Record<string, string> = {

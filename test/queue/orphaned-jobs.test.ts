@@ -1,11 +1,11 @@
 import { Job, Queue, Worker } from 'bullmq';
 import IORedis, { Redis } from 'ioredis';
-import { HandedBack, handBackOrphanedJobs, OrphanSearch } from '../../src/queue/orphaned-jobs';
+import { HandedBack, restartWorker, OrphanSearch } from '../../src/queue/orphaned-jobs';
 import { cleanupAll, eventually } from '../helpers/queue-harness';
 import { RedisServer, startRedis } from '../helpers/redis-server';
 
 /**
- * handBackOrphanedJobs against a real redis-server and in-process BullMQ
+ * restartWorker against a real redis-server and in-process BullMQ
  * Workers, one test per rule of its doc comment. A "dying" worker takes a job
  * and its processor stays blocked, so the job stays active; the worker is then
  * closed with force, which drops its Redis connections while the job's lock
@@ -160,7 +160,7 @@ test('a job of a gone worker of this host, whose process is not alive, is handed
   const name = `${HOST}:${DEAD_PID}`;
   const job = await orphanedJob(name);
   const isAlive = jest.fn(() => false);
-  const handedBack = await handBackOrphanedJobs(queue, client, search(isAlive));
+  const handedBack = await restartWorker(queue, client, search(isAlive));
   expect(isAlive).toHaveBeenCalledWith(DEAD_PID);
   await expectHandedBackAndCompleted(job, handedBack, name, '1');
 });
@@ -169,7 +169,7 @@ test('a job of a gone worker of another host is untouched', async () => {
   // Another host, and one whose name merely begins with this host's name.
   const jobs = [await orphanedJob(`other-host:${DEAD_PID}`), await orphanedJob(`${HOST}-2:${DEAD_PID}`)];
   const isAlive = jest.fn(() => false);
-  const handedBack = await handBackOrphanedJobs(queue, client, search(isAlive));
+  const handedBack = await restartWorker(queue, client, search(isAlive));
   for (const job of jobs) await expectUntouched(job, handedBack);
   expect(isAlive).not.toHaveBeenCalled();
 });
@@ -177,7 +177,7 @@ test('a job of a gone worker of another host is untouched', async () => {
 test('a job of a gone worker whose pid still runs here is untouched', async () => {
   const job = await orphanedJob(`${HOST}:${DEAD_PID}`);
   const isAlive = jest.fn(() => true);
-  const handedBack = await handBackOrphanedJobs(queue, client, search(isAlive));
+  const handedBack = await restartWorker(queue, client, search(isAlive));
   expect(isAlive).toHaveBeenCalledWith(DEAD_PID);
   await expectUntouched(job, handedBack);
 });
@@ -185,7 +185,7 @@ test('a job of a gone worker whose pid still runs here is untouched', async () =
 test('a job whose worker is still connected is untouched, even with its pid not alive', async () => {
   const name = `${HOST}:${DEAD_PID}`;
   const { job } = await takenJob(name);
-  const handedBack = await handBackOrphanedJobs(
+  const handedBack = await restartWorker(
     queue,
     client,
     search(() => false),
@@ -197,7 +197,7 @@ test('a job whose worker is still connected is untouched, even with its pid not 
 test('a job that already stalled maxStalledCount times is untouched, one below the limit is handed back', async () => {
   const atLimit = await orphanedJob(`${HOST}:${DEAD_PID}`);
   await client.hset(jobKey(atLimit), 'stc', MAX_STALLED_COUNT);
-  const handedBackAtLimit = await handBackOrphanedJobs(
+  const handedBackAtLimit = await restartWorker(
     queue,
     client,
     search(() => false),
@@ -206,7 +206,7 @@ test('a job that already stalled maxStalledCount times is untouched, one below t
 
   // The same job one stall below the limit: this hand-back is its last.
   await client.hset(jobKey(atLimit), 'stc', MAX_STALLED_COUNT - 1);
-  const handedBack = await handBackOrphanedJobs(
+  const handedBack = await restartWorker(
     queue,
     client,
     search(() => false),
@@ -217,7 +217,7 @@ test('a job that already stalled maxStalledCount times is untouched, one below t
 test("a job of this worker's own pid is handed back even though that pid is alive (a restarted container)", async () => {
   const name = `${HOST}:1`;
   const job = await orphanedJob(name);
-  const handedBack = await handBackOrphanedJobs(
+  const handedBack = await restartWorker(
     queue,
     client,
     search(() => true, { selfPid: 1 }),
@@ -234,13 +234,13 @@ test("own pid: the starting worker's own connections (same name, younger than th
   await eventually(async () => ((await connectedWorkers()).includes(name) ? true : undefined), 5_000, 'the worker to connect');
   // A connection older than this process's life (here: any, with a negative uptime) belongs to another machine of that name.
   expect(
-    await handBackOrphanedJobs(
+    await restartWorker(
       queue,
       client,
       search(() => true, { selfPid: 1, uptimeSeconds: -5 }),
     ),
   ).toEqual([]);
-  const handedBack = await handBackOrphanedJobs(
+  const handedBack = await restartWorker(
     queue,
     client,
     search(() => true, { selfPid: 1, uptimeSeconds: 100 }),
@@ -253,7 +253,7 @@ test('a job whose lock has expired is untouched, left to the stalled-job check',
   const job = await orphanedJob(`${HOST}:${DEAD_PID}`);
   await client.pexpire(lockKey(job), 1);
   await eventually(async () => ((await client.exists(lockKey(job))) === 0 ? true : undefined), 2_000, 'the lock to expire');
-  const handedBack = await handBackOrphanedJobs(
+  const handedBack = await restartWorker(
     queue,
     client,
     search(() => false),
