@@ -3,8 +3,10 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import type { Job, Queue } from 'bullmq';
+import { BasicAuth } from './basic-auth';
 import { shownJobJson } from './job-view';
-import { SecretSet } from './secret-set';
+import { sendError } from './reply';
+import type { Exchange } from './router';
 
 export const DASHBOARD_PATH = '/queues';
 
@@ -62,15 +64,17 @@ function withoutOutsideResources(html: string): string {
 
 /**
  * bull-board on the task queue and the webhook queue, read-only, behind HTTP
- * basic auth (config `http.auth`; without it the dashboard is off).
+ * basic auth (config `http.auth`; without it the dashboard is off). Its route
+ * is `* /queues/*` with `auth` as the route's credentials.
  */
 export class Dashboard {
   private readonly handle?: (request: IncomingMessage, response: ServerResponse) => void;
-  private readonly login?: SecretSet;
+  /** The credentials the dashboard's route asks for; none when it is off (every request is then 404). */
+  readonly auth?: BasicAuth;
 
   constructor(queues: Queue[], auth: { user: string; password: string } | undefined) {
     if (!auth) return;
-    this.login = new SecretSet([`${auth.user}:${auth.password}`]);
+    this.auth = new BasicAuth(auth);
     const adapter = new ExpressAdapter();
     adapter.setBasePath(DASHBOARD_PATH);
     // Read-only: adding or editing jobs there would bypass the task API's checks, and an edited
@@ -88,21 +92,12 @@ export class Dashboard {
     this.handle = app;
   }
 
-  serve(request: IncomingMessage, response: ServerResponse, reply: (status: number, body: unknown) => void): void {
-    if (!this.handle || !this.login)
-      return reply(404, { ok: false, error: { code: 'not_found', message: 'the dashboard is off: configure http.auth (user, password)' } });
-    if (!this.allows(request)) {
-      response.setHeader('www-authenticate', 'Basic realm="depot", charset="UTF-8"');
-      return reply(401, { ok: false, error: { code: 'auth', message: 'the dashboard needs http.auth credentials' } });
-    }
+  /** A request the route let in (the credentials of `auth`, when the dashboard is on). */
+  serve({ request, response }: Exchange): void {
+    if (!this.handle) return sendError(response, 404, { code: 'not_found', message: 'the dashboard is off: configure http.auth (user, password)' });
     response.setHeader('content-security-policy', CONTENT_SECURITY_POLICY);
     // Mounted as express would mount it: the board's routes are relative to its base path.
     request.url = (request.url ?? '/').slice(DASHBOARD_PATH.length) || '/';
     this.handle(request, response);
-  }
-
-  private allows(request: IncomingMessage): boolean {
-    const match = /^Basic ([A-Za-z0-9+/=]+)$/i.exec(request.headers.authorization ?? '');
-    return match !== null && this.login !== undefined && this.login.has(Buffer.from(match[1], 'base64').toString('utf8'));
   }
 }

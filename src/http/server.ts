@@ -1,4 +1,4 @@
-import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Queue, QueueEvents } from 'bullmq';
 import type { Config } from '../config/load';
@@ -13,6 +13,8 @@ import { Dashboard, DASHBOARD_PATH } from './dashboard';
 import { DriverHealth } from './driver-health';
 import { renderMetrics } from './metrics';
 import { taskJobCounts } from '../queue/queue-depth';
+import { send, sendJson } from './reply';
+import { Handler, Route, routeRequests } from './router';
 import { TaskApi } from './task-api';
 import { within } from './within';
 import { TaskCounters } from './task-counters';
@@ -22,6 +24,8 @@ import { ignoreErrorEvents } from '../support/ignore';
 export const CHECK_INTERVAL_MS = 60_000;
 /** How long a request may wait for Redis before it is answered 503. */
 const ANSWER_MS = 5_000;
+/** /health and /metrics: read-only, for probes and scrapers. */
+const READ = ['GET', 'HEAD'];
 
 export interface DepotHttpServer {
   server: Server;
@@ -59,7 +63,7 @@ export async function startHttpServer(
   health.start();
   const manager = new ArchivingManager({ redisUrl: config.redis.url, queueName: config.queue.name, prefix: config.queue.prefix });
   const api = new TaskApi(manager, queue, config.limits.inlineBytes, config.paths.allowed, ANSWER_MS, Object.keys(config.drivers));
-  const auth = new BearerAuth(config.http.tokens);
+  const bearer = new BearerAuth(config.http.tokens);
   const dashboard = new Dashboard([queue, callbacks], config.http.auth);
 
   const redisOk = async (): Promise<{ ok: boolean; error?: string }> => {
@@ -72,83 +76,36 @@ export async function startHttpServer(
     }
   };
 
-  const routes: Record<string, (response: ServerResponse) => Promise<void>> = {
-    '/health': async (response) => {
-      const redis = await redisOk();
-      const drivers = health
-        .snapshot()
-        .map(({ driver, last }) =>
-          last ? { driver, ok: last.ok, checkedAt: last.checkedAt, ...(last.error ? { error: last.error } : {}) } : { driver, ok: false, pending: true },
-        );
-      const ok = redis.ok && drivers.every((d) => d.ok);
-      json(response, ok ? 200 : 503, { ok, redis, drivers });
-    },
-    '/metrics': async (response) => {
-      const [counts, workers, webhooks] = await within(
-        Promise.all([taskJobCounts(queue), queue.getWorkersCount(), callbacks.getJobCounts(...DELIVERY_STATES)]),
-        ANSWER_MS,
-        'the queue counts',
+  const answerHealth: Handler = async ({ response }) => {
+    const redis = await redisOk();
+    const drivers = health
+      .snapshot()
+      .map(({ driver, last }) =>
+        last ? { driver, ok: last.ok, checkedAt: last.checkedAt, ...(last.error ? { error: last.error } : {}) } : { driver, ok: false, pending: true },
       );
-      const body = renderMetrics({ queue: config.queue.name, counts, workers, webhooks, drivers: health.snapshot(), tasks });
-      send(response, 200, 'text/plain; version=0.0.4; charset=utf-8', body);
-    },
+    const ok = redis.ok && drivers.every((d) => d.ok);
+    sendJson(response, ok ? 200 : 503, { ok, redis, drivers });
+  };
+  const answerMetrics: Handler = async ({ response }) => {
+    const [counts, workers, webhooks] = await within(
+      Promise.all([taskJobCounts(queue), queue.getWorkersCount(), callbacks.getJobCounts(...DELIVERY_STATES)]),
+      ANSWER_MS,
+      'the queue counts',
+    );
+    const body = renderMetrics({ queue: config.queue.name, counts, workers, webhooks, drivers: health.snapshot(), tasks });
+    send(response, 200, 'text/plain; version=0.0.4; charset=utf-8', body);
   };
 
-  const handle = (request: IncomingMessage, response: ServerResponse) => {
-    let path: string;
-    try {
-      path = new URL(request.url ?? '/', 'http://depot').pathname;
-    } catch {
-      return failure(response, 400, 'invalid_task', 'not a request target');
-    }
-    const fail = (error: Error) => {
-      logger.warn(`${path} failed: ${redactor.redact(error.message)}`);
-      if (!response.headersSent) failure(response, 503, 'unavailable', redactor.redact(error.message));
-    };
-    const reply = (status: number, body: unknown) => json(response, status, body);
-    if (path === DASHBOARD_PATH || path.startsWith(`${DASHBOARD_PATH}/`)) return dashboard.serve(request, response, reply);
-    if (path === '/v1/tasks' || path.startsWith('/v1/tasks/')) {
-      if (!auth.allows(request)) {
-        response.setHeader('www-authenticate', 'Bearer');
-        return reply(401, { ok: false, error: { code: 'auth', message: 'a valid bearer token (config http.tokens) is required' } });
-      }
-      if (path === '/v1/tasks' && request.method === 'POST') {
-        // Producers' paths are checked against paths.allowed here too (CONTRACT §2).
-        const closeAfterReply = () => {
-          response.setHeader('connection', 'close');
-          response.once('finish', () => request.socket.destroy());
-        };
-        return void api.create(request, reply, closeAfterReply).catch(fail);
-      }
-      let taskId: string;
-      try {
-        taskId = decodeURIComponent(path.slice('/v1/tasks/'.length));
-      } catch {
-        return reply(404, { ok: false, error: { code: 'not_found', message: 'not a task id' } });
-      }
-      if (path.startsWith('/v1/tasks/') && taskId && !taskId.includes('/') && request.method === 'GET') return void api.status(taskId, reply).catch(fail);
-      return reply(path === '/v1/tasks' || taskId ? 405 : 404, {
-        ok: false,
-        error: { code: 'invalid_task', message: `${request.method} ${path} is not a route` },
-      });
-    }
-    const route = routes[path];
-    if (!route) return failure(response, 404, 'not_found', `no route ${path}`);
-    if (request.method !== 'GET' && request.method !== 'HEAD') {
-      response.setHeader('allow', 'GET, HEAD');
-      return failure(response, 405, 'invalid_task', `${request.method} is not allowed on ${path}`);
-    }
-    route(response).catch(fail);
-  };
-  const server = createServer((request: IncomingMessage, response: ServerResponse) => {
-    try {
-      handle(request, response);
-    } catch (error) {
-      // A request must never take the server down.
-      logger.warn(`request failed: ${redactor.redact((error as Error).message)}`);
-      if (!response.headersSent) failure(response, 500, 'internal', 'the request failed');
-    }
-  });
+  // CONTRACT §6. A route is one line: method(s), path, credentials, handler (router.ts says how paths match).
+  const routes: Route[] = [
+    { method: READ, path: '/health', handle: answerHealth },
+    { method: READ, path: '/metrics', handle: answerMetrics },
+    { method: 'POST', path: '/v1/tasks', auth: bearer, handle: (x) => api.create(x) },
+    { method: 'GET', path: '/v1/tasks/:taskId', auth: bearer, handle: (x) => api.status(x) },
+    { method: '*', path: '/v1/tasks/*', auth: bearer, handle: (x) => api.otherRequest(x) },
+    { method: '*', path: `${DASHBOARD_PATH}/*`, auth: dashboard.auth, handle: (x) => dashboard.serve(x) },
+  ];
+  const server = createServer(routeRequests(routes, logger));
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
   const release = async () => {
@@ -181,17 +138,4 @@ export async function startHttpServer(
       await release();
     },
   };
-}
-
-function send(response: ServerResponse, status: number, type: string, body: string): void {
-  response.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
-  response.end(body);
-}
-
-function json(response: ServerResponse, status: number, body: unknown): void {
-  send(response, status, 'application/json', JSON.stringify(body));
-}
-
-function failure(response: ServerResponse, status: number, code: string, message: string): void {
-  json(response, status, { ok: false, error: { code, message } });
 }

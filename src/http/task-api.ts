@@ -1,23 +1,25 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { Job, Queue } from 'bullmq';
 import { ArchivingManager, failureFromReason } from '../archiving/manager';
-import { DepotError, isOperation, namedDrivers, parseTask, taskIdProblem } from '../contract';
+import { DepotError, ErrorCode, isOperation, namedDrivers, parseTask, taskIdProblem } from '../contract';
 import { jobIdFor } from '../queue/names';
 import { errorBody } from '../support/error-handler';
 import { shownText } from './job-view';
+import { sendError, sendJson } from './reply';
+import type { Exchange } from './router';
 import { within } from './within';
 
 /** What a request body may hold beyond the largest inline archive (base64 grows it by a third). */
 const BODY_OVERHEAD = 64 * 1024;
 
-export type Reply = (status: number, body: unknown) => void;
-
 /**
  * CONTRACT §6 task API: `POST /v1/tasks` queues `{ operation, task, options? }`
  * (validated exactly as the queue's workers would: a bad task is 400 naming the
  * field, never queued; a taskId that exists is 409 with that task's state),
- * `GET /v1/tasks/:taskId` reports its state and result.
+ * `GET /v1/tasks/:taskId` reports its state and result. Its routes are
+ * `POST /v1/tasks`, `GET /v1/tasks/:taskId` and, for every other request
+ * under /v1/tasks, `* /v1/tasks/*` (`otherRequest`), all behind bearer tokens.
  */
 export class TaskApi {
   private readonly bodyLimit: number;
@@ -37,9 +39,14 @@ export class TaskApi {
     this.drivers = new Set(driverNames);
   }
 
-  /** `closeAfterReply`: a body refused before its end is not read further; the connection closes after the answer. */
-  async create(request: IncomingMessage, reply: Reply, closeAfterReply: () => void): Promise<void> {
-    const tooLarge = () => reply(413, failure('invalid_task', `the body is larger than ${this.bodyLimit} bytes`, 'body'));
+  /** `POST /v1/tasks`. Producers' paths are checked against paths.allowed here too (CONTRACT §2). */
+  async create({ request, response }: Exchange): Promise<void> {
+    const refuse = (status: number, code: ErrorCode, field: string, message: string) => sendError(response, status, new DepotError(code, message, { field }));
+    const tooLarge = () => refuse(413, 'invalid_task', 'body', `the body is larger than ${this.bodyLimit} bytes`);
+    const closeAfterReply = () => {
+      response.setHeader('connection', 'close');
+      response.once('finish', () => request.socket.destroy());
+    };
     // Refused before its end: the connection is closed after the answer instead of reading the rest.
     if (Number(request.headers['content-length'] ?? 0) > this.bodyLimit) return (request.pause(), closeAfterReply(), tooLarge());
     let raw: string;
@@ -53,48 +60,67 @@ export class TaskApi {
     try {
       body = JSON.parse(raw);
     } catch {
-      return reply(400, failure('invalid_task', 'is not JSON', 'body'));
+      return refuse(400, 'invalid_task', 'body', 'is not JSON');
     }
     const { operation, task, options } = (typeof body === 'object' && body !== null ? body : {}) as { operation?: unknown; task?: unknown; options?: unknown };
     if (typeof operation !== 'string' || !isOperation(operation))
-      return reply(400, failure('invalid_task', 'must be one of store, retrieve, delete, check', 'operation'));
-    if (typeof task !== 'object' || task === null || Array.isArray(task)) return reply(400, failure('invalid_task', 'must be an object', 'task'));
+      return refuse(400, 'invalid_task', 'operation', 'must be one of store, retrieve, delete, check');
+    if (typeof task !== 'object' || task === null || Array.isArray(task)) return refuse(400, 'invalid_task', 'task', 'must be an object');
     const jobOptions = parseOptions(options);
-    if (typeof jobOptions === 'string') return reply(400, failure('invalid_task', jobOptions, 'options'));
+    if (typeof jobOptions === 'string') return refuse(400, 'invalid_task', 'options', jobOptions);
     const refused = this.refusedPath(task as Record<string, unknown>);
-    if (refused) return reply(400, failure('invalid_task', refused.message, refused.field));
+    if (refused) return refuse(400, 'invalid_task', refused.field, refused.message);
     // Validated as the worker would, first, so a task that is wrong in several ways is told about its form first.
     let parsed;
     try {
       parsed = parseTask(operation, task);
     } catch (error) {
-      if (error instanceof DepotError) return reply(400, { ok: false, error: { ...errorBody(error), ...(error.field ? { field: error.field } : {}) } });
+      if (error instanceof DepotError) return sendError(response, 400, { ...errorBody(error), field: error.field });
       throw error;
     }
     const unknown = namedDrivers(operation, parsed).find(({ driver }) => !this.drivers.has(driver));
-    if (unknown) return reply(400, failure('unknown_driver', `no driver named '${unknown.driver}' is configured`, unknown.field));
+    if (unknown) return refuse(400, 'unknown_driver', unknown.field, `no driver named '${unknown.driver}' is configured`);
     try {
       const handle = await this.manager.enqueue(operation, task as Record<string, unknown>, jobOptions);
-      if (handle.existed) return await this.taken(handle.taskId, reply);
-      reply(202, { ok: true, taskId: handle.taskId, jobId: handle.jobId });
+      if (handle.existed) return await this.taken(handle.taskId, response);
+      sendJson(response, 202, { ok: true, taskId: handle.taskId, jobId: handle.jobId });
     } catch (error) {
-      if (error instanceof DepotError && error.code === 'conflict') return this.taken(String((task as { taskId?: unknown }).taskId), reply);
-      const e = { ...errorBody(error), ...(error instanceof DepotError && error.field ? { field: error.field } : {}) };
-      reply(e.code === 'invalid_task' ? 400 : 503, { ok: false, error: e });
+      if (error instanceof DepotError && error.code === 'conflict') return this.taken(String((task as { taskId?: unknown }).taskId), response);
+      const e = { ...errorBody(error), field: error instanceof DepotError ? error.field : undefined };
+      sendError(response, e.code === 'invalid_task' ? 400 : 503, e);
     }
   }
 
-  async status(taskId: string, reply: Reply): Promise<void> {
+  /** `GET /v1/tasks/:taskId`. */
+  async status({ response, params }: Exchange): Promise<void> {
+    const { taskId } = params;
     const job = await this.find(taskId);
-    if (!job) return reply(404, failure('not_found', `no task ${taskId} (unknown, or finished and removed)`, 'taskId'));
-    reply(200, await within(describe(job, taskId), this.answerMs, 'the task'));
+    if (!job) return sendError(response, 404, new DepotError('not_found', `no task ${taskId} (unknown, or finished and removed)`, { field: 'taskId' }));
+    sendJson(response, 200, await within(describe(job, taskId), this.answerMs, 'the task'));
+  }
+
+  /**
+   * Every other request under /v1/tasks, answered as since the task API began
+   * (the route table's generic 404 and 405 came later): a rest of the path that
+   * is not valid percent-encoding is 404 `not_found`, an empty taskId
+   * (`/v1/tasks/`) 404 `invalid_task`, anything else 405 `invalid_task`
+   * without an Allow header.
+   */
+  otherRequest({ request, response, path, params }: Exchange): void {
+    let taskId: string;
+    try {
+      taskId = decodeURIComponent(params['*']);
+    } catch {
+      return sendError(response, 404, { code: 'not_found', message: 'not a task id' });
+    }
+    sendError(response, path === '/v1/tasks' || taskId ? 405 : 404, { code: 'invalid_task', message: `${request.method} ${path} is not a route` });
   }
 
   /** CONTRACT §6: a taskId that exists is never queued again, nor silently accepted: 409 with that task as GET shows it. */
-  private async taken(taskId: string, reply: Reply): Promise<void> {
+  private async taken(taskId: string, response: ServerResponse): Promise<void> {
     const job = await this.find(taskId);
-    const body = failure('conflict', `task ${taskId} already exists; choose another taskId`, 'taskId');
-    reply(409, job ? { ...body, task: await within(describe(job, taskId), this.answerMs, 'the task') } : body);
+    const error = new DepotError('conflict', `task ${taskId} already exists; choose another taskId`, { field: 'taskId' });
+    sendError(response, 409, error, job ? { body: { task: await within(describe(job, taskId), this.answerMs, 'the task') } } : {});
   }
 
   /** The job of a taskId; none for what cannot be a taskId, so no request reads another key of the queue. */
@@ -148,10 +174,6 @@ function parseOptions(options: unknown): { priority?: number; delay?: number } |
     return 'priority must be an integer from 0 to 2097152';
   if (delay !== undefined && (!Number.isInteger(delay) || (delay as number) < 0)) return 'delay must be a non-negative integer of milliseconds';
   return { ...(priority !== undefined ? { priority: priority as number } : {}), ...(delay !== undefined ? { delay: delay as number } : {}) };
-}
-
-function failure(code: string, message: string, field: string): { ok: false; error: { code: string; message: string; field: string } } {
-  return { ok: false, error: { code, message: `${field}: ${message}`, field } };
 }
 
 function readBody(request: IncomingMessage, limit: number): Promise<string> {
