@@ -5,6 +5,7 @@ import { ArchivingManager, failureFromReason } from '../archiving/manager';
 import { DepotError, ErrorCode, isOperation, namedDrivers, parseTask, taskIdProblem } from '../contract';
 import { jobIdFor } from '../queue/names';
 import { errorBody } from '../support/error-handler';
+import { isInsideRoot } from '../support/path-inside';
 import { shownText } from './job-view';
 import { sendError, sendJson } from './reply';
 import type { Exchange } from './router';
@@ -144,7 +145,7 @@ export class TaskApi {
       if (typeof value !== 'string') continue;
       if (!this.allowedPaths?.length) return { field, message: 'the HTTP API takes no paths unless paths.allowed is configured' };
       const resolved = path.resolve(value);
-      if (!this.allowedPaths.some((dir) => resolved === path.resolve(dir) || resolved.startsWith(path.resolve(dir) + path.sep))) {
+      if (!this.allowedPaths.some((root) => isInsideRoot(resolved, path.resolve(root)))) {
         return { field, message: 'must lie inside one of paths.allowed' };
       }
     }

@@ -295,3 +295,22 @@ test('Redis refusing the commands: the routes that read it answer 503 unavailabl
     admin.disconnect();
   }
 });
+
+test('paths.allowed: ["/"] lets every absolute path in; a root never holds its namesake sibling (/srv/a is not inside /srv/ab)', async () => {
+  // Issue 11: the task API refused every path with paths.allowed ["/"] (it looked for "//" at their start).
+  const everywhere = await serve(redis, { paths: { allowed: ['/'] } });
+  const store = JSON.stringify({ operation: 'store', task: { name: 'a.zip', source: { path: path.join(work, 'anywhere', 'a.zip') } } });
+  expect(await send(everywhere, 'POST', '/v1/tasks', JSON_POST, store)).toMatchObject({ status: 202 });
+  const retrieve = JSON.stringify({
+    operation: 'retrieve',
+    task: { ref: { driver: 'local', key: '2026/11/27/01a2b3c4-0000-7000-8000-000000000001/x.zip' }, target: { path: '/x.zip' } },
+  });
+  expect(await send(everywhere, 'POST', '/v1/tasks', JSON_POST, retrieve)).toMatchObject({ status: 202 });
+
+  const sibling = JSON.stringify({ operation: 'store', task: { name: 'a.zip', source: { path: path.join(work, 'allowed-not', 'a.zip') } } });
+  expect(await send(api, 'POST', '/v1/tasks', JSON_POST, sibling)).toEqual(
+    jsonAnswer(400, error('invalid_task', 'source.path: must lie inside one of paths.allowed', 'source.path')),
+  );
+  const inside = JSON.stringify({ operation: 'store', task: { name: 'a.zip', source: { path: path.join(work, 'allowed', 'a.zip') } } });
+  expect(await send(api, 'POST', '/v1/tasks', JSON_POST, inside)).toMatchObject({ status: 202 });
+});
