@@ -1,6 +1,6 @@
 /** archive-depot as a library: the producer API and the contract's types. */
 export { ArchivingManager, failureFromReason } from './archiving/manager';
-export type { ManagerOptions, ProgressEvent, StoreOptions, TaskHandle } from './archiving/manager';
+export type { ArchivingManagerListener, CompletedEvent, FailedEvent, ManagerOptions, ProgressEvent, StoreOptions, TaskHandle } from './archiving/manager';
 export * from './contract';
 export { loadConfig } from './config/load';
 export type { Config } from './config/load';

@@ -6,6 +6,7 @@ import {
   CheckResult,
   DeleteResult,
   DepotError,
+  ErrorCode,
   isErrorCode,
   newTaskId,
   Operation,
@@ -43,10 +44,35 @@ export interface TaskHandle<R> {
 
 export type StoreOptions = Omit<StoreTask, 'source' | 'taskId'> & { taskId?: string };
 
+/** A task's progress, as the storage worker reports it (CONTRACT §4). */
 export interface ProgressEvent {
   jobId: string;
   bytes: number;
   totalBytes?: number;
+}
+
+/** A task that finished with its result. */
+export interface CompletedEvent {
+  jobId: string;
+  result: unknown;
+}
+
+/** A task that failed for good (not an attempt that will be retried), with the contract's error. */
+export interface FailedEvent {
+  jobId: string;
+  error: { code: ErrorCode; message: string };
+}
+
+/**
+ * ArchivingManager's events and their listeners, as BullMQ types its own
+ * (`WorkerListener`, `QueueEventsListener`): `on`, `once`, `off` and `emit`
+ * take only these names, each with its payload. Events of every task on the
+ * queue arrive once `listen()` (or a `result()`) has started listening.
+ */
+export interface ArchivingManagerListener {
+  completed: (event: CompletedEvent) => void;
+  failed: (event: FailedEvent) => void;
+  progress: (event: ProgressEvent) => void;
 }
 
 /**
@@ -176,6 +202,22 @@ export class ArchivingManager extends EventEmitter {
     } catch (error) {
       throw new DepotError('unavailable', `cannot listen for task events: ${(error as Error).message}`, { cause: error });
     }
+  }
+
+  override on<U extends keyof ArchivingManagerListener>(event: U, listener: ArchivingManagerListener[U]): this {
+    return super.on(event, listener);
+  }
+
+  override once<U extends keyof ArchivingManagerListener>(event: U, listener: ArchivingManagerListener[U]): this {
+    return super.once(event, listener);
+  }
+
+  override off<U extends keyof ArchivingManagerListener>(event: U, listener: ArchivingManagerListener[U]): this {
+    return super.off(event, listener);
+  }
+
+  override emit<U extends keyof ArchivingManagerListener>(event: U, ...args: Parameters<ArchivingManagerListener[U]>): boolean {
+    return super.emit(event, ...args);
   }
 
   /** Workers connected to the queue now. */
