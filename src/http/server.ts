@@ -39,7 +39,8 @@ export interface DepotHttpServer {
  * `depot serve` (CONTRACT §6): GET /health and GET /metrics answer from the
  * queue's counts (read on each request) and each driver's last connection
  * check (run every minute), never touching a backend per request; the task
- * API (/v1/tasks, bearer tokens) queues tasks and reports them.
+ * API (/v1/tasks, bearer tokens) queues tasks and reports them. Every route
+ * is one entry of the table below; router.ts answers what none takes.
  */
 export async function startHttpServer(
   config: Config,
