@@ -46,7 +46,8 @@ export class TempDirs {
   }
 
   async cleanup(): Promise<void> {
-    await Promise.all(this.dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+    // Retried: a process that just ended (a browser's helpers, a server) may still be removing its own files.
+    await Promise.all(this.dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 })));
   }
 }
 

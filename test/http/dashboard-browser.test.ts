@@ -53,7 +53,10 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  // Chromium's helper processes go with it, but may still be writing to the profile for a moment.
+  const exited = chrome && chrome.exitCode === null && chrome.signalCode === null ? new Promise((resolve) => chrome?.once('exit', resolve)) : undefined;
   chrome?.kill('SIGKILL');
+  await exited;
   await cleanupAll(
     () => http?.close(),
     () => storage?.close(),
