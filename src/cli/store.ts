@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { StoreResult } from '../contract';
-import { EXIT_OK, UsageError } from './exit-codes';
+import { EXIT_OK } from './exit-codes';
+import { collect, parseMetaPairs } from './meta-options';
 import { formatBytes, printJson, printLine } from './output';
 import { showProgress } from './progress-bar';
 import { managerFromConfig } from './queue-context';
@@ -22,12 +23,7 @@ export function registerStore(program: Command): void {
     .option('--no-wait', 'print the taskId and return at once')
     .option('--json', 'one JSON document on stdout')
     .action(async (file: string, options: StoreOptions) => {
-      const metadata: Record<string, string> = {};
-      for (const pair of options.meta) {
-        const at = pair.indexOf('=');
-        if (at <= 0) throw new UsageError(`--meta ${pair}: must be key=value`);
-        metadata[pair.slice(0, at)] = pair.slice(at + 1);
-      }
+      const metadata = parseMetaPairs(options.meta, 'list');
       const absolute = path.resolve(file);
       const { config, manager } = managerFromConfig();
       try {
@@ -74,8 +70,4 @@ interface StoreOptions {
   deleteAfter?: string;
   wait: boolean;
   json?: boolean;
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
 }

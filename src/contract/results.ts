@@ -1,5 +1,5 @@
 import type { ErrorCode } from './error-codes';
-import type { StorageRef } from './tasks';
+import type { Metadata, StorageRef } from './tasks';
 
 /** `Space`: each figure present only where the backend reports it. */
 export interface Space {
@@ -19,7 +19,7 @@ export interface Manifest {
   sha256: string;
   storedAt: string;
   taskId: string;
-  metadata: Record<string, string>;
+  metadata: Metadata;
   retainUntil?: string;
   deleteAfter?: string;
 }
@@ -31,7 +31,7 @@ export interface StoreResult {
   size: number;
   sha256: string;
   storedAt: string;
-  metadata: Record<string, string>;
+  metadata: Metadata;
   driversTried: string[];
   failedOver: boolean;
   attempts: number;

@@ -84,11 +84,36 @@ function nameMap<V extends z.ZodType<unknown, unknown>>(value: V) {
   );
 }
 
+/** At most this many strings in one metadata value that is a list (CONTRACT §8). */
+export const MAX_METADATA_LIST = 1000;
+
+/** One metadata value: a string, or a list of strings for an archive that holds several people's data (CONTRACT §8). */
+export type MetadataValue = string | string[];
+export type Metadata = Record<string, MetadataValue>;
+
 /**
- * Metadata values are strings; PHP writes numbers and booleans as JSON numbers
- * and booleans (`courseId: 12`), stored as their string form (`"12"`, `"true"`).
+ * A scalar metadata value is stored as a string; PHP writes numbers and
+ * booleans as JSON numbers and booleans (`courseId: 12`), stored as their
+ * string form (`"12"`, `"true"`).
  */
-const metadata = nameMap(z.union([z.string(), z.number(), z.boolean()], { error: 'must be a string, number or boolean' }).transform((v) => String(v)));
+const scalar = (error: string) => z.union([z.string(), z.number(), z.boolean()], { error }).transform((v) => String(v));
+const metadataScalar = scalar('must be a string, number, boolean or a list of them');
+
+/**
+ * Metadata values are strings or lists of at most MAX_METADATA_LIST strings
+ * (CONTRACT §8: a quiz archive with all its attempts names every userId).
+ * List entries follow the scalars' rule, so PHP's `userIds: [34, 35]` is
+ * `["34", "35"]`; null, objects and lists inside lists are refused.
+ */
+const metadataList = z.array(scalar('must be a string, number or boolean')).max(MAX_METADATA_LIST, `must be a list of at most ${MAX_METADATA_LIST} values`);
+const metadataValue = z.unknown().transform((value, ctx): MetadataValue => {
+  // Chosen by shape, so a problem is told as it is (a list too long, an entry that is null), not as "none of the forms".
+  const parsed = Array.isArray(value) ? metadataList.safeParse(value) : metadataScalar.safeParse(value);
+  if (parsed.success) return parsed.data;
+  for (const issue of parsed.error.issues) ctx.addIssue({ ...issue });
+  return z.NEVER;
+});
+const metadata = nameMap(metadataValue);
 
 // RFC 9110 field names are tokens; values are what Node sends (it throws on the rest, which would be retried as internal).
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;

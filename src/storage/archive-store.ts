@@ -1,6 +1,6 @@
 import { Readable, pipeline } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { ArchiveKey, CheckResult, DepotError, Manifest, Space, toArchiveKey } from '../contract';
+import { ArchiveKey, CheckResult, DepotError, Manifest, Metadata, Space, toArchiveKey } from '../contract';
 import { errorBody, handleError } from '../support/error-handler';
 import { audit, Logger } from '../support/logging';
 import type { StorageDriver } from './driver';
@@ -15,7 +15,7 @@ export interface StoreInput {
   /** Expected checksum and size from the task; a mismatch is `integrity` and nothing is published. */
   sha256?: string;
   size?: number;
-  metadata?: Record<string, string>;
+  metadata?: Metadata;
   retainUntil?: string;
   deleteAfter?: string;
   signal?: AbortSignal;

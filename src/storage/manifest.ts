@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { DepotError, Manifest, MANIFEST_SUFFIX, MAX_NAME_BYTES } from '../contract';
+import { DepotError, Manifest, MANIFEST_SUFFIX, MAX_METADATA_LIST, MAX_NAME_BYTES, Metadata } from '../contract';
 
 /** The manifest as stored beside an archive; read back strictly, since a bad one must not pass for a good one. */
 const manifestSchema = z.object({
@@ -10,7 +10,8 @@ const manifestSchema = z.object({
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   storedAt: z.string(),
   taskId: z.string(),
-  metadata: z.record(z.string(), z.string()),
+  // Values are strings, or lists of strings (CONTRACT §8); manifests written before lists existed hold strings only.
+  metadata: z.record(z.string(), z.union([z.string(), z.array(z.string()).max(MAX_METADATA_LIST)])),
   retainUntil: z.string().optional(),
   deleteAfter: z.string().optional(),
 });
@@ -36,10 +37,20 @@ export function sidecarName(name: string): string {
 export function manifestDifference(found: Manifest, wanted: Manifest): keyof Manifest | null {
   const fields: (keyof Manifest)[] = ['key', 'name', 'taskId', 'size', 'sha256', 'retainUntil', 'deleteAfter'];
   for (const field of fields) if (found[field] !== wanted[field]) return field;
-  const a = Object.entries(found.metadata).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
-  const b = Object.entries(wanted.metadata).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
-  if (a.length !== b.length || a.some(([k, v], i) => b[i][0] !== k || b[i][1] !== v)) return 'metadata';
-  return null;
+  return sameMetadata(found.metadata, wanted.metadata) ? null : 'metadata';
+}
+
+/** The same names with the same values; a list equals only the same list, in the same order (a string is not a list of one). */
+export function sameMetadata(a: Metadata, b: Metadata): boolean {
+  const order = ([x]: [string, unknown], [y]: [string, unknown]) => (x < y ? -1 : x > y ? 1 : 0);
+  const left = Object.entries(a).sort(order);
+  const right = Object.entries(b).sort(order);
+  return left.length === right.length && left.every(([k, v], i) => right[i][0] === k && sameValue(v, right[i][1]));
+}
+
+function sameValue(a: string | string[], b: string | string[]): boolean {
+  if (typeof a === 'string' || typeof b === 'string') return a === b;
+  return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
 /**

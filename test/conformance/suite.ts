@@ -203,7 +203,8 @@ export const conformanceChecks: ConformanceCheck[] = [
     const ref = newRef('manifest.zip');
     const bytes = patternBytes(3000, 'manifest');
     const extra = {
-      metadata: { courseId: '12', userId: '34', 'note ✓': 'Grüße, 試験' },
+      // A list value (CONTRACT §8: an archive holding several people's data) comes back as the same list, in order.
+      metadata: { courseId: '12', userId: '34', 'note ✓': 'Grüße, 試験', userIds: ['34', '35', 'Grüße'], none: [] },
       retainUntil: '2099-01-31T00:00:00.000Z',
       deleteAfter: '2100-06-30T12:00:00.000Z',
     };

@@ -127,10 +127,13 @@ describe('parseTask store: each bad input is invalid_task naming the field', () 
     ['size fractional', { ...validStore, size: 1.5 }, 'size'],
     ['size a string', { ...validStore, size: '12' }, 'size'],
     ['size NaN', { ...validStore, size: Number.NaN }, 'size'],
-    // Numbers and booleans are taken (PHP sends them, see below); null, lists and objects are not.
+    // Numbers and booleans are taken (PHP sends them, see below), and lists of them (CONTRACT §8, which
+    // changed this case: a list was refused before); null and objects are not, nor are they inside a list.
     ['metadata value null', { ...validStore, metadata: { courseId: null } }, 'metadata.courseId'],
     ['metadata value an object', { ...validStore, metadata: { course: { id: 12 } } }, 'metadata.course'],
-    ['metadata value a list', { ...validStore, metadata: { courseIds: [12] } }, 'metadata.courseIds'],
+    ['metadata value a list holding null', { ...validStore, metadata: { courseIds: [12, null] } }, 'metadata.courseIds[1]'],
+    ['metadata value a list holding a list', { ...validStore, metadata: { courseIds: [['12']] } }, 'metadata.courseIds[0]'],
+    ['metadata value a list of 1001', { ...validStore, metadata: { userIds: Array.from({ length: 1001 }, (_, i) => String(i)) } }, 'metadata.userIds'],
     ['metadata a list', { ...validStore, metadata: ['a'] }, 'metadata'],
     ['retainUntil free text', { ...validStore, retainUntil: 'next year' }, 'retainUntil'],
     ['retainUntil without zone', { ...validStore, retainUntil: '2036-01-31T00:00:00' }, 'retainUntil'],
@@ -250,6 +253,16 @@ describe('parseTask: what PHP producers send (CONTRACT §6, second round)', () =
       '{"source":{"path":"/srv/x.zip"},"name":"x.zip","metadata":{"courseId":12,"userId":34,"ratio":0.5,"final":true,"draft":false,"label":"exam"}}',
     );
     expect(parseTask('store', task).metadata).toEqual({ courseId: '12', userId: '34', ratio: '0.5', final: 'true', draft: 'false', label: 'exam' });
+  });
+
+  test('metadata lists (CONTRACT §8): strings kept, numbers and booleans as their string form, up to 1000', () => {
+    const task = php('{"source":{"path":"/srv/x.zip"},"name":"x.zip","metadata":{"courseId":12,"userIds":[34,"35",true],"none":[]}}');
+    expect(parseTask('store', task).metadata).toEqual({ courseId: '12', userIds: ['34', '35', 'true'], none: [] });
+    const many = Array.from({ length: 1000 }, (_, i) => String(i));
+    expect(parseTask('store', { ...validStore, metadata: { userIds: many } }).metadata).toEqual({ userIds: many });
+    expect(expectInvalid('store', { ...validStore, metadata: { userIds: [...many, '1000'] } }, 'metadata.userIds').message).toBe(
+      'metadata.userIds: must be a list of at most 1000 values',
+    );
   });
 
   test('a list where a map belongs is refused naming the field, with a message that says what is wanted', () => {
