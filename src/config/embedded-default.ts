@@ -1,13 +1,17 @@
 import path from 'node:path';
+import { embeddedCatalogUrl } from '../catalog/location';
 
 /**
  * The configuration when DEPOT_CONFIG names no file: one filesystem driver
- * `local` at $DEPOT_DATA or ./data/archive, which is also the default driver.
+ * `local` at $DEPOT_DATA or ./data/archive, which is also the default driver,
+ * and the catalog beside it (`./data/catalog.sqlite`, or `catalog.sqlite` in
+ * $DEPOT_DATA's parent: CONTRACT §8).
  */
 export function embeddedDefault(env: NodeJS.ProcessEnv, cwd: string): Record<string, unknown> {
   const root = env.DEPOT_DATA ? path.resolve(cwd, env.DEPOT_DATA) : path.resolve(cwd, 'data', 'archive');
   return {
     defaultDriver: 'local',
     drivers: { local: { type: 'filesystem', root } },
+    catalog: { url: embeddedCatalogUrl(root) },
   };
 }

@@ -9,7 +9,8 @@ import { redactor as processRedactor, Redactor } from '../support/redaction';
 import { ConfigError } from './config-error';
 import { embeddedDefault } from './embedded-default';
 import { configSchema, GLOBAL_SECRET_FIELDS, GLOBAL_SECRET_LISTS, RawConfig, reservedNameProblem } from './schema';
-import { interpolate, interpolateAll, resolveSecretField, resolveSecretList, SecretContext } from './secrets';
+import { interpolate, interpolateAll, readSecretFile, resolveSecretField, resolveSecretList, SecretContext } from './secrets';
+import { CatalogTarget, catalogLocation, parseCatalogUrl } from '../catalog/location';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
@@ -19,12 +20,14 @@ export interface DriverConfig {
 }
 
 /** The validated configuration; secrets resolved (and registered for redaction). */
-export type Config = Omit<RawConfig, 'redis' | 'drivers' | 'defaultDriver'> & {
+export type Config = Omit<RawConfig, 'redis' | 'drivers' | 'defaultDriver' | 'catalog'> & {
   /** The file it came from, or 'embedded default'. */
   source: string;
   redis: { url: string };
   defaultDriver: string;
   drivers: Record<string, DriverConfig>;
+  /** `url` as configured (credentials in it); `target` with a SQLite path made absolute; `location` as messages show it. */
+  catalog: { url: string; target: CatalogTarget; location: string };
 };
 
 export interface LoadOptions {
@@ -119,7 +122,9 @@ export function validateConfig(raw: unknown, options: ValidateOptions): Config {
     }
   }
   const skip = new Set(secretAt.flatMap((s) => [`${s.at}.${s.field}`, `${s.at}.${s.field}File`]));
+  skip.add('catalog.urlFile');
   interpolateAll(tree, '', ctx, skip);
+  resolveCatalogUrlFile(tree, ctx);
   for (const s of secretAt) (s.list ? resolveSecretList : resolveSecretField)(s.holder, s.field, s.at, ctx);
   for (const f of fileAt) resolveFileField(f.holder, f.field, f.at, options.baseDir, issues);
   if (issues.length) throw new ConfigError(issues, source);
@@ -155,14 +160,43 @@ export function validateConfig(raw: unknown, options: ValidateOptions): Config {
   try {
     const url = new URL(redisUrl);
     if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new Error('protocol');
-    for (const form of redisPasswordForms(redisUrl, url)) options.redactor.add(form);
+    for (const form of urlPasswordForms(redisUrl, url)) options.redactor.add(form);
   } catch {
     issues.push({ field: config.redis?.url ? 'redis.url' : 'REDIS_URL', message: 'must be a redis:// or rediss:// URL' });
   }
   const http = withPlatformPort(config.http, dig(tree, ['http', 'host']) !== undefined, options.env, issues);
-  if (issues.length) throw new ConfigError(issues, source);
+  const catalogTarget = parseCatalogUrl(config.catalog.url, options.baseDir);
+  if (!catalogTarget) issues.push({ field: 'catalog.url', message: 'must be sqlite:<path> or a postgres:// URL' });
+  else if (catalogTarget.kind === 'postgres') for (const form of urlPasswordForms(catalogTarget.url, new URL(catalogTarget.url))) options.redactor.add(form);
+  if (issues.length || !catalogTarget) throw new ConfigError(issues, source);
 
-  return { ...config, http, source, redis: { url: redisUrl }, defaultDriver: defaultDriver as string, drivers: driverConfigs };
+  return {
+    ...config,
+    http,
+    source,
+    redis: { url: redisUrl },
+    defaultDriver: defaultDriver as string,
+    drivers: driverConfigs,
+    catalog: { url: config.catalog.url, target: catalogTarget, location: catalogLocation(catalogTarget) },
+  };
+}
+
+/**
+ * `catalog.urlFile`: the whole URL from a file (credentials and all), read as
+ * a secret; `catalog.url` may hold `${ENV}` references anywhere instead, as
+ * `redis.url` may. Either way the password is masked wherever it could appear.
+ */
+function resolveCatalogUrlFile(tree: Record<string, unknown>, ctx: SecretContext): void {
+  const catalog = tree.catalog;
+  if (typeof catalog !== 'object' || catalog === null || !Object.hasOwn(catalog, 'urlFile')) return;
+  const holder = catalog as Record<string, unknown>;
+  if (holder.url !== undefined) {
+    ctx.issues.push({ field: 'catalog.url', message: 'give either url or urlFile, not both' });
+    return;
+  }
+  const url = readSecretFile(holder.urlFile, 'catalog.urlFile', ctx);
+  delete holder.urlFile;
+  if (url !== undefined) holder.url = url.trim();
 }
 
 /**
@@ -181,12 +215,13 @@ function withPlatformPort(http: RawConfig['http'], hostGiven: boolean, env: Node
 }
 
 /**
- * The Redis password in every form a message may show it: as written in the URL
- * (`p%40ss%2fword`, escapes in any case, unreserved characters escaped or not),
- * as the URL parser re-encodes it, and decoded (`p@ss/word`, what Redis gets).
- * The redactor adds the URL-encoded form of each.
+ * The password of a URL (Redis's, the catalog's) in every form a message may
+ * show it: as written in the URL (`p%40ss%2fword`, escapes in any case,
+ * unreserved characters escaped or not), as the URL parser re-encodes it, and
+ * decoded (`p@ss/word`, what the server gets). The redactor adds the
+ * URL-encoded form of each.
  */
-function redisPasswordForms(written: string, url: URL): string[] {
+function urlPasswordForms(written: string, url: URL): string[] {
   if (!url.password) return [];
   // The userinfo ends at the authority's last '@'.
   const userinfo = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)@/.exec(written)?.[1] ?? '';

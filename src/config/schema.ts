@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_CATALOG_URL } from '../catalog/location';
 import { DEFAULT_INLINE_RESULT_SECONDS, DEFAULT_RETENTION, Retention } from '../queue/job-options';
 
 /** CONTRACT §7: everything but the per-type driver settings, which each driver definition checks. */
@@ -99,6 +100,31 @@ export const configSchema = z.strictObject({
         .int()
         .min(1)
         .default(16 * 1024 ** 3),
+    })
+    .prefault({}),
+  /** CONTRACT §8: `sqlite:<path>` or `postgres://…` (`catalog.urlFile` is read into `url` before this schema sees it). */
+  catalog: z
+    .strictObject({
+      url: z
+        .string()
+        .regex(/^(sqlite:.|postgres(ql)?:\/\/)/, 'must be sqlite:<path> or a postgres:// URL')
+        .default(DEFAULT_CATALOG_URL),
+    })
+    .prefault({}),
+  /** CONTRACT §8: the scheduled fixity cycle; `intervalMs` 0 turns it off. */
+  fixity: z
+    .strictObject({
+      intervalMs: z
+        .number()
+        .int()
+        .refine((v) => v === 0 || (v >= 60_000 && v <= 7 * 24 * 3_600_000), 'must be 0 (off) or between 60000 and 604800000')
+        .default(3_600_000),
+      bytesPerSecond: z
+        .number()
+        .int()
+        .min(1024)
+        .default(8 * 1024 * 1024),
+      cycleDays: z.number().min(1).max(3650).default(90),
     })
     .prefault({}),
   limits: z

@@ -94,7 +94,8 @@ function fromEnvReference(raw: unknown, field: string, ctx: SecretContext): stri
   return value;
 }
 
-function readSecretFile(raw: unknown, field: string, ctx: SecretContext): string | undefined {
+/** A secret file's text (one trailing newline removed), registered with the redactor; issues go to `ctx`. */
+export function readSecretFile(raw: unknown, field: string, ctx: SecretContext): string | undefined {
   if (typeof raw !== 'string' || raw === '') {
     ctx.issues.push({ field, message: 'must be a file path' });
     return undefined;

@@ -1,5 +1,5 @@
 import type { ErrorCode } from './error-codes';
-import { retriedByDefault } from './error-policy';
+import { FailureOrigin, retriedByDefault } from './error-policy';
 
 /**
  * The one error type that crosses module boundaries. `field` names the part of a
@@ -14,13 +14,16 @@ export class DepotError extends Error {
    * but not for missing files). Read it through `isRetried`.
    */
   readonly retryable: boolean;
+  /** `catalog` for a failure of depot's catalog, which never fails a store over to another driver (`failsOver`); else a backend's. */
+  readonly origin: FailureOrigin;
 
-  constructor(code: ErrorCode, message: string, options: { field?: string; retryable?: boolean; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, options: { field?: string; retryable?: boolean; cause?: unknown; origin?: FailureOrigin } = {}) {
     super(options.field ? `${options.field}: ${message}` : message, { cause: options.cause });
     this.name = 'DepotError';
     this.code = code;
     this.field = options.field;
     this.retryable = options.retryable ?? retriedByDefault(code);
+    this.origin = options.origin ?? 'backend';
   }
 
   /** `{ code, message }` as results, events and job failedReason carry it. */

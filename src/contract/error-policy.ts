@@ -49,16 +49,29 @@ export function retriedByDefault(code: ErrorCode): boolean {
  * table's; never for a code that fails over at once. What the queue boundary
  * turns into BullMQ's UnrecoverableError when false.
  */
-export function isRetried(failure: { readonly code: ErrorCode; readonly retryable: boolean }): boolean {
+export function isRetried(failure: Failure & { readonly retryable: boolean }): boolean {
   return failure.retryable && !failsOverAtOnce(failure);
 }
 
+/**
+ * What failed: a backend (a driver's), or depot's own catalog (CONTRACT §8).
+ * A catalog that cannot be reached is retried in place like any `unavailable`,
+ * but it is no driver's fault: it never moves a store to another driver and
+ * never counts against one.
+ */
+export type FailureOrigin = 'backend' | 'catalog';
+
+interface Failure {
+  readonly code: ErrorCode;
+  readonly origin?: FailureOrigin;
+}
+
 /** Whether a store goes on to its next fallback driver after this failure (at once, or once this driver's retries end). */
-export function failsOver(failure: { readonly code: ErrorCode }): boolean {
-  return ERROR_POLICY[failure.code].failover !== 'never';
+export function failsOver(failure: Failure): boolean {
+  return failure.origin !== 'catalog' && ERROR_POLICY[failure.code].failover !== 'never';
 }
 
 /** Whether this failure moves a store to the next driver without retrying this one. */
-export function failsOverAtOnce(failure: { readonly code: ErrorCode }): boolean {
-  return ERROR_POLICY[failure.code].failover === 'at_once';
+export function failsOverAtOnce(failure: Failure): boolean {
+  return failure.origin !== 'catalog' && ERROR_POLICY[failure.code].failover === 'at_once';
 }

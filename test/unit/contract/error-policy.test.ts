@@ -50,3 +50,13 @@ describe('isRetried: the thrower may know better than the table', () => {
     expect(isRetried(new DepotError('no_space', 'x', { retryable: true }))).toBe(false);
   });
 });
+
+describe('a failure of the catalog (CONTRACT §8)', () => {
+  test('is retried in place like any unavailable, but never fails a store over to another driver', () => {
+    const failure = new DepotError('unavailable', 'catalog at sqlite:/x: database is locked', { origin: 'catalog' });
+    expect(isRetried(failure)).toBe(true);
+    expect(failsOver(failure)).toBe(false);
+    expect(failsOverAtOnce(new DepotError('no_space', 'catalog disk full', { origin: 'catalog' }))).toBe(false);
+    expect(failsOver(new DepotError('unavailable', 'backend down'))).toBe(true);
+  });
+});

@@ -1,0 +1,122 @@
+import pg from 'pg';
+import { DepotError } from '../../contract';
+import { redactor } from '../../support/redaction';
+import { ignoreFailure } from '../../support/ignore';
+import { catalogUnavailable, Row, SqlDatabase, SqlSession, SqlValue } from '../sql';
+
+/** PostgreSQL's type ids whose values the catalog reads as numbers: bigint (counts, sizes, milliseconds) and numeric (sums). */
+const INT8 = 20;
+const NUMERIC = 1700;
+
+/** SQLSTATE classes that mean "not reachable now, try again": connection exceptions, resources, operator intervention, and lost races. */
+const TRANSIENT_CLASSES = ['08', '53', '57', '58'];
+const TRANSIENT_STATES = ['40001', '40P01', '55P03', '3D000'];
+
+/** bigint and numeric as numbers (sizes and milliseconds stay far below 2^53); every other type as pg reads it. */
+const typeParser = ((id: number, format?: 'text' | 'binary'): ((value: string) => unknown) => {
+  if (id === INT8 || id === NUMERIC) return (value: string) => Number(value);
+  return (format === 'binary' ? pg.types.getTypeParser(id, 'binary') : pg.types.getTypeParser(id, 'text')) as (value: string) => unknown;
+}) as typeof pg.types.getTypeParser;
+
+export interface PostgresOptions {
+  /** Connections this process keeps (default 4). */
+  maxConnections?: number;
+  /** How long to wait for a connection (default 5 s). */
+  connectTimeoutMs?: number;
+  /** Bound on every statement (default 30 s). */
+  statementTimeoutMs?: number;
+}
+
+/**
+ * The catalog on PostgreSQL (`pg`), shared by every worker and `depot serve`
+ * on any number of hosts. Placeholders are written `?`, as for SQLite, and
+ * numbered here.
+ */
+export class PostgresDatabase implements SqlDatabase {
+  readonly dialect = 'postgres';
+  private readonly pool: pg.Pool;
+  private readonly numbered = new Map<string, string>();
+
+  constructor(
+    url: string,
+    private readonly location: string,
+    options: PostgresOptions = {},
+  ) {
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max: options.maxConnections ?? 4,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
+      statement_timeout: options.statementTimeoutMs ?? 30_000,
+      idleTimeoutMillis: 30_000,
+      application_name: 'depot',
+      types: { getTypeParser: typeParser },
+    });
+    // An idle connection that the server drops emits here; the next query takes another.
+    this.pool.on('error', () => undefined);
+  }
+
+  all(sql: string, params: readonly SqlValue[] = []): Promise<Row[]> {
+    return this.guard(async () => (await this.pool.query(this.text(sql), params as SqlValue[])).rows as Row[]);
+  }
+
+  run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
+    return this.guard(async () => (await this.pool.query(this.text(sql), params as SqlValue[])).rowCount ?? 0);
+  }
+
+  transaction<T>(work: (tx: SqlSession) => Promise<T>): Promise<T> {
+    return this.guard(async () => {
+      const client = await this.pool.connect();
+      let broken = false;
+      try {
+        const tx: SqlSession = {
+          all: async (sql, params = []) => (await client.query(this.text(sql), params as SqlValue[])).rows as Row[],
+          run: async (sql, params = []) => (await client.query(this.text(sql), params as SqlValue[])).rowCount ?? 0,
+        };
+        await client.query('BEGIN');
+        try {
+          const result = await work(tx);
+          await client.query('COMMIT');
+          return result;
+        } catch (error) {
+          await client.query('ROLLBACK').catch(() => {
+            broken = true;
+          });
+          throw error;
+        }
+      } finally {
+        // A connection whose rollback failed is not handed to the next transaction.
+        client.release(broken);
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await ignoreFailure(this.pool.end(), 'closing: connections the server already dropped need no goodbye');
+  }
+
+  /** `?` → `$1`, `$2`, … (the catalog's SQL has no `?` inside literals). */
+  private text(sql: string): string {
+    let numbered = this.numbered.get(sql);
+    if (numbered === undefined) {
+      let n = 0;
+      numbered = sql.replace(/\?/g, () => `$${++n}`);
+      this.numbered.set(sql, numbered);
+    }
+    return numbered;
+  }
+
+  /** PostgreSQL's and the network's failures as the contract's: `unavailable` (origin catalog) for what may pass, `internal` for the rest. */
+  private async guard<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (error instanceof DepotError) throw error;
+      const state = (error as { code?: unknown }).code;
+      const message = redactor.redact((error as Error).message);
+      if (typeof state === 'string' && /^[0-9A-Z]{5}$/.test(state) && !TRANSIENT_CLASSES.includes(state.slice(0, 2)) && !TRANSIENT_STATES.includes(state)) {
+        throw new DepotError('internal', `catalog at ${this.location}: ${message} (SQLSTATE ${state})`, { origin: 'catalog', cause: error });
+      }
+      throw catalogUnavailable(this.location, message, error);
+    }
+  }
+}
