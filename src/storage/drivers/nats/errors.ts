@@ -1,0 +1,144 @@
+import { DepotError, ErrorCode } from '../../../contract';
+import { handleError } from '../../../support/error-handler';
+import { redactor } from '../../../support/redaction';
+
+/**
+ * NATS and JetStream failures → the contract's codes. nats.js names its
+ * errors (`name`), and JetStream API errors carry an `err_code`; both are
+ * read here, never a message. What the server said is kept in the message,
+ * except for refused credentials.
+ */
+
+/** JetStream API error codes depot acts on (nats-server's errors.json). */
+export const JS = {
+  /** `Nats-Expected-Last-Subject-Sequence` did not hold: the subject is taken. */
+  WRONG_LAST_SEQUENCE: 10071,
+  /** The same, answered by newer servers while another conditional write to the subject is in flight. */
+  WRONG_LAST_SEQUENCE_UNKNOWN: 10164,
+  NO_MESSAGE_FOUND: 10037,
+  STREAM_NOT_FOUND: 10059,
+} as const;
+
+const BY_API_CODE: Record<number, ErrorCode> = {
+  // resource limits exceeded for account
+  10002: 'no_space',
+  // insufficient resources
+  10023: 'no_space',
+  // insufficient storage resources available
+  10047: 'no_space',
+  // insufficient memory resources available
+  10028: 'no_space',
+  // JetStream not enabled for account
+  10039: 'misconfigured',
+  // JetStream not enabled
+  10076: 'misconfigured',
+  // replicas > 1 not supported in non-clustered mode
+  10074: 'misconfigured',
+  // stream name already in use with a different configuration
+  10058: 'misconfigured',
+  // stream not found: the bucket disappeared under a running driver (depot creates it only when it opens it)
+  10059: 'misconfigured',
+  // JetStream system temporarily unavailable
+  10008: 'unavailable',
+  // JetStream cluster not available / no leader
+  10006: 'unavailable',
+  10009: 'unavailable',
+};
+
+/** What nats.js throws, as far as depot reads it. */
+interface NatsErrorShape {
+  name?: string;
+  message?: string;
+  code?: number | string;
+  cause?: unknown;
+  status?: number;
+  operation?: string;
+  subject?: string;
+}
+
+function shape(error: unknown): NatsErrorShape {
+  return typeof error === 'object' && error !== null ? error : {};
+}
+
+/** The JetStream API error code (`err_code`) of a failure, if it is one. */
+export function apiErrorCode(error: unknown): number | undefined {
+  const e = shape(error);
+  return (e.name === 'JetStreamApiError' || e.name === 'StreamNotFoundError' || e.name === 'ConsumerNotFoundError') && typeof e.code === 'number'
+    ? e.code
+    : undefined;
+}
+
+export function isWrongLastSequence(error: unknown): boolean {
+  const code = apiErrorCode(error);
+  return code === JS.WRONG_LAST_SEQUENCE || code === JS.WRONG_LAST_SEQUENCE_UNKNOWN;
+}
+
+export function isStreamNotFound(error: unknown): boolean {
+  return apiErrorCode(error) === JS.STREAM_NOT_FOUND;
+}
+
+/** The cause chain of a failure, the failure first (nats.js wraps: RequestError ← NoResponders / PermissionViolationError). */
+function chain(error: unknown): NatsErrorShape[] {
+  const out: NatsErrorShape[] = [];
+  let current: unknown = error;
+  while (typeof current === 'object' && current !== null && out.length < 5) {
+    out.push(current);
+    current = (current as NatsErrorShape).cause;
+  }
+  return out;
+}
+
+function named(error: unknown, ...names: string[]): NatsErrorShape | undefined {
+  return chain(error).find((e) => e.name !== undefined && names.includes(e.name));
+}
+
+/** Nobody answered a request: no stream captures the subject, or JetStream (its leader) is not there right now. */
+export function isNoResponders(error: unknown): boolean {
+  return named(error, 'NoResponders', 'JetStreamNotEnabled') !== undefined;
+}
+
+/**
+ * Failures that another try of the same request may get past: the server did
+ * not answer in time, the connection is away (the client reconnects by
+ * itself), or no stream leader answered (an election after a node left).
+ */
+export function isTransient(error: unknown): boolean {
+  if (named(error, 'TimeoutError', 'NoResponders', 'JetStreamNotEnabled', 'ConnectionError', 'ClosedConnectionError', 'DrainingConnectionError')) return true;
+  const code = apiErrorCode(error);
+  if (code !== undefined) return BY_API_CODE[code] === 'unavailable' || shape(error).status === 503;
+  return named(error, 'JetStreamStatusError') !== undefined;
+}
+
+/** A NATS or JetStream failure as one DepotError; `what` names the driver, operation and object. */
+export function toDepotError(error: unknown, what: string): DepotError {
+  if (error instanceof DepotError) return error;
+  const e = shape(error);
+  if (e.name === 'AbortError') return new DepotError('unavailable', `${what}: aborted`);
+  if (named(error, 'AuthorizationError', 'UserAuthenticationExpiredError')) {
+    return new DepotError('auth', `${what}: the NATS server refused the credentials`);
+  }
+  const permission = named(error, 'PermissionViolationError');
+  if (permission) {
+    // Valid credentials without a permission depot needs: an operator must grant it (CONTRACT §13).
+    return new DepotError(
+      'misconfigured',
+      `${what}: the NATS user may not ${permission.operation ?? 'use'} ${permission.subject ?? 'a subject depot needs'} (see docs/drivers/nats.md, "Permissions")`,
+    );
+  }
+  if (named(error, 'TimeoutError')) return new DepotError('unavailable', `${what}: the NATS server did not answer in time`);
+  if (named(error, 'ConnectionError', 'ClosedConnectionError', 'DrainingConnectionError')) {
+    return new DepotError('unavailable', `${what}: cannot reach the NATS servers (${redactor.redact(e.message ?? 'connection closed')})`);
+  }
+  if (isNoResponders(error)) return new DepotError('unavailable', `${what}: no JetStream server answered (JetStream down, or a stream leader being elected)`);
+  const code = apiErrorCode(error);
+  if (code !== undefined) {
+    const detail = `${redactor.redact(e.message ?? '')} (JetStream ${code})`;
+    const mapped = BY_API_CODE[code] ?? (code === 10077 && /maximum (bytes|messages)/i.test(e.message ?? '') ? 'no_space' : undefined);
+    if (mapped === 'misconfigured') return new DepotError('misconfigured', `${what}: ${detail}; an operator must act`);
+    if (mapped) return new DepotError(mapped, `${what}: ${detail}`);
+    return new DepotError(e.status === 503 ? 'unavailable' : 'internal', `${what}: ${detail}`);
+  }
+  if (named(error, 'JetStreamStatusError')) return new DepotError('unavailable', `${what}: ${redactor.redact(e.message ?? 'JetStream status')}`);
+  const generic = handleError(error);
+  return new DepotError(generic.code, `${what}: ${generic.message}`);
+}
