@@ -24,6 +24,8 @@ export interface NatsAccountOptions {
   /** JetStream limits of the account, in bytes. */
   maxFileBytes: number;
   maxMemoryBytes: number;
+  /** More users of the account, with NATS permissions (written as JSON, which the config format accepts). */
+  users?: Array<{ user: string; password: string; permissions?: unknown }>;
 }
 
 export interface NatsNode {
@@ -58,22 +60,22 @@ interface NodePlan {
   routes?: number[];
   storeDir: string;
   account?: NatsAccountOptions;
+  /** false: a server without JetStream. */
+  jetstream?: boolean;
 }
 
 function configText(plan: NodePlan): string {
   const lines = [
     `server_name: ${plan.name}`,
     `listen: 127.0.0.1:${plan.port}`,
-    `jetstream { store_dir: ${JSON.stringify(plan.storeDir)} }`,
+    plan.jetstream === false ? '' : `jetstream { store_dir: ${JSON.stringify(plan.storeDir)} }`,
     // Fast enough for tests: a lost client is noticed in seconds.
     'ping_interval: "2s"',
   ];
   if (plan.account) {
-    lines.push(
-      'accounts {',
-      `  DEPOT { jetstream: { max_file: ${plan.account.maxFileBytes}, max_mem: ${plan.account.maxMemoryBytes} }, users: [{ user: ${JSON.stringify(NATS_TEST_USER.user)}, password: ${JSON.stringify(NATS_TEST_USER.password)} }] }`,
-      '}',
-    );
+    const users = [{ user: NATS_TEST_USER.user, password: NATS_TEST_USER.password }, ...(plan.account.users ?? [])];
+    const limits = plan.jetstream === false ? '' : `jetstream: { max_file: ${plan.account.maxFileBytes}, max_mem: ${plan.account.maxMemoryBytes} }, `;
+    lines.push('accounts {', `  DEPOT { ${limits}users: ${JSON.stringify(users)} }`, '}');
   }
   if (plan.clusterPort !== undefined) {
     lines.push(
@@ -132,10 +134,17 @@ async function startNode(plan: NodePlan, dir: string): Promise<NatsNode> {
   };
 }
 
-/** One nats-server with JetStream; with `account`, clients must log in as NATS_TEST_USER and get the account's limits. */
-export async function startNatsServer(options: { account?: NatsAccountOptions } = {}): Promise<NatsServer> {
+/**
+ * One nats-server, with JetStream unless `jetstream: false`; with `account`,
+ * clients must log in as NATS_TEST_USER (or one of the account's users) and
+ * get the account's limits.
+ */
+export async function startNatsServer(options: { account?: NatsAccountOptions; jetstream?: boolean } = {}): Promise<NatsServer> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'depot-nats-'));
-  const node = await startNode({ name: 'single', port: await freePort(), storeDir: path.join(dataDir, 'js'), account: options.account }, dataDir);
+  const node = await startNode(
+    { name: 'single', port: await freePort(), storeDir: path.join(dataDir, 'js'), account: options.account, jetstream: options.jetstream },
+    dataDir,
+  );
   return Object.assign(node, {
     dataDir,
     destroy: async () => {

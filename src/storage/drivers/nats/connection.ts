@@ -5,7 +5,7 @@ import { ignoreFailure } from '../../../support/ignore';
 import type { Logger } from '../../../support/logging';
 import { DEFAULT_DRIVER_TIMEOUT_MS } from '../../driver-settings';
 import { connect, credsAuthenticator, NatsConnection } from './client';
-import { isStreamNotFound, toDepotError } from './errors';
+import { isNoResponders, isStreamNotFound, toDepotError } from './errors';
 import { chunkSubjects, metaSubjects, streamName } from './layout';
 import type { NatsSettings } from './types';
 
@@ -84,7 +84,13 @@ export class NatsSession {
     }
     try {
       const js = jetstream(nc, { timeout: this.timeoutMs });
-      const jsm = await jetstreamManager(nc, { timeout: this.timeoutMs });
+      const jsm = await jetstreamManager(nc, { timeout: this.timeoutMs }).catch((error: unknown) => {
+        // Nobody answered the JetStream API, and the server said on connecting that it runs none.
+        if (isNoResponders(error) && nc.info?.jetstream !== true) {
+          throw new DepotError('misconfigured', `${what}: JetStream is not enabled on the NATS server (nats-server -js, or jetstream {} in its config)`);
+        }
+        throw error;
+      });
       const info = await this.openBucket(jsm);
       return { nc, js, jsm, stream: info.config.name, chunkBytes: this.chunkBytes(nc, info.config) };
     } catch (error) {

@@ -105,8 +105,17 @@ export function isNoResponders(error: unknown): boolean {
 export function isTransient(error: unknown): boolean {
   if (named(error, 'TimeoutError', 'NoResponders', 'JetStreamNotEnabled', 'ConnectionError', 'ClosedConnectionError', 'DrainingConnectionError')) return true;
   const code = apiErrorCode(error);
-  if (code !== undefined) return BY_API_CODE[code] === 'unavailable' || shape(error).status === 503;
+  if (code !== undefined) return apiCode(code, shape(error)) === 'unavailable';
   return named(error, 'JetStreamStatusError') !== undefined;
+}
+
+/** The contract's code of a JetStream API error; `internal` for one depot does not know. */
+function apiCode(code: number, e: NatsErrorShape): ErrorCode {
+  const mapped = BY_API_CODE[code];
+  if (mapped) return mapped;
+  // 10077 is any failure to store: a full stream says so in its description.
+  if (code === 10077 && /maximum (bytes|messages)/i.test(e.message ?? '')) return 'no_space';
+  return e.status === 503 ? 'unavailable' : 'internal';
 }
 
 /** A NATS or JetStream failure as one DepotError; `what` names the driver, operation and object. */
@@ -133,10 +142,8 @@ export function toDepotError(error: unknown, what: string): DepotError {
   const code = apiErrorCode(error);
   if (code !== undefined) {
     const detail = `${redactor.redact(e.message ?? '')} (JetStream ${code})`;
-    const mapped = BY_API_CODE[code] ?? (code === 10077 && /maximum (bytes|messages)/i.test(e.message ?? '') ? 'no_space' : undefined);
-    if (mapped === 'misconfigured') return new DepotError('misconfigured', `${what}: ${detail}; an operator must act`);
-    if (mapped) return new DepotError(mapped, `${what}: ${detail}`);
-    return new DepotError(e.status === 503 ? 'unavailable' : 'internal', `${what}: ${detail}`);
+    const mapped = apiCode(code, e);
+    return new DepotError(mapped, `${what}: ${detail}${mapped === 'misconfigured' ? '; an operator must act' : ''}`);
   }
   if (named(error, 'JetStreamStatusError')) return new DepotError('unavailable', `${what}: ${redactor.redact(e.message ?? 'JetStream status')}`);
   const generic = handleError(error);
