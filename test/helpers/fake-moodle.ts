@@ -261,8 +261,10 @@ export class FakeMoodle {
   cutUploadAfter?: number;
   /** Fault injection: the server drops the connection after sending this many bytes of a file. */
   cutDownloadAfter?: number;
+  /** A broken plugin: the store function replaces a file at a taken path (the check must then say best_effort). */
+  storeReplaces = false;
   /** Fault injection: runs inside the store function right before its transaction (a concurrent writer's moment). */
-  beforeStoreTransaction?: (path: { contextid: number; filearea: string; filepath: string; filename: string }) => void;
+  beforeStoreTransaction?: (path: { contextid: number; filearea: string; filepath: string; filename: string }) => void | Promise<void>;
   private nextFileId = 1;
   private nextPool = 1;
 
@@ -373,11 +375,17 @@ export class FakeMoodle {
     file.filesize = changed.length;
   }
 
-  /** Another writer's file in the course's area (no manifest beside it). */
-  async plant(courseId: number, filearea: string, filepath: string, filename: string, bytes: Buffer): Promise<FakeFile> {
+  /** Another writer's file in the course's area: without a manifest, or with one (another depot's archive). */
+  async plant(courseId: number, filearea: string, filepath: string, filename: string, bytes: Buffer, manifest?: string): Promise<FakeFile> {
     const contextid = this.courses.get(courseId);
     if (contextid === undefined) throw new Error(`no course ${courseId}`);
-    return this.insert({ contextid, component: 'local_depot', filearea, itemid: 0, filepath, filename, userid: 2 }, await this.poolBytes(bytes));
+    const archive = await this.poolBytes(bytes);
+    const beside = manifest === undefined ? undefined : await this.poolBytes(Buffer.from(manifest));
+    return this.transaction(() => {
+      const file = this.insert({ contextid, component: 'local_depot', filearea, itemid: 0, filepath, filename, userid: 2 }, archive);
+      if (beside) this.insert({ contextid, component: 'local_depot', filearea, itemid: 1, filepath, filename, userid: 2 }, beside);
+      return file;
+    });
   }
 
   async close(): Promise<void> {
@@ -621,7 +629,13 @@ export class FakeMoodle {
           'The uploaded file is not the one depot sent (its size or sha256 differs): nothing was filed.',
         );
       }
-      this.beforeStoreTransaction?.({ contextid: area.contextid, filearea: area.filearea, filepath, filename });
+      await this.beforeStoreTransaction?.({ contextid: area.contextid, filearea: area.filearea, filepath, filename });
+      if (this.storeReplaces) {
+        for (const itemid of [0, 1]) {
+          const old = this.findFile(area.contextid, 'local_depot', area.filearea, itemid, filepath, filename);
+          if (old) this.files.delete(old.id);
+        }
+      }
       const manifestContent = await this.poolBytes(Buffer.from(manifest, 'utf8'));
       try {
         const archive = this.transaction(() => {

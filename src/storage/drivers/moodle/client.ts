@@ -152,14 +152,19 @@ export class MoodleClient {
       Math.max(50, Math.min(1000, this.timeoutMs / 4)),
     );
     watchdog.unref();
-    pipeline(res, out, (error) => {
+    // Not pipeline(): it would hand the reader Node's bare 'aborted' before this could say what it means.
+    res.pipe(out);
+    const finish = (error?: DepotError) => {
       clearInterval(watchdog);
       signal.removeEventListener('abort', onAbort);
-      if (error) out.destroy(this.transportError(error, action));
-    });
+      if (error && !out.destroyed) out.destroy(error);
+    };
+    res.once('error', (error) => finish(this.transportError(error, action)));
     // An answer whose body ended before its Content-Length is not the file.
-    res.once('end', () => {
-      if (!res.complete) out.destroy(new DepotError('unavailable', `${this.driver}: ${action}: the transfer was cut short`));
+    res.once('close', () => finish(res.complete ? undefined : new DepotError('unavailable', `${this.driver}: ${action}: the transfer was cut short`)));
+    // The reader went away: the rest is not wanted.
+    out.once('close', () => {
+      if (!res.complete) res.destroy();
     });
     return out;
   }
