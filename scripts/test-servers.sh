@@ -2,7 +2,7 @@
 # The Debian servers the tests start on free loopback ports: redis-server,
 # proftpd with mod_tls (FTPS), and Ceph's RADOS Gateway (a real S3 store that
 # enforces Object Lock; test/helpers/worm-s3.sh), and promtool (Debian
-# prometheus) to check /metrics as Prometheus reads it, php-cli and chromium.
+# prometheus) to check /metrics as Prometheus reads it, php-cli, phpunit and chromium.
 # Installs what is missing when it can (root, or sudo without a password);
 # otherwise says exactly what to run.
 set -euo pipefail
@@ -15,6 +15,8 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # php-cli runs the PHP webhook receiver the docs quote (examples/webhook-receiver.php).
 command -v php >/dev/null 2>&1 || need+=(php-cli)
+# PHPUnit 9 runs the Moodle plugins' logic that needs no Moodle (test/moodle/local-depot-php.test.ts).
+command -v phpunit >/dev/null 2>&1 || need+=(phpunit)
 # Headless Chromium loads the dashboard as an operator's browser does (test/http/dashboard-browser.test.ts).
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
