@@ -4,9 +4,11 @@
  * (bin/depot on the source) against the fake Moodle. The token shows nowhere.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { loadConfig } from '../../src/config/load';
+import { Redactor } from '../../src/support/redaction';
 import { depotCommand, PROJECT_ROOT } from '../helpers/queue-harness';
 import { FakeMoodleSite, startFakeMoodle } from '../helpers/fake-moodle';
 
@@ -74,3 +76,20 @@ test('a revoked token: check exits 1 with ok: false and auth', async () => {
     site.moodle.tokens.set(token, record);
   }
 }, 60_000);
+
+test('examples/depot.moodle.yaml is valid', () => {
+  const tokenDir = mkdtempSync(path.join(tmpdir(), 'depot-moodle-example-'));
+  try {
+    const example = path.join(PROJECT_ROOT, 'examples', 'depot.moodle.yaml');
+    const token = path.join(tokenDir, 'moodle-token');
+    writeFileSync(token, 'abcdef0123456789abcdef0123456789\n');
+    const text = readFileSync(example, 'utf8').replace('/run/secrets/moodle-token', token);
+    const file = path.join(tokenDir, 'depot.yaml');
+    writeFileSync(file, text);
+    const config = loadConfig({ env: { DEPOT_CONFIG: file, MOODLE_URL: 'https://moodle.example.org/' }, redactor: new Redactor() });
+    expect(config.drivers.moodle).toMatchObject({ type: 'moodle', url: 'https://moodle.example.org', token: 'abcdef0123456789abcdef0123456789', courseId: 42 });
+    expect(config.failover).toEqual({ moodle: ['local'] });
+  } finally {
+    rmSync(tokenDir, { recursive: true, force: true });
+  }
+});
