@@ -21,6 +21,7 @@ import {
 } from '../contract';
 import { finishedTaskData } from '../contract/finished-task';
 import { createRedis, waitForRedis } from '../queue/connection';
+import { Provenance, withProvenance } from '../queue/bullmq-internals';
 import { DEFAULT_JOB_OPTIONS } from '../queue/job-options';
 import { DEFAULT_PREFIX, DEFAULT_QUEUE, jobIdFor } from '../queue/names';
 import { ignoreErrorEvents } from '../support/ignore';
@@ -31,6 +32,8 @@ export interface ManagerOptions {
   prefix?: string;
   /** Merged over DEFAULT_JOB_OPTIONS for every task. */
   jobOptions?: JobsOptions;
+  /** Who queues the tasks, for the audit trail (CONTRACT §8): `cli`, `http:<token name>`; unset, the worker records `queue`. */
+  actor?: string;
 }
 
 export interface TaskHandle<R> {
@@ -117,12 +120,16 @@ export class ArchivingManager extends EventEmitter {
     return this.enqueue('check', { ...options, driver });
   }
 
-  /** Validates and queues any task; the typed methods above are the usual way in. */
-  async enqueue<R>(operation: Operation, data: Record<string, unknown>, jobOptions: JobsOptions = {}): Promise<TaskHandle<R>> {
+  /**
+   * Validates and queues any task; the typed methods above are the usual way in.
+   * `provenance` overrides the manager's actor for this task (the task API's token; `depot erase`'s deletes).
+   */
+  async enqueue<R>(operation: Operation, data: Record<string, unknown>, jobOptions: JobsOptions = {}, provenance?: Provenance): Promise<TaskHandle<R>> {
     const taskId = typeof data.taskId === 'string' ? data.taskId : newTaskId();
     const task: TaskByOperation[Operation] = parseTask(operation, { ...data, taskId });
     const jobId = jobIdFor(taskId);
-    const { added, stored } = await this.add(operation, task, { ...jobOptions, jobId });
+    const who = provenance ?? (this.options.actor !== undefined ? { actor: this.options.actor } : undefined);
+    const { added, stored } = await this.add(operation, task, who ? withProvenance({ ...jobOptions, jobId }, who) : { ...jobOptions, jobId });
     // BullMQ's add with a taken jobId changes nothing and hands back a Job holding *our* data: only the stored job tells.
     // A completed job keeps its task without credentials and inline bytes (finishedTaskData): the same task compares equal to that too.
     const sent: unknown = JSON.parse(JSON.stringify(task));

@@ -5,6 +5,7 @@ import {
   DeleteResult,
   DeleteTask,
   DepotError,
+  ErrorCode,
   EXPIRE_OPERATION,
   isOperation,
   newTaskId,
@@ -18,8 +19,11 @@ import {
 } from '../contract';
 import type { StorageAPI } from '../storage/api';
 import type { ArchiveStore } from '../storage/archive-store';
-import { handleError, retryOperation, switchToAlternative } from '../support/error-handler';
+import type { Catalog } from '../catalog/catalog';
+import { errorBody, handleError, retryOperation, switchToAlternative } from '../support/error-handler';
+import { ignoreFailure } from '../support/ignore';
 import type { Logger } from '../support/logging';
+import { ArchiveRecord, Doer } from './archive-record';
 import { deleteExpired, ExpiryReport } from './expiry';
 import { describeUrl, openSource, SourcePolicy } from './sources';
 import { readInline, writeToPath } from './targets';
@@ -35,6 +39,10 @@ export interface TaskContext {
   keepTaskId(taskId: string): Promise<void>;
   /** A store gives up on one driver and goes on to the next (for the `task.failover` event). */
   failingOver?(from: string, to: string, error: DepotError): void;
+  /** Who queued the task, for the audit trail (CONTRACT §8): `queue` unless the producer said (`cli`, `http:<token name>`). */
+  actor?: string;
+  /** `erase`: a delete on behalf of an erasure request (`depot erase`), audited as such. */
+  auditAs?: 'erase';
 }
 
 export interface RunnerSettings {
@@ -56,11 +64,16 @@ export type TaskResult = StoreResult | RetrieveResult | DeleteResult | CheckResu
  * the alternatives (`switchToAlternative`), as the contract's ERROR_POLICY says.
  */
 export class TaskRunner {
+  private readonly record: ArchiveRecord;
+
   constructor(
     private readonly storage: StorageAPI,
     private readonly settings: RunnerSettings,
     private readonly logger: Logger,
-  ) {}
+    catalog: Catalog,
+  ) {
+    this.record = new ArchiveRecord(catalog, settings, logger);
+  }
 
   async processTask(operation: string, data: unknown, ctx: TaskContext): Promise<TaskResult> {
     if (operation === EXPIRE_OPERATION) return this.expire(data, ctx);
@@ -90,11 +103,14 @@ export class TaskRunner {
     const key = archiveKey(taskIdTime(taskId) ?? new Date(ctx.createdAt), taskId, task.name);
 
     const driversTried: string[] = [];
+    const doer = this.doer(ctx);
     let attempts = 0;
-    return switchToAlternative(
+    const stored = switchToAlternative(
       drivers,
       async (driver) => {
         driversTried.push(driver);
+        // Before anything is published there (CONTRACT §8); the catalog's own retries, never a failover.
+        await this.record.pending({ driver, key }, taskId, task, doer);
         const { manifest } = await retryOperation(
           async () => {
             attempts++;
@@ -108,6 +124,7 @@ export class TaskRunner {
               this.logger.warn(`store on ${driver} failed, retrying in ${delayMs} ms`, { taskId, jobId: ctx.jobId, attempt, error: error.toJSON() }),
           },
         );
+        await this.record.stored(driver, manifest, doer);
         return {
           taskId,
           ref: { driver, key },
@@ -129,6 +146,24 @@ export class TaskRunner {
         },
       },
     );
+    // The pending entries of drivers the store left (or, when it failed, all it tried) are settled by what those
+    // backends hold — beside the task, not before its end: a backend it left may take its whole timeout to answer.
+    const settle = (ended: string | undefined) => {
+      const left = driversTried.filter((driver) => driver !== ended);
+      if (!left.length || ctx.signal.aborted) return;
+      void ignoreFailure(
+        Promise.all(left.map((driver) => this.record.settle(this.storage.getArchiveStore(driver), key, { ...doer, signal: undefined }))),
+        'settling is best effort: a pending entry left now is settled by the next expiry run, depot erase or a reindex',
+      );
+    };
+    try {
+      const result = await stored;
+      settle(result.ref.driver);
+      return result;
+    } catch (error) {
+      settle(undefined);
+      throw error;
+    }
   }
 
   private async storeOnce(driver: string, key: string, taskId: string, task: StoreTask, ctx: TaskContext) {
@@ -167,14 +202,24 @@ export class TaskRunner {
   private async retrieve(task: RetrieveTask, ctx: TaskContext): Promise<RetrieveResult> {
     const store = this.storageFor(task.ref.driver, 'ref.driver');
     const taskId = task.taskId ?? newTaskId();
-    return this.retrying(ctx, async () => {
-      const release = await this.storage.transferSlot(task.ref.driver, ctx.signal);
-      try {
-        return await this.retrieveOnce(store, task, taskId, ctx);
-      } finally {
-        release();
-      }
-    });
+    const doer = this.doer(ctx);
+    let result: RetrieveResult;
+    try {
+      result = await this.retrying(ctx, async () => {
+        const release = await this.storage.transferSlot(task.ref.driver, ctx.signal);
+        try {
+          return await this.retrieveOnce(store, task, taskId, ctx);
+        } finally {
+          release();
+        }
+      });
+    } catch (error) {
+      await this.auditFailure(error, (code) => this.record.retrieved(task.ref, taskId, code, doer));
+      throw error;
+    }
+    // Read to its end and verified: in the audit trail before the job completes (CONTRACT §8).
+    await this.record.retrieved(task.ref, taskId, 'ok', doer);
+    return result;
   }
 
   private async retrieveOnce(store: ArchiveStore, task: RetrieveTask, taskId: string, ctx: TaskContext): Promise<RetrieveResult> {
@@ -194,8 +239,38 @@ export class TaskRunner {
   private async delete(task: DeleteTask, ctx: TaskContext): Promise<DeleteResult> {
     const store = this.storageFor(task.ref.driver, 'ref.driver');
     const taskId = task.taskId ?? newTaskId();
-    await this.retrying(ctx, () => store.delete(task.ref.key, { taskId }));
+    const doer = this.doer(ctx);
+    const operation = ctx.auditAs ?? 'delete';
+    try {
+      await this.retrying(ctx, () => store.delete(task.ref.key, { taskId }));
+    } catch (error) {
+      // Gone already — deleted behind depot's back, or by this task's earlier run that died before the catalog heard of it:
+      // the catalog learns it is gone; the task still fails not_found, as it always has.
+      await this.auditFailure(error, (code) =>
+        code === 'not_found'
+          ? this.record.deleted(task.ref, taskId, operation, 'not_found', doer)
+          : this.record.refused(task.ref, taskId, operation, code, doer),
+      );
+      throw error;
+    }
+    await this.record.deleted(task.ref, taskId, operation, 'ok', doer);
     return { taskId, ref: task.ref, deleted: true };
+  }
+
+  /**
+   * A retrieve or delete that failed for good with a code about the archive
+   * (`not_found`, `integrity`, `retention`) is audited with that code; other
+   * failures are the backend's or the task's, not events of the archive. The
+   * task fails anyway: an audit write that fails then is logged, not thrown.
+   */
+  private async auditFailure(error: unknown, write: (code: ErrorCode) => Promise<void>): Promise<void> {
+    const failure = handleError(error);
+    if (!(['not_found', 'integrity', 'retention'] as ErrorCode[]).includes(failure.code)) return;
+    await write(failure.code).catch((e: unknown) => this.logger.warn(`catalog: the failed operation not audited: ${errorBody(e).message}`));
+  }
+
+  private doer(ctx: TaskContext): Doer {
+    return { actor: ctx.actor ?? 'queue', jobId: ctx.jobId, signal: ctx.signal };
   }
 
   private async check(task: CheckTask, ctx: TaskContext): Promise<CheckResult> {

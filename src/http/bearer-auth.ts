@@ -13,7 +13,17 @@ export class BearerAuth implements Guard {
   }
 
   allows(request: IncomingMessage): boolean {
+    return this.tokenName(request) !== undefined;
+  }
+
+  /**
+   * The name of the request's token, for the audit trail's actor `http:<name>`
+   * (CONTRACT §8, §9): tokens have no names yet, so a token is `token-<index>`,
+   * its place in `http.tokens` (then `http.tokensFile`'s lines).
+   */
+  tokenName(request: IncomingMessage): string | undefined {
     const match = /^Bearer ([^\s]+)$/i.exec(request.headers.authorization ?? '');
-    return match !== null && this.tokens.has(match[1]);
+    const index = match === null ? -1 : this.tokens.indexOf(match[1]);
+    return index < 0 ? undefined : `token-${index}`;
   }
 }

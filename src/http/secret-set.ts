@@ -13,9 +13,16 @@ export class SecretSet {
   }
 
   has(offered: string): boolean {
+    return this.indexOf(offered) >= 0;
+  }
+
+  /** The position of the offered secret in the list, or -1; every one is compared, whichever matches. */
+  indexOf(offered: string): number {
     const candidate = digest(offered);
-    let found = false;
-    for (const known of this.digests) found = timingSafeEqual(known, candidate) || found;
+    let found = -1;
+    this.digests.forEach((known, i) => {
+      if (timingSafeEqual(known, candidate) && found < 0) found = i;
+    });
     return found;
   }
 }

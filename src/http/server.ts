@@ -63,8 +63,10 @@ export async function startHttpServer(
   const health = new DriverHealth(storage, options.checkIntervalMs ?? CHECK_INTERVAL_MS);
   health.start();
   const manager = new ArchivingManager({ redisUrl: config.redis.url, queueName: config.queue.name, prefix: config.queue.prefix });
-  const api = new TaskApi(manager, queue, config.limits.inlineBytes, config.paths.allowed, ANSWER_MS, Object.keys(config.drivers));
   const bearer = new BearerAuth(config.http.tokens);
+  const api = new TaskApi(manager, queue, config.limits.inlineBytes, config.paths.allowed, ANSWER_MS, Object.keys(config.drivers), (request) =>
+    bearer.tokenName(request),
+  );
   const dashboard = new Dashboard([queue, callbacks], config.http.auth);
 
   const redisOk = async (): Promise<{ ok: boolean; error?: string }> => {

@@ -35,6 +35,8 @@ export class TaskApi {
     private readonly answerMs: number,
     /** The configured drivers' names: a task naming another is refused here, not failed later by a worker. */
     driverNames: readonly string[],
+    /** The name of the request's bearer token: tasks are audited as `http:<name>` (CONTRACT §8). */
+    private readonly tokenName: (request: IncomingMessage) => string | undefined = () => undefined,
   ) {
     this.bodyLimit = Math.ceil((inlineBytes * 4) / 3) + BODY_OVERHEAD;
     this.drivers = new Set(driverNames);
@@ -82,7 +84,8 @@ export class TaskApi {
     const unknown = namedDrivers(operation, parsed).find(({ driver }) => !this.drivers.has(driver));
     if (unknown) return refuse(400, 'unknown_driver', unknown.field, `no driver named '${unknown.driver}' is configured`);
     try {
-      const handle = await this.manager.enqueue(operation, task as Record<string, unknown>, jobOptions);
+      const token = this.tokenName(request);
+      const handle = await this.manager.enqueue(operation, task as Record<string, unknown>, jobOptions, token ? { actor: `http:${token}` } : undefined);
       if (handle.existed) return await this.taken(handle.taskId, response);
       sendJson(response, 202, { ok: true, taskId: handle.taskId, jobId: handle.jobId });
     } catch (error) {

@@ -6,6 +6,7 @@ import type { Config } from '../config/load';
 import { createCallbackQueue, startCallbackWorker } from '../queue/callbacks';
 import { scheduleExpiry } from '../queue/expiry-schedule';
 import { startStorageWorker, StorageWorkerOptions } from '../queue/storage-worker';
+import { DeferredCatalog, openCatalog } from '../catalog/open';
 import { StorageAPI } from '../storage/api';
 import { defaultDriverFactory } from '../storage/drivers';
 import { ignoreFailure } from '../support/ignore';
@@ -54,6 +55,7 @@ export function workerName(env: NodeJS.ProcessEnv = process.env): string {
 
 export interface DepotWorker {
   storage: StorageAPI;
+  catalog: DeferredCatalog;
   /** Resolves once the storage worker's connection is ready (never, while Redis is away). */
   ready(): Promise<void>;
   /** Stops taking tasks, lets running ones finish within the grace period, then closes everything. */
@@ -69,7 +71,13 @@ export interface DepotWorker {
  */
 export function startDepotWorker(config: Config, logger: Logger, name: string): DepotWorker {
   const storage = new StorageAPI(config, defaultDriverFactory(), logger);
-  const runner = new TaskRunner(storage, runnerSettings(config), logger);
+  // Opened (created, migrated) on first use and again after a failure: a catalog that is down at start does not stop the worker.
+  const catalog = new DeferredCatalog(config.catalog.location, () => openCatalog(config.catalog, 'write'));
+  const runner = new TaskRunner(storage, runnerSettings(config), logger, catalog);
+  catalog.ready().then(
+    () => logger.info(`catalog at ${config.catalog.location}`),
+    (error: Error) => logger.warn(`catalog at ${config.catalog.location} not reachable yet (tasks that need it wait and retry): ${error.message}`),
+  );
   const secrets = webhookSecrets(config.callbacks);
   const callbackQueue = createCallbackQueue(config.redis.url, config.queue.prefix, secrets);
   const callbacks = startCallbackWorker({ redisUrl: config.redis.url, prefix: config.queue.prefix, secrets, name }, logger);
@@ -80,13 +88,15 @@ export function startDepotWorker(config: Config, logger: Logger, name: string): 
   );
   return {
     storage,
+    catalog,
     ready: () => worker.worker.waitUntilReady().then(() => undefined),
     // The storage worker first: its running tasks may still queue webhooks, which the callback side then still takes.
     close: () =>
       worker
         .close()
         .then(() => Promise.allSettled([callbacks.close(), callbackQueue.close()]))
-        .then(() => storage.close()),
+        .then(() => Promise.allSettled([storage.close(), catalog.close()]))
+        .then(() => undefined),
   };
 }
 

@@ -88,3 +88,34 @@ export function eventStreamField(fields: string[], name: 'event' | 'jobId'): str
   for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
   return undefined;
 }
+
+/**
+ * Who queued a task (CONTRACT §8's audit `actor`: `cli`, `http:<token name>`;
+ * `queue` when nobody said) and, for a delete queued by `depot erase`, that
+ * it is an erasure. Kept in the job's options under `depot`, beside the task
+ * rather than in it: the task is exactly the contract's (its schema is
+ * strict, and producers' tasks are compared by it), and BullMQ stores
+ * options it does not know as they are (Job.optsAsJSON / optsFromJSON pass
+ * unknown names through) and hands them back on every attempt.
+ */
+export interface Provenance {
+  actor: string;
+  /** `erase`: a delete on behalf of an erasure request. */
+  operation?: 'erase';
+}
+
+const PROVENANCE_OPTION = 'depot';
+const ACTOR = /^(queue|cli|expiry|fixity|http:[\x21-\x7e]{1,64})$/;
+
+/** Job options with the provenance added. */
+export function withProvenance<O extends object>(options: O, provenance: Provenance): O {
+  return { ...options, [PROVENANCE_OPTION]: provenance };
+}
+
+/** The provenance a job carries; anything malformed (any producer may write options) counts as the queue's. */
+export function provenanceOf(job: { opts: object }): Provenance {
+  const value: unknown = (job.opts as Record<string, unknown>)[PROVENANCE_OPTION];
+  if (typeof value !== 'object' || value === null) return { actor: 'queue' };
+  const { actor, operation } = value as Record<string, unknown>;
+  return { actor: typeof actor === 'string' && ACTOR.test(actor) ? actor : 'queue', ...(operation === 'erase' ? { operation } : {}) };
+}

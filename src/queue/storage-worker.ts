@@ -11,6 +11,7 @@ import { dropFinishedData, dropRecentFinishedData } from './finished-jobs';
 import { InlineResults } from './inline-results';
 import { DEFAULT_INLINE_RESULT_SECONDS, DEFAULT_RETENTION, keepJobs, Retention } from './job-options';
 import { restartWorker } from './orphaned-jobs';
+import { provenanceOf } from './bullmq-internals';
 import { ignoreErrorEvents, ignoreFailure } from '../support/ignore';
 
 /** Runs one task; the queue plumbing knows only this much of the storage logic. */
@@ -79,12 +80,16 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
     const abort = signal ?? new AbortController().signal;
     const progress = throttledProgress(job);
     const attempt = job.attemptsMade + 1;
+    const provenance = provenanceOf(job);
     const ctx: TaskContext = {
       jobId: job.id ?? '',
       createdAt: job.timestamp,
       signal: abort,
       progress: progress.report,
       keepTaskId: (taskId) => job.updateData({ ...(job.data as object), taskId }),
+      // Who queued it, for the audit trail: what the producer put beside the task (ArchivingManager, the task API, the CLI).
+      actor: provenance.actor,
+      auditAs: job.name === 'delete' ? provenance.operation : undefined,
       failingOver: (from, to, error) => {
         notify(job, 'task.failover', { attempt, from, to, error: { code: error.code, message: redactor.redact(error.message) } })?.catch((e: Error) =>
           logger.warn(`webhook task.failover not queued: ${redactor.redact(e.message)}`, { jobId: job.id }),

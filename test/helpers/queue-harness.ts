@@ -1,6 +1,6 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -51,9 +51,24 @@ export class TempDirs {
   }
 }
 
-/** A validated config from a raw object, as the worker would load it from a file; `env` for the secrets it references. */
+/**
+ * A validated config from a raw object, as the worker would load it from a file; `env` for the secrets it references.
+ * Without a `catalog` of its own it gets a SQLite catalog in a directory of its own (removed when the test process
+ * ends): the default, beside `baseDir`, could land inside a driver's root that a test lists.
+ */
 export function testConfig(raw: Record<string, unknown>, baseDir: string, env: NodeJS.ProcessEnv = {}): Config {
-  return validateConfig(raw, { env, source: 'queue-test', baseDir, factory: defaultDriverFactory(), redactor: new Redactor() });
+  const withCatalog = Object.hasOwn(raw, 'catalog') ? raw : { ...raw, catalog: { url: `sqlite:${path.join(catalogDir(), 'catalog.sqlite')}` } };
+  return validateConfig(withCatalog, { env, source: 'queue-test', baseDir, factory: defaultDriverFactory(), redactor: new Redactor() });
+}
+
+const catalogDirs: string[] = [];
+
+/** A new directory for a test's catalog, removed when the test process exits. */
+export function catalogDir(): string {
+  if (!catalogDirs.length) process.once('exit', () => catalogDirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+  const dir = mkdtempSync(path.join(tmpdir(), 'depot-catalog-'));
+  catalogDirs.push(dir);
+  return dir;
 }
 
 /** Log lines, kept in memory so a failing test can show them. */
@@ -82,6 +97,8 @@ export async function startInProcessWorker(config: Config): Promise<InProcessWor
   const logger = createLogger({ level: 'warn', format: 'json', stream: collector });
   const worker = startDepotWorker(config, logger, 'queue-test');
   await worker.ready();
+  // The worker creates its catalog at start; tests that read it may do so once this has settled.
+  await worker.catalog.ready().catch(() => undefined);
   return { logs: collector.lines, close: () => worker.close() };
 }
 
