@@ -9,6 +9,8 @@ import { isNoResponders, isStreamNotFound, toDepotError } from './errors';
 import { chunkSubjects, metaSubjects, streamName } from './layout';
 import type { NatsSettings } from './types';
 
+/** How long a quick look inside another call may take. */
+const QUICK_LOOK_MS = 2000;
 /** Bytes a chunk message leaves for its headers (Nats-Msg-Id) under the server's max_payload. */
 const HEADER_ROOM = 4 * 1024;
 
@@ -17,9 +19,13 @@ export interface Session {
   nc: NatsConnection;
   js: JetStreamClient;
   jsm: JetStreamManager;
+  /** The same, with a short timeout: for a quick look (does the stream still exist?) inside another call's time. */
+  quick: JetStreamManager;
   stream: string;
   /** Bytes per chunk: maxChunkBytes, within what the server and the stream accept. */
   chunkBytes: number;
+  /** The stream answers direct gets (any replica answers a read). */
+  direct: boolean;
 }
 
 /**
@@ -92,7 +98,8 @@ export class NatsSession {
         throw error;
       });
       const info = await this.openBucket(jsm);
-      return { nc, js, jsm, stream: info.config.name, chunkBytes: this.chunkBytes(nc, info.config) };
+      const quick = await jetstreamManager(nc, { timeout: Math.min(this.timeoutMs, QUICK_LOOK_MS), checkAPI: false });
+      return { nc, js, jsm, quick, stream: info.config.name, chunkBytes: this.chunkBytes(nc, info.config), direct: info.config.allow_direct === true };
     } catch (error) {
       await ignoreFailure(nc.close(), 'the connection is given up because the bucket could not be opened; that failure is reported');
       throw toDepotError(error, `${this.driver}: open bucket ${this.settings.bucket}`);

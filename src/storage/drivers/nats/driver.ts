@@ -111,7 +111,8 @@ export class NatsDriver implements StorageDriver {
       const outcome = await this.put(
         session,
         key.text,
-        body.stream,
+        // Read without destroying it on an early exit: the catch below destroys it, with the failure that ended the store.
+        body.stream.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>,
         (uploaded) => {
           manifest = this.manifestFor(uploaded, body, what);
           return { [MANIFEST_ENTRY]: JSON.stringify(manifest) };
@@ -127,8 +128,10 @@ export class NatsDriver implements StorageDriver {
       if (!existing) throw foreignObject(this.name, key.text);
       return { status: 'exists', existing };
     } catch (error) {
-      body.stream.destroy();
-      throw signal.aborted ? new DepotError('unavailable', `${what}: aborted`) : toDepotError(error, what);
+      const failure = signal.aborted ? new DepotError('unavailable', `${what}: aborted`) : toDepotError(error, what);
+      // Destroyed with this failure, which the shared layer then reports, unless the body failed first (its source).
+      body.stream.destroy(failure);
+      throw failure;
     } finally {
       signal.removeEventListener('abort', onAbort);
     }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Consumer, DeliverPolicy } from '@nats-io/jetstream';
+import { Consumer, DeliverPolicy, StoredMsg } from '@nats-io/jetstream';
 import { DepotError } from '../../../contract';
 import { ignoreFailure } from '../../../support/ignore';
 import type { Session } from './connection';
@@ -9,8 +9,6 @@ import { isTransient, toDepotError } from './errors';
 import { chunkSubject, metaSubject, metaSubjects, ObjectInfo, parseObjectInfo, sha256OfDigest, StoredInfo } from './layout';
 import { publishRetried } from './publish';
 
-/** Bytes of chunks asked for at once when reading; the reader holds at most this much ahead of its consumer. */
-const READ_AHEAD_BYTES = 4 * 1024 * 1024;
 /** Descriptions asked for at once when listing. */
 const LIST_BATCH = 256;
 
@@ -86,13 +84,17 @@ export async function chunksStored(session: Session, subject: string): Promise<n
 }
 
 /**
- * The chunks of an object as a stream, read through an ordered consumer on
- * its chunk subject in batches of about READ_AHEAD_BYTES, each batch asked
- * for only when the reader wants more (backpressure), so memory stays bounded
- * whatever the object's size. A consumer lost on the way (a reconnect, a
- * server gone) is made again from the next sequence; a read that makes no
- * progress for `timeoutMs` fails `unavailable`. At the end, the count, size
- * and the object store's own digest are checked: a mismatch errors the stream
+ * The chunks of an object as a stream: one message get per chunk (the next
+ * message on the chunk subject after the last one read), asked for only when
+ * the reader wants more, with the following chunk already on its way — so
+ * memory stays at about two chunks whatever the object's size. Gets, not a
+ * consumer: on a cluster that lost a node, an ephemeral consumer may be
+ * placed on the dead node and never answer, while a get is answered by any
+ * replica (direct gets, where the stream allows them) or the stream's
+ * leader. A replica that has not caught up says "no message": the leader is
+ * then asked. A get that fails is tried again until the read has made no
+ * progress for `timeoutMs` (`unavailable`). At the end, the count, size and
+ * the object store's own digest are checked: a mismatch errors the stream
  * with `integrity` (the shared layer checks depot's sha256 besides).
  */
 export function readChunks(session: Session, bucket: string, info: ObjectInfo, timeoutMs: number, what: string): Readable {
@@ -104,56 +106,46 @@ async function* chunksOf(session: Session, bucket: string, info: ObjectInfo, tim
   if (!expected) throw new DepotError('integrity', `${what}: the object has no SHA-256 digest (${info.digest})`);
   const subject = chunkSubject(bucket, info.nuid);
   const hash = createHash('sha256');
-  const chunkSize = Math.max(1, info.options?.max_chunk_size ?? session.chunkBytes);
-  const batch = Math.max(1, Math.floor(READ_AHEAD_BYTES / chunkSize));
-  let received = 0;
   let bytes = 0;
-  let nextSeq = 1;
-  let lastProgress = Date.now();
-  let consumer: Consumer | undefined;
-  let attempt = 0;
-  try {
-    while (received < info.chunks) {
-      try {
-        consumer ??= await session.js.consumers.get(session.stream, {
-          filter_subjects: subject,
-          deliver_policy: DeliverPolicy.StartSequence,
-          opt_start_seq: nextSeq,
-        });
-        const messages = await consumer.fetch({ max_messages: Math.min(batch, info.chunks - received), expires: Math.min(timeoutMs, 30_000) });
-        let got = 0;
-        for await (const message of messages) {
-          got += 1;
-          received += 1;
-          nextSeq = message.seq + 1;
-          const data = Buffer.from(message.data);
-          bytes += data.length;
-          hash.update(data);
-          lastProgress = Date.now();
-          attempt = 0;
-          yield data;
-          if (received >= info.chunks) break;
-        }
-        if (got === 0 && Date.now() - lastProgress > timeoutMs) {
-          throw new DepotError('unavailable', `${what}: chunk ${received + 1} of ${info.chunks} did not arrive within ${timeoutMs} ms`);
-        }
-      } catch (error) {
-        if (error instanceof DepotError || !isTransient(error) || Date.now() - lastProgress > timeoutMs) throw toDepotError(error, what);
-        // Made again from where it stopped: an ordered consumer lost with a connection or a server.
-        const lost = consumer;
-        consumer = undefined;
-        if (lost) void ignoreFailure(lost.delete(), 'a consumer lost with its connection expires on the server by itself');
-        attempt += 1;
-        await sleep(Math.min(1000, 50 * 2 ** attempt));
-      }
-    }
-  } finally {
-    if (consumer) void ignoreFailure(consumer.delete(), 'an ordered consumer left behind expires on the server by itself (inactive_threshold)');
+  // The next chunk is asked for before this one is handed on; its failure is awaited (and reported) in turn.
+  const ahead = (after: number) => {
+    const get = chunkAfter(session, subject, after, timeoutMs, what);
+    void ignoreFailure(get, 'awaited in its turn, which reports the failure; handled now so that it is never unhandled meanwhile');
+    return get;
+  };
+  // A read given up on (the reader went away) leaves its last get to end by itself: nothing to release.
+  let next: Promise<StoredMsg> | undefined = info.chunks > 0 ? ahead(0) : undefined;
+  for (let received = 0; received < info.chunks; received++) {
+    const message: StoredMsg = await (next as Promise<StoredMsg>);
+    next = received + 1 < info.chunks ? ahead(message.seq) : undefined;
+    const data = Buffer.from(message.data);
+    bytes += data.length;
+    hash.update(data);
+    yield data;
   }
-  if (bytes !== info.size) throw new DepotError('integrity', `${what}: read ${bytes} bytes in ${received} chunks, the object store says ${info.size}`);
+  if (bytes !== info.size) throw new DepotError('integrity', `${what}: read ${bytes} bytes in ${info.chunks} chunks, the object store says ${info.size}`);
   const actual = hash.digest('hex');
   if (actual !== expected) {
     throw new DepotError('integrity', `${what}: the bytes read do not match the object store's digest (sha256 ${actual}, expected ${expected})`);
+  }
+}
+
+/** The first message on `subject` after sequence `after`; tried again while transient, for up to `timeoutMs` in all. */
+async function chunkAfter(session: Session, subject: string, after: number, timeoutMs: number, what: string): Promise<StoredMsg> {
+  const until = Date.now() + timeoutMs;
+  const query = { seq: after + 1, next_by_subj: subject };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const direct = session.direct ? await session.jsm.direct.getMessage(session.stream, query) : null;
+      // The leader answers for a replica that has not caught up, and for streams without direct gets.
+      const message = direct ?? (await session.jsm.streams.getMessage(session.stream, query));
+      if (!message) throw new DepotError('integrity', `${what}: a chunk is missing (none after sequence ${after})`);
+      return message;
+    } catch (error) {
+      const pause = Math.min(1000, 50 * 2 ** (attempt - 1));
+      if (error instanceof DepotError || !isTransient(error) || Date.now() + pause >= until) throw toDepotError(error, what);
+      await sleep(pause);
+    }
   }
 }
 
@@ -167,7 +159,7 @@ export async function* allInfos(session: Session, bucket: string, timeoutMs: num
   const subjects = metaSubjects(bucket);
   // Nothing at all: answered at once, instead of waiting out a fetch that can bring nothing.
   if (!(await session.jsm.streams.getMessage(session.stream, { last_by_subj: subjects }))) return;
-  const consumer = await session.js.consumers.get(session.stream, { filter_subjects: subjects, deliver_policy: DeliverPolicy.LastPerSubject });
+  const consumer = await orderedConsumer(session, subjects, timeoutMs, what);
   try {
     for (;;) {
       const messages = await consumer.fetch({ max_messages: LIST_BATCH, expires: Math.min(timeoutMs, 30_000) });
@@ -192,5 +184,26 @@ export async function* allInfos(session: Session, bucket: string, timeoutMs: num
     }
   } finally {
     void ignoreFailure(consumer.delete(), 'an ordered consumer left behind expires on the server by itself (inactive_threshold)');
+  }
+}
+
+/**
+ * An ordered consumer delivering the last message of each subject under
+ * `subjects`. Made with a short timeout and made again when it does not
+ * answer: on a cluster that lost a node (nats-server 2.9) an ephemeral
+ * consumer is placed on one of the stream's peers at random, the dead one
+ * included, and the request then waits in vain.
+ */
+async function orderedConsumer(session: Session, subjects: string, timeoutMs: number, what: string): Promise<Consumer> {
+  const until = Date.now() + timeoutMs;
+  const js = session.quick.jetstream();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await js.consumers.get(session.stream, { filter_subjects: subjects, deliver_policy: DeliverPolicy.LastPerSubject });
+    } catch (error) {
+      const pause = Math.min(1000, 50 * 2 ** (attempt - 1));
+      if (!isTransient(error) || Date.now() + pause >= until) throw toDepotError(error, what);
+      await sleep(pause);
+    }
   }
 }

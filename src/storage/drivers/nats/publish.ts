@@ -34,7 +34,7 @@ export async function publishRetried(
       if (isNoResponders(error) && !checkedStream) {
         // No stream took the subject: the bucket may be gone (then say so), or its leader away (then wait for it).
         checkedStream = true;
-        await session.jsm.streams.info(session.stream).catch((infoError: unknown) => {
+        await session.quick.streams.info(session.stream).catch((infoError: unknown) => {
           if (isStreamNotFound(infoError)) throw infoError;
         });
       }
