@@ -13,6 +13,7 @@ import { registerRetrieve } from './retrieve';
 import { registerDelete } from './delete';
 import { registerWorker } from './worker';
 import { registerServe } from './serve';
+import { registerReindex } from './reindex';
 
 export function buildProgram(): Command {
   const program = new Command('depot')
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerSpace(program);
   registerStatus(program);
   registerDrivers(program);
+  registerReindex(program);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

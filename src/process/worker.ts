@@ -7,6 +7,7 @@ import { createCallbackQueue, startCallbackWorker } from '../queue/callbacks';
 import { scheduleExpiry } from '../queue/expiry-schedule';
 import { startStorageWorker, StorageWorkerOptions } from '../queue/storage-worker';
 import { DeferredCatalog, openCatalog } from '../catalog/open';
+import { startAutomaticReindex } from '../catalog/reindex';
 import { StorageAPI } from '../storage/api';
 import { defaultDriverFactory } from '../storage/drivers';
 import { ignoreFailure } from '../support/ignore';
@@ -78,6 +79,8 @@ export function startDepotWorker(config: Config, logger: Logger, name: string): 
     () => logger.info(`catalog at ${config.catalog.location}`),
     (error: Error) => logger.warn(`catalog at ${config.catalog.location} not reachable yet (tasks that need it wait and retry): ${error.message}`),
   );
+  // A catalog that has not yet seen the drivers' archives (new, or after this upgrade) is filled from the manifests (§8).
+  const filling = startAutomaticReindex(catalog, storage, logger, name);
   const secrets = webhookSecrets(config.callbacks);
   const callbackQueue = createCallbackQueue(config.redis.url, config.queue.prefix, secrets);
   const callbacks = startCallbackWorker({ redisUrl: config.redis.url, prefix: config.queue.prefix, secrets, name }, logger);
@@ -94,7 +97,7 @@ export function startDepotWorker(config: Config, logger: Logger, name: string): 
     close: () =>
       worker
         .close()
-        .then(() => Promise.allSettled([callbacks.close(), callbackQueue.close()]))
+        .then(() => Promise.allSettled([callbacks.close(), callbackQueue.close(), filling.stop()]))
         .then(() => Promise.allSettled([storage.close(), catalog.close()]))
         .then(() => undefined),
   };

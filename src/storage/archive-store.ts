@@ -3,7 +3,7 @@ import { finished } from 'node:stream/promises';
 import { ArchiveKey, CheckResult, DepotError, Manifest, Metadata, Space, toArchiveKey } from '../contract';
 import { errorBody, handleError } from '../support/error-handler';
 import { audit, Logger } from '../support/logging';
-import type { StorageDriver } from './driver';
+import type { ListOptions, StorageDriver } from './driver';
 import { HashingStream, pipeInto } from './hashing-stream';
 import { manifestDifference } from './manifest';
 
@@ -221,8 +221,8 @@ export class ArchiveStore {
     });
   }
 
-  list(prefix = ''): AsyncIterable<Manifest> {
-    return this.driver.list(prefix);
+  list(prefix = '', options: ListOptions = {}): AsyncIterable<Manifest> {
+    return this.driver.list(prefix, options);
   }
 
   /** Only what the backend reports: a driver that reports no figures of its own (capabilities.space) is not asked. */

@@ -30,6 +30,11 @@ export interface ArchiveBody {
   declared: { size?: number; retainUntil?: string };
 }
 
+/** How a listing resumes (`depot reindex` after an interruption). */
+export interface ListOptions {
+  after?: string;
+}
+
 /** A write-once store either created the key or found it taken (by the manifest there). */
 export type PublishOutcome = { status: 'created'; manifest: Manifest } | { status: 'exists'; existing: Manifest };
 
@@ -68,8 +73,13 @@ export interface StorageDriver {
   stat(key: ArchiveKey): Promise<Manifest | null>;
   /** Removes archive and manifest; `not_found` when absent. Retention is checked by the caller (and by the backend where it can). */
   delete(key: ArchiveKey): Promise<void>;
-  /** Manifests of the archives whose key starts with `prefix`. */
-  list(prefix: string): AsyncIterable<Manifest>;
+  /**
+   * Manifests of the archives whose key starts with `prefix`, in an order of
+   * the driver's own that is the same on every listing. `options.after` (a
+   * key this listing yielded before) resumes it after that key; a driver may
+   * ignore it and list from the start (its callers then skip what they have).
+   */
+  list(prefix: string, options?: ListOptions): AsyncIterable<Manifest>;
   /** Writes, reads back, verifies and deletes a probe outside the archive keys. */
   check(signal: AbortSignal): Promise<ProbeReport>;
   /** Only the figures the backend reports. */

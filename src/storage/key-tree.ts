@@ -42,25 +42,34 @@ export interface KeyTree {
  * root (a taskId may start with a dot), and lists an archive only beside its
  * manifest.
  */
-export async function* walkKeyTree(tree: KeyTree, root: string, prefix: string): AsyncIterable<Manifest> {
-  yield* walk(tree, root, '', 0, prefix);
+export async function* walkKeyTree(tree: KeyTree, root: string, prefix: string, after?: string): AsyncIterable<Manifest> {
+  const resume = after === undefined ? undefined : parseArchiveKey(after);
+  yield* walk(tree, root, '', 0, prefix, resume?.ok ? after?.split('/') : undefined);
 }
 
-async function* walk(tree: KeyTree, dir: string, keyPrefix: string, depth: number, prefix: string): AsyncIterable<Manifest> {
+/**
+ * `after`: the segments of a key this walk yielded before (a listing resumed
+ * after it, ListOptions.after), while the walk is still on that key's path;
+ * undefined once it has passed it. Each level is walked in name order, so
+ * what lies before the key is skipped without being read.
+ */
+async function* walk(tree: KeyTree, dir: string, keyPrefix: string, depth: number, prefix: string, after: string[] | undefined): AsyncIterable<Manifest> {
   const entries = await tree.list(dir);
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   if (depth < 4) {
     for (const entry of entries) {
       if (!entry.isDirectory || (depth === 0 && entry.name.startsWith('.'))) continue;
+      if (after && entry.name < after[depth]) continue;
       const sub = keyPrefix + entry.name + '/';
       if (!sub.startsWith(prefix) && !prefix.startsWith(sub)) continue;
-      yield* walk(tree, tree.join(dir, entry.name), sub, depth + 1, prefix);
+      yield* walk(tree, tree.join(dir, entry.name), sub, depth + 1, prefix, after && entry.name === after[depth] ? after : undefined);
     }
     return;
   }
   const names = new Set(entries.filter((e) => e.isFile).map((e) => e.name));
   for (const name of names) {
     const text = keyPrefix + name;
+    if (after && name <= after[4]) continue;
     if (!text.startsWith(prefix) || !names.has(sidecarName(name))) continue;
     const parsed = parseArchiveKey(text);
     if (!parsed.ok) continue;

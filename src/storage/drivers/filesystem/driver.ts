@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { ArchiveKey, DepotError, Manifest, Space } from '../../../contract';
 import { handleError } from '../../../support/error-handler';
-import type { ArchiveBody, DriverCapabilities, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
+import type { ArchiveBody, DriverCapabilities, ListOptions, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
 import { foreignObject, manifestDifference, parseManifest, serializeManifest } from '../../manifest';
 import { STREAM_CHUNK } from '../../hashing-stream';
 import { ArchivePaths, archivePaths, walkKeyTree } from '../../key-tree';
@@ -329,7 +329,7 @@ export class FilesystemDriver implements StorageDriver {
     }
   }
 
-  async *list(prefix: string): AsyncIterable<Manifest> {
+  async *list(prefix: string, options: ListOptions = {}): AsyncIterable<Manifest> {
     await this.init();
     yield* walkKeyTree(
       {
@@ -346,6 +346,7 @@ export class FilesystemDriver implements StorageDriver {
       },
       this.root,
       prefix,
+      options.after,
     );
   }
 

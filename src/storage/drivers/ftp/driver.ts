@@ -6,7 +6,7 @@ import type { AccessOptions, FileInfo } from 'basic-ftp';
 import { ArchiveKey, DepotError, Manifest, Space } from '../../../contract';
 import { ignoreFailure } from '../../../support/ignore';
 import type { Logger } from '../../../support/logging';
-import type { ArchiveBody, DriverCapabilities, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
+import type { ArchiveBody, DriverCapabilities, ListOptions, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
 import { DEFAULT_DRIVER_TIMEOUT_MS } from '../../driver-settings';
 import { STREAM_CHUNK } from '../../hashing-stream';
 import { ArchivePaths, archivePaths, walkKeyTree } from '../../key-tree';
@@ -380,7 +380,7 @@ export class FtpDriver implements StorageDriver {
   }
 
   /** A connection is held per listing or sidecar read, never across a yield. */
-  list(prefix: string): AsyncIterable<Manifest> {
+  list(prefix: string, options: ListOptions = {}): AsyncIterable<Manifest> {
     return walkKeyTree(
       {
         list: async (dir) =>
@@ -390,6 +390,7 @@ export class FtpDriver implements StorageDriver {
       },
       this.settings.root,
       prefix,
+      options.after,
     );
   }
 

@@ -13,7 +13,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { ArchiveKey, DepotError, Manifest, parseArchiveKey, Space } from '../../../contract';
 import type { Logger } from '../../../support/logging';
-import type { ArchiveBody, DriverCapabilities, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
+import type { ArchiveBody, DriverCapabilities, ListOptions, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
 import { foreignObject, parseManifest, serializeManifest } from '../../manifest';
 import { probeName, runProbe } from '../../probe';
 import { QuotaUsage } from '../../quota-usage';
@@ -514,9 +514,13 @@ export class S3Driver implements StorageDriver {
     }
   }
 
-  async *list(prefix: string): AsyncIterable<Manifest> {
+  async *list(prefix: string, options: ListOptions = {}): AsyncIterable<Manifest> {
     const base = this.settings.prefix;
-    const pages = paginateListObjectsV2({ client: this.client, pageSize: 1000 }, { Bucket: this.settings.bucket, Prefix: base + prefix });
+    // Keys come in UTF-8 byte order; StartAfter resumes a listing after a key it yielded.
+    const pages = paginateListObjectsV2(
+      { client: this.client, pageSize: 1000 },
+      { Bucket: this.settings.bucket, Prefix: base + prefix, ...(options.after !== undefined ? { StartAfter: base + options.after } : {}) },
+    );
     try {
       for await (const page of pages) {
         const keys = (page.Contents ?? []).flatMap((o) => (o.Key ? [o.Key.slice(base.length)] : []));
