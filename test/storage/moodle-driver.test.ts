@@ -6,6 +6,8 @@
  * never appear in a URL, an error or a log line.
  */
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import { once } from 'node:events';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { archiveKey, DepotError, newTaskId, parseArchiveKey } from '../../src/contract';
@@ -191,6 +193,23 @@ describe('failures, mapped to the contract', () => {
 });
 
 describe('interrupted transfers', () => {
+  test('a Moodle that accepts and never answers: unavailable after timeoutMs', async () => {
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((socket) => void sockets.push(socket));
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    try {
+      const port = (silent.address() as net.AddressInfo).port;
+      const started = Date.now();
+      const error = await failure(store(driver({ url: `http://127.0.0.1:${port}`, timeoutMs: 300 })).stat(ref().key));
+      expect(error.code).toBe('unavailable');
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+
   test('a Moodle that stops mid-upload: unavailable, nothing filed, no draft; a retry stores', async () => {
     site.moodle.cutUploadAfter = 256 * KiB;
     const s = store();
@@ -266,6 +285,28 @@ describe('write-once, decided by Moodle', () => {
     expect(replaced).toMatchObject({ ok: true, writeOnce: 'best_effort' });
     expect(lines.join('')).toContain('replaced an existing file');
   });
+});
+
+describe('listing', () => {
+  test('pages through more archives than one page holds, each once, by prefix', async () => {
+    const s = store();
+    const day = new Date('2026-11-27T12:00:00Z');
+    const keys: string[] = [];
+    for (let i = 0; i < 205; i++) {
+      const taskId = newTaskId();
+      const key = archiveKey(day, taskId, `a-${i}.zip`);
+      keys.push(key);
+      await s.store({ key, taskId, name: `a-${i}.zip`, body: Readable.from([Buffer.from(`archive ${i}`)]) });
+    }
+    const other = ref();
+    await put(s, Buffer.from('elsewhere'), other);
+    const listed: string[] = [];
+    for await (const manifest of s.list('2026/11/27/')) listed.push(manifest.key);
+    expect(listed.sort()).toEqual([...keys].sort());
+    const all: string[] = [];
+    for await (const manifest of s.list('')) all.push(manifest.key);
+    expect(all).toHaveLength(206);
+  }, 60_000);
 });
 
 describe('the token', () => {

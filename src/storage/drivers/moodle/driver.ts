@@ -255,9 +255,7 @@ export class MoodleDriver implements StorageDriver {
     } catch (error) {
       // PHP drops a body over post_max_size whole, token included: upload.php then misses its token.
       if (error instanceof MoodleRefusal && error.failure.errorcode === 'missingparam') {
-        return Promise.reject(
-          new DepotError('no_space', `${this.name}: ${action}: the archive is larger than PHP's post_max_size on the Moodle server (PHP dropped the request)`),
-        );
+        throw new DepotError('no_space', `${this.name}: ${action}: the archive is larger than PHP's post_max_size on the Moodle server (PHP dropped the request)`);
       }
       throw await this.explain(error, action, { upload: true });
     }
