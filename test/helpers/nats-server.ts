@@ -241,7 +241,8 @@ export async function adminConnection(
   servers: string | string[],
   auth: { user?: string; pass?: string } = {},
 ): Promise<{ nc: NatsConnection; jsm: JetStreamManager }> {
-  const nc = await connect({ servers, timeout: 5000, ...auth });
+  // Reconnecting for as long as it takes: tests stop and start servers under it.
+  const nc = await connect({ servers, timeout: 5000, maxReconnectAttempts: -1, reconnectTimeWait: 250, ...auth });
   return { nc, jsm: await jetstreamManager(nc, { timeout: 5000 }) };
 }
 

@@ -229,7 +229,9 @@ describe('what the server answers → the contract', () => {
     });
     const store = new ArchiveStore(driverFor(bucket, { maxChunkBytes: 64 * KiB }), logger);
     const r = ref('too-big.zip');
-    const error = await failure(store.store({ ...r, body: Readable.from([patternBytes(2 * MiB, 'too big')]) }));
+    // A body still being read when the stream refuses: the refusal is what the store reports, not the body cut off.
+    const source = patternSource(2 * MiB, 'too big', { chunkSize: 64 * KiB, afterChunk: () => new Promise((resolve) => setImmediate(resolve)) });
+    const error = await failure(store.store({ ...r, body: source.stream }));
     expect(error.code).toBe('no_space');
     expect(await store.stat(r.key)).toBeNull();
     expect(await subjectCounts(bucket, '>')).toEqual({});
