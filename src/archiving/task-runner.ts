@@ -283,7 +283,7 @@ export class TaskRunner {
     if (typeof data !== 'object' || data === null || Object.keys(data).length > 0) {
       throw new DepotError('invalid_task', 'an expire job takes no data', { field: 'data' });
     }
-    return { expired: await deleteExpired(this.storage, { logger: this.logger, signal: ctx.signal }) };
+    return { expired: await deleteExpired(this.storage, this.record, { logger: this.logger, signal: ctx.signal }) };
   }
 
   private retrying<T>(ctx: TaskContext, operation: () => Promise<T>): Promise<T> {
