@@ -83,7 +83,8 @@ export class ArchiveRecord {
       const manifest = await store.stat(key);
       if (manifest)
         await this.catalog.recordStored(store.name, manifest, {
-          ...this.event('store', ref, manifest.taskId, 'ok', doer),
+          // The store was a queued task's, whoever settles it now.
+          ...this.event('store', ref, manifest.taskId, 'ok', { ...doer, actor: 'queue' }),
           eventKey: `store:${ref.driver}:${key}`,
         });
       else await this.catalog.dropPending(ref);

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { Job, JobsOptions, Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -8,6 +9,7 @@ import {
   DepotError,
   ErrorCode,
   isErrorCode,
+  Metadata,
   newTaskId,
   Operation,
   parseTask,
@@ -20,6 +22,10 @@ import {
   TaskByOperation,
 } from '../contract';
 import { finishedTaskData } from '../contract/finished-task';
+import type { Catalog } from '../catalog/catalog';
+import { catalogLocation, parseCatalogUrl } from '../catalog/location';
+import { DeferredCatalog, openCatalog } from '../catalog/open';
+import { ListedArchive, listedArchive, metadataPairs } from '../catalog/views';
 import { createRedis, waitForRedis } from '../queue/connection';
 import { Provenance, withProvenance } from '../queue/bullmq-internals';
 import { DEFAULT_JOB_OPTIONS } from '../queue/job-options';
@@ -34,6 +40,21 @@ export interface ManagerOptions {
   jobOptions?: JobsOptions;
   /** Who queues the tasks, for the audit trail (CONTRACT §8): `cli`, `http:<token name>`; unset, the worker records `queue`. */
   actor?: string;
+  /**
+   * The catalog `find` reads (CONTRACT §8): a Catalog, or its URL — `sqlite:` with an
+   * absolute path, or `postgres://…` (config `catalog.url`; the manager never creates one).
+   */
+  catalog?: Catalog | string;
+}
+
+/** What `find` looks for: every metadata pair must match (a list value matches when it holds the value). */
+export interface FindQuery {
+  driver?: string;
+  metadata?: Metadata;
+  /** Deleted archives only. */
+  deleted?: boolean;
+  /** Entries read from the catalog at a time (default 100, at most 1000). */
+  pageSize?: number;
 }
 
 export interface TaskHandle<R> {
@@ -90,6 +111,9 @@ export class ArchivingManager extends EventEmitter {
   private readonly queue: Queue;
   private events?: QueueEvents;
   private eventsConnection?: Redis;
+  private catalog?: Catalog;
+  /** A catalog this manager opened from a URL, and closes. */
+  private ownCatalog?: DeferredCatalog;
 
   constructor(private readonly options: ManagerOptions) {
     super();
@@ -227,6 +251,40 @@ export class ArchivingManager extends EventEmitter {
     return super.emit(event, ...args);
   }
 
+  /**
+   * The archives in the catalog that match, as `depot list --json` shows them,
+   * read a page at a time as the iteration goes on (never all at once):
+   * `for await (const archive of manager.find({ metadata: { userId: '34' } }))`.
+   */
+  async *find(query: FindQuery = {}): AsyncGenerator<ListedArchive, void, undefined> {
+    const catalog = this.catalogToRead();
+    const metadata = metadataPairs(query.metadata ?? {});
+    for (let cursor: string | null = null; ;) {
+      const page = await catalog.findArchives({ driver: query.driver, metadata, deleted: query.deleted === true, limit: query.pageSize ?? 100, cursor });
+      for (const entry of page.items) yield listedArchive(entry);
+      if (!(cursor = page.next)) return;
+    }
+  }
+
+  private catalogToRead(): Catalog {
+    if (this.catalog) return this.catalog;
+    const given = this.options.catalog;
+    if (given === undefined)
+      throw new DepotError('misconfigured', 'this ArchivingManager has no catalog: give the option catalog (a Catalog, or config catalog.url)', {
+        field: 'catalog',
+      });
+    if (typeof given !== 'string') return (this.catalog = given);
+    const target = parseCatalogUrl(given, '/');
+    if (!target || (target.kind === 'sqlite' && !path.isAbsolute(given.slice('sqlite:'.length)))) {
+      throw new DepotError('misconfigured', 'must be sqlite:<absolute path> or a postgres:// URL (a relative path would depend on the current directory)', {
+        field: 'catalog',
+      });
+    }
+    const settings = { target, location: catalogLocation(target) };
+    this.ownCatalog = new DeferredCatalog(settings.location, () => openCatalog(settings, 'read'));
+    return (this.catalog = this.ownCatalog);
+  }
+
   /** Workers connected to the queue now. */
   workerCount(): Promise<number> {
     return this.queue.getWorkersCount();
@@ -238,7 +296,7 @@ export class ArchivingManager extends EventEmitter {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([this.queue.close(), this.events?.close()]);
+    await Promise.allSettled([this.queue.close(), this.events?.close(), this.ownCatalog?.close()]);
     this.connection.disconnect();
     this.eventsConnection?.disconnect();
   }

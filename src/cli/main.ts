@@ -14,6 +14,9 @@ import { registerDelete } from './delete';
 import { registerWorker } from './worker';
 import { registerServe } from './serve';
 import { registerReindex } from './reindex';
+import { registerList } from './list';
+import { registerAudit } from './audit';
+import { registerErase } from './erase';
 
 export function buildProgram(): Command {
   const program = new Command('depot')
@@ -30,6 +33,9 @@ export function buildProgram(): Command {
   registerSpace(program);
   registerStatus(program);
   registerDrivers(program);
+  registerList(program);
+  registerAudit(program);
+  registerErase(program);
   registerReindex(program);
   for (const command of program.commands) command.exitOverride();
   return program;

@@ -9,6 +9,8 @@ import type { Logger } from '../support/logging';
 import { redactor } from '../support/redaction';
 import { ArchivingManager } from '../archiving/manager';
 import { BearerAuth } from './bearer-auth';
+import { CatalogApi } from './catalog-api';
+import { DeferredCatalog, openCatalog } from '../catalog/open';
 import { Dashboard, DASHBOARD_PATH } from './dashboard';
 import { DriverHealth } from './driver-health';
 import { renderMetrics } from './metrics';
@@ -68,6 +70,9 @@ export async function startHttpServer(
     bearer.tokenName(request),
   );
   const dashboard = new Dashboard([queue, callbacks], config.http.auth);
+  // Read only, never created here (a worker creates it); opened on first use and again after a failure.
+  const catalog = new DeferredCatalog(config.catalog.location, () => openCatalog(config.catalog, 'read'));
+  const catalogApi = new CatalogApi(catalog, ANSWER_MS);
 
   const redisOk = async (): Promise<{ ok: boolean; error?: string }> => {
     try {
@@ -106,6 +111,8 @@ export async function startHttpServer(
     { method: 'POST', path: '/v1/tasks', auth: bearer, handle: (x) => api.create(x) },
     { method: 'GET', path: '/v1/tasks/:taskId', auth: bearer, handle: (x) => api.status(x) },
     { method: '*', path: '/v1/tasks/*', auth: bearer, handle: (x) => api.otherRequest(x) },
+    { method: 'GET', path: '/v1/archives', auth: bearer, handle: (x) => catalogApi.archives(x) },
+    { method: 'GET', path: '/v1/audit', auth: bearer, handle: (x) => catalogApi.audit(x) },
     { method: '*', path: `${DASHBOARD_PATH}/*`, auth: dashboard.auth, handle: (x) => dashboard.serve(x) },
   ];
   const server = createServer(routeRequests(routes, logger));
@@ -113,7 +120,7 @@ export async function startHttpServer(
   server.headersTimeout = 10_000;
   const release = async () => {
     await health.stop();
-    await Promise.allSettled([queue.close(), callbacks.close(), events.close(), manager.close()]);
+    await Promise.allSettled([queue.close(), callbacks.close(), events.close(), manager.close(), catalog.close()]);
     connection.disconnect();
     eventsConnection.disconnect();
   };
