@@ -10,6 +10,7 @@ export function runnerSettings(config: Config): RunnerSettings {
     backoffMs: config.queue.backoffMs,
     allowedPaths: config.paths.allowed,
     inlineBytes: config.limits.inlineBytes,
+    fixity: config.fixity,
     sources: {
       allowedPaths: config.paths.allowed,
       allowedHosts: config.sources.allowedHosts,

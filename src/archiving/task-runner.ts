@@ -7,6 +7,7 @@ import {
   DepotError,
   ErrorCode,
   EXPIRE_OPERATION,
+  FIXITY_OPERATION,
   isOperation,
   newTaskId,
   Operation,
@@ -25,6 +26,8 @@ import { ignoreFailure } from '../support/ignore';
 import type { Logger } from '../support/logging';
 import { ArchiveRecord, Doer } from './archive-record';
 import { deleteExpired, ExpiryReport } from './expiry';
+import { FixityReport, verifyArchives } from './fixity';
+import type { NotificationService } from '../support/notifications';
 import { describeUrl, openSource, SourcePolicy } from './sources';
 import { readInline, writeToPath } from './targets';
 
@@ -54,9 +57,11 @@ export interface RunnerSettings {
   allowedPaths?: string[];
   sources: SourcePolicy;
   inlineBytes: number;
+  /** config `fixity` (CONTRACT §8): the scheduled `verify` run. */
+  fixity: { intervalMs: number; bytesPerSecond: number; cycleDays: number };
 }
 
-export type TaskResult = StoreResult | RetrieveResult | DeleteResult | CheckResult | { expired: ExpiryReport[] };
+export type TaskResult = StoreResult | RetrieveResult | DeleteResult | CheckResult | { expired: ExpiryReport[] } | FixityReport;
 
 /**
  * AsyncTask.processTask: validates a task and runs it against its driver(s):
@@ -71,12 +76,15 @@ export class TaskRunner {
     private readonly settings: RunnerSettings,
     private readonly logger: Logger,
     catalog: Catalog,
+    /** Webhooks (`archive.corrupt` from the fixity run); none without. */
+    private readonly notifications?: NotificationService,
   ) {
     this.record = new ArchiveRecord(catalog, settings, logger);
   }
 
   async processTask(operation: string, data: unknown, ctx: TaskContext): Promise<TaskResult> {
     if (operation === EXPIRE_OPERATION) return this.expire(data, ctx);
+    if (operation === FIXITY_OPERATION) return this.verify(data, ctx);
     if (!isOperation(operation)) {
       throw new DepotError('invalid_task', `unknown operation '${operation}' (one of store, retrieve, delete, check)`, { field: 'name' });
     }
@@ -284,6 +292,31 @@ export class TaskRunner {
       throw new DepotError('invalid_task', 'an expire job takes no data', { field: 'data' });
     }
     return { expired: await deleteExpired(this.storage, this.record, { logger: this.logger, signal: ctx.signal }) };
+  }
+
+  /**
+   * The scheduled fixity run (CONTRACT §8; not a contract task): archives not
+   * verified within `fixity.cycleDays`, oldest verification first, at
+   * `fixity.bytesPerSecond`, until none is left or the run has used nine
+   * tenths of its interval (the next run takes up where it stopped).
+   */
+  private async verify(data: unknown, ctx: TaskContext): Promise<FixityReport> {
+    if (typeof data !== 'object' || data === null || Object.keys(data).length > 0) {
+      throw new DepotError('invalid_task', 'a verify job takes no data', { field: 'data' });
+    }
+    const { fixity } = this.settings;
+    const { notifications } = this;
+    const started = Date.now();
+    return verifyArchives(this.storage, this.record.catalog, {
+      dueBefore: new Date(started - fixity.cycleDays * 86_400_000),
+      bytesPerSecond: fixity.bytesPerSecond,
+      deadline: fixity.intervalMs > 0 ? started + fixity.intervalMs * 0.9 : undefined,
+      actor: 'fixity',
+      logger: this.logger,
+      signal: ctx.signal,
+      retry: this.settings,
+      onCorrupt: notifications ? (notification) => notifications.notifyArchive(notification) : undefined,
+    });
   }
 
   private retrying<T>(ctx: TaskContext, operation: () => Promise<T>): Promise<T> {

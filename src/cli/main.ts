@@ -17,6 +17,7 @@ import { registerReindex } from './reindex';
 import { registerList } from './list';
 import { registerAudit } from './audit';
 import { registerErase } from './erase';
+import { registerVerify } from './verify';
 
 export function buildProgram(): Command {
   const program = new Command('depot')
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerList(program);
   registerAudit(program);
   registerErase(program);
+  registerVerify(program);
   registerReindex(program);
   for (const command of program.commands) command.exitOverride();
   return program;

@@ -12,6 +12,8 @@ export type Operation = (typeof OPERATIONS)[number];
 
 /** The job name of depot's own scheduled automatic deletion run; not a task for producers. */
 export const EXPIRE_OPERATION = 'expire';
+/** The job name of depot's own scheduled fixity run (CONTRACT §8); not a task for producers. */
+export const FIXITY_OPERATION = 'verify';
 
 const taskId = z.string().superRefine((value, ctx) => {
   const problem = taskIdProblem(value) ?? taskIdTimeProblem(value);

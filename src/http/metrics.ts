@@ -1,4 +1,6 @@
+import type { CatalogStats } from '../catalog/catalog';
 import { CALLBACK_QUEUE } from '../queue/names';
+import { writeCatalog } from './catalog-metrics';
 import type { DriverState } from './driver-health';
 import { Exposition, Labels } from './exposition';
 import { writeProcessMetrics } from './process-metrics';
@@ -12,6 +14,8 @@ export interface MetricsSnapshot {
   webhooks: Record<string, number>;
   drivers: Array<{ driver: string } & DriverState>;
   tasks: TaskCounters;
+  /** The catalog's figures (CONTRACT §8); undefined when it did not answer. */
+  catalog?: CatalogStats;
 }
 
 /**
@@ -32,6 +36,11 @@ export function renderMetrics(s: MetricsSnapshot): string {
   out.family('depot_webhook_deliveries', 'gauge', 'Webhook deliveries on their queue by state.', perState(s.webhooks, { queue: CALLBACK_QUEUE }));
   writeDrivers(out, s.drivers);
   writeTasks(out, s);
+  writeCatalog(
+    out,
+    s.drivers.map((d) => d.driver),
+    s.catalog,
+  );
   writeProcessMetrics(out);
   return out.text();
 }

@@ -10,6 +10,7 @@ import { redactor } from '../support/redaction';
 import { ArchivingManager } from '../archiving/manager';
 import { BearerAuth } from './bearer-auth';
 import { CatalogApi } from './catalog-api';
+import { CatalogFigures } from './catalog-metrics';
 import { DeferredCatalog, openCatalog } from '../catalog/open';
 import { Dashboard, DASHBOARD_PATH } from './dashboard';
 import { DriverHealth } from './driver-health';
@@ -73,6 +74,7 @@ export async function startHttpServer(
   // Read only, never created here (a worker creates it); opened on first use and again after a failure.
   const catalog = new DeferredCatalog(config.catalog.location, () => openCatalog(config.catalog, 'read'));
   const catalogApi = new CatalogApi(catalog, ANSWER_MS);
+  const catalogFigures = new CatalogFigures(catalog, ANSWER_MS);
 
   const redisOk = async (): Promise<{ ok: boolean; error?: string }> => {
     try {
@@ -95,12 +97,11 @@ export async function startHttpServer(
     sendJson(response, ok ? 200 : 503, { ok, redis, drivers });
   };
   const answerMetrics: Handler = async ({ response }) => {
-    const [counts, workers, webhooks] = await within(
-      Promise.all([taskJobCounts(queue), queue.getWorkersCount(), callbacks.getJobCounts(...DELIVERY_STATES)]),
-      ANSWER_MS,
-      'the queue counts',
-    );
-    const body = renderMetrics({ queue: config.queue.name, counts, workers, webhooks, drivers: health.snapshot(), tasks });
+    const [counts, workers, webhooks, figures] = await Promise.all([
+      within(Promise.all([taskJobCounts(queue), queue.getWorkersCount(), callbacks.getJobCounts(...DELIVERY_STATES)]), ANSWER_MS, 'the queue counts'),
+      catalogFigures.current(),
+    ]).then(([[c, w, h], f]) => [c, w, h, f] as const);
+    const body = renderMetrics({ queue: config.queue.name, counts, workers, webhooks, drivers: health.snapshot(), tasks, catalog: figures });
     send(response, 200, 'text/plain; version=0.0.4; charset=utf-8', body);
   };
 

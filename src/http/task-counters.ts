@@ -1,16 +1,16 @@
 import type { Queue, QueueEvents } from 'bullmq';
-import { EXPIRE_OPERATION, OPERATIONS } from '../contract';
+import { EXPIRE_OPERATION, FIXITY_OPERATION, OPERATIONS } from '../contract';
 import { ignoreFailure } from '../support/ignore';
 
 /** Upper bounds (seconds) of the task duration histogram. */
 export const DURATION_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600];
 
 /**
- * The `operation` label values: depot's operations, its own `expire`, and
+ * The `operation` label values: depot's operations, its own `expire` and `verify`, and
  * `other` for every job name producers may invent, so that no producer can
  * grow the number of series.
  */
-export const OPERATION_LABELS = [...OPERATIONS, EXPIRE_OPERATION, 'other'] as const;
+export const OPERATION_LABELS = [...OPERATIONS, EXPIRE_OPERATION, FIXITY_OPERATION, 'other'] as const;
 export const OUTCOMES = ['completed', 'failed'] as const;
 type OperationLabel = (typeof OPERATION_LABELS)[number];
 type Outcome = (typeof OUTCOMES)[number];

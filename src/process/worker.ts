@@ -4,7 +4,7 @@ import { TaskRunner } from '../archiving/task-runner';
 import { ConfigError } from '../config/config-error';
 import type { Config } from '../config/load';
 import { createCallbackQueue, startCallbackWorker } from '../queue/callbacks';
-import { scheduleExpiry } from '../queue/expiry-schedule';
+import { scheduleExpiry, scheduleFixity } from '../queue/expiry-schedule';
 import { startStorageWorker, StorageWorkerOptions } from '../queue/storage-worker';
 import { DeferredCatalog, openCatalog } from '../catalog/open';
 import { startAutomaticReindex } from '../catalog/reindex';
@@ -74,19 +74,20 @@ export function startDepotWorker(config: Config, logger: Logger, name: string): 
   const storage = new StorageAPI(config, defaultDriverFactory(), logger);
   // Opened (created, migrated) on first use and again after a failure: a catalog that is down at start does not stop the worker.
   const catalog = new DeferredCatalog(config.catalog.location, () => openCatalog(config.catalog, 'write'));
-  const runner = new TaskRunner(storage, runnerSettings(config), logger, catalog);
+  const secrets = webhookSecrets(config.callbacks);
+  const callbackQueue = createCallbackQueue(config.redis.url, config.queue.prefix, secrets);
+  const notifications = new NotificationService((d, id) => callbackQueue.enqueue(d, id), config.callbacks?.url);
+  const runner = new TaskRunner(storage, runnerSettings(config), logger, catalog, notifications);
   catalog.ready().then(
     () => logger.info(`catalog at ${config.catalog.location}`),
     (error: Error) => logger.warn(`catalog at ${config.catalog.location} not reachable yet (tasks that need it wait and retry): ${error.message}`),
   );
   // A catalog that has not yet seen the drivers' archives (new, or after this upgrade) is filled from the manifests (§8).
   const filling = startAutomaticReindex(catalog, storage, logger, name);
-  const secrets = webhookSecrets(config.callbacks);
-  const callbackQueue = createCallbackQueue(config.redis.url, config.queue.prefix, secrets);
   const callbacks = startCallbackWorker({ redisUrl: config.redis.url, prefix: config.queue.prefix, secrets, name }, logger);
   const worker = startStorageWorker(
     (operation, data, ctx) => runner.processTask(operation, data, ctx),
-    { ...storageWorkerOptions(config, name), notifications: new NotificationService((d, id) => callbackQueue.enqueue(d, id), config.callbacks?.url) },
+    { ...storageWorkerOptions(config, name), notifications },
     logger,
   );
   return {
@@ -119,6 +120,13 @@ export async function runWorkerProcess(config: Config, logger: Logger, name = wo
     prefix: config.queue.prefix,
     everyMs: config.queue.expiryIntervalMs,
   }).catch((error: Error) => logger.warn(`automatic deletion not scheduled: ${error.message}`));
+  // The fixity cycle (CONTRACT §8): one repeating `verify` job for the whole queue.
+  scheduleFixity({
+    redisUrl: config.redis.url,
+    queueName: config.queue.name,
+    prefix: config.queue.prefix,
+    everyMs: config.fixity.intervalMs,
+  }).catch((error: Error) => logger.warn(`fixity checks not scheduled: ${error.message}`));
 
   await new Promise<void>((resolve) => {
     onStopSignals(

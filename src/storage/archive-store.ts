@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import { Readable, pipeline } from 'node:stream';
-import { finished } from 'node:stream/promises';
+import { finished, pipeline as pipelineAsync } from 'node:stream/promises';
 import { ArchiveKey, CheckResult, DepotError, Manifest, Metadata, Space, toArchiveKey } from '../contract';
 import { errorBody, handleError } from '../support/error-handler';
 import { audit, Logger } from '../support/logging';
 import type { ListOptions, StorageDriver } from './driver';
+import type { ByteRate } from './byte-rate';
 import { HashingStream, pipeInto } from './hashing-stream';
 import { manifestDifference } from './manifest';
 
@@ -20,6 +22,16 @@ export interface StoreInput {
   deleteAfter?: string;
   signal?: AbortSignal;
   onBytes?: (bytes: number) => void;
+}
+
+/** What a fixity check found: the bytes as stored (`ok`), changed (`corrupt`), or gone (`missing`). */
+export interface Verification {
+  status: 'ok' | 'corrupt' | 'missing';
+  /** sha256 and size of the bytes read; null when none could be (missing, or a manifest that cannot be read). */
+  foundSha256: string | null;
+  foundSize: number | null;
+  /** What differs, for the log. */
+  problem?: string;
 }
 
 export interface StoredArchive {
@@ -194,6 +206,51 @@ export class ArchiveStore {
       () => undefined,
     );
     return { manifest, stream };
+  }
+
+  /**
+   * A fixity check (CONTRACT §8): the stored bytes read again (paced by
+   * `rate` when given), their sha256 and size compared with the manifest's.
+   * `missing` when the backend has no archive under the key, `corrupt` when
+   * the bytes or the manifest are not what was stored (`expected`: the
+   * catalog's record of it, compared too, so that bytes and manifest changed
+   * together are caught). A backend that does not answer throws: that is no
+   * verdict on the archive.
+   */
+  async verify(key: string, expected: { sha256: string; size: number }, options: { rate?: ByteRate; signal?: AbortSignal } = {}): Promise<Verification> {
+    const signal = options.signal ?? new AbortController().signal;
+    let found: { body: Readable; manifest: Manifest };
+    try {
+      found = await this.driver.retrieve(toArchiveKey(key), signal);
+    } catch (error) {
+      const failure = handleError(error);
+      if (failure.code === 'not_found') return { status: 'missing', foundSha256: null, foundSize: null };
+      if (failure.code === 'integrity') return { status: 'corrupt', foundSha256: null, foundSize: null, problem: failure.message };
+      throw failure;
+    }
+    const hash = createHash('sha256');
+    let size = 0;
+    const digest = async (chunks: AsyncIterable<Buffer>) => {
+      for await (const chunk of chunks) {
+        hash.update(chunk);
+        size += chunk.length;
+      }
+    };
+    try {
+      if (options.rate) await pipelineAsync(found.body, options.rate.pace(signal), digest, { signal });
+      else await pipelineAsync(found.body, digest, { signal });
+    } catch (error) {
+      throw handleError(error);
+    }
+    const foundSha256 = hash.digest('hex');
+    const { manifest } = found;
+    const problem =
+      manifest.sha256 !== expected.sha256 || manifest.size !== expected.size
+        ? `its manifest says sha256 ${manifest.sha256}, ${manifest.size} bytes; it was stored as sha256 ${expected.sha256}, ${expected.size} bytes`
+        : foundSha256 !== expected.sha256 || size !== expected.size
+          ? `read ${size} bytes with sha256 ${foundSha256}; stored were ${expected.size} bytes with sha256 ${expected.sha256}`
+          : undefined;
+    return problem ? { status: 'corrupt', foundSha256, foundSize: size, problem } : { status: 'ok', foundSha256, foundSize: size };
   }
 
   async stat(key: string): Promise<Manifest | null> {

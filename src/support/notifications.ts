@@ -23,10 +23,26 @@ export interface TaskNotification {
   to?: string;
 }
 
+/**
+ * CONTRACT §8: a fixity check found an archive changed or gone. Signed and
+ * delivered like the task events, to config `callbacks.url` (an archive has
+ * no task callback of its own any more).
+ */
+export interface ArchiveNotification {
+  event: 'archive.corrupt';
+  ref: { driver: string; key: string };
+  taskId: string;
+  expectedSha256: string;
+  /** The sha256 of the bytes read; null when none could be (the archive is missing). */
+  foundSha256: string | null;
+  verifiedAt: string;
+  timestamp: string;
+}
+
 /** One webhook to send: the job data on queue `depot-callbacks`. It never holds the secret, which workers take from their config. */
 export interface CallbackDelivery {
   url: string;
-  notification: TaskNotification;
+  notification: TaskNotification | ArchiveNotification;
 }
 
 /**
@@ -45,6 +61,14 @@ export class NotificationService {
   targets(taskCallbackUrl: unknown): string[] {
     const urls = [typeof taskCallbackUrl === 'string' ? taskCallbackUrl : undefined, this.configUrl].filter((u): u is string => u !== undefined && u !== '');
     return [...new Set(urls)];
+  }
+
+  /** `archive.corrupt` to config `callbacks.url`; one delivery per archive and verification, however often it is queued. */
+  async notifyArchive(notification: ArchiveNotification): Promise<void> {
+    if (!this.configUrl) return;
+    const hash = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 16);
+    const subject = hash(`${notification.ref.driver}\u0000${notification.ref.key}\u0000${notification.verifiedAt}`);
+    await this.enqueue({ url: this.configUrl, notification: redactor.redactValue(notification) }, `${subject}.${notification.event}.${hash(this.configUrl)}`);
   }
 
   async notify(taskCallbackUrl: unknown, notification: TaskNotification): Promise<void> {
@@ -80,7 +104,7 @@ export function deliveryId(notification: TaskNotification, url: string): string 
 }
 
 /** The body of a webhook: the notification as JSON. What is authenticated, signed and sent are these exact bytes. */
-export function webhookBody(notification: TaskNotification): string {
+export function webhookBody(notification: TaskNotification | ArchiveNotification): string {
   return JSON.stringify(notification);
 }
 
