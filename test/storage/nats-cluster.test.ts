@@ -117,7 +117,9 @@ describe('through the worker', () => {
     worker = await startInProcessWorker(config);
     // The bucket exists (with its leader) before the store: a check through the same config's driver.
     const probe = new NatsDriver('probe', natsSettings(cluster.urls, bucket, { replicas: 3, timeoutMs: 15_000 }), logger);
-    expect(await new ArchiveStore(probe, logger).check()).toMatchObject({ ok: true });
+    const checked = await new ArchiveStore(probe, logger).check();
+    expect(checked.error).toBeUndefined();
+    expect(checked).toMatchObject({ ok: true });
     const leader = await streamLeader(bucket);
     const victim = cluster.nodes.find((n) => n.name === leader);
     if (!victim) throw new Error(`no node named ${leader}`);

@@ -15,6 +15,7 @@ import { ArchiveStore, StoredArchive } from '../../src/storage/archive-store';
 import type { StorageDriver } from '../../src/storage/driver';
 import type { NatsConnection } from '../../src/storage/drivers/nats/client';
 import { NatsDriver } from '../../src/storage/drivers/nats/driver';
+import * as publish from '../../src/storage/drivers/nats/publish';
 import { chunkSubject, chunkSubjects, metaSubject, metaSubjects, newUploadId, streamName } from '../../src/storage/drivers/nats/layout';
 import { natsSettingsSchema } from '../../src/storage/drivers/nats';
 import { silentLogger } from '../../src/support/logging';
@@ -23,6 +24,31 @@ import { adminConnection, NATS_TEST_USER, natsSettings, NatsServer, startNatsSer
 import { digestOf, KiB, MiB, patternBytes, patternSource, readAll } from '../helpers/streams';
 
 const logger = silentLogger();
+const SCOPED_BUCKET = 'scoped-archives';
+
+/** The NATS permissions docs/drivers/nats.md tells operators to grant depot's user for `bucket` (keep the two in step). */
+function documentedPermissions(bucket: string) {
+  const stream = `OBJ_${bucket}`;
+  return {
+    publish: {
+      allow: [
+        `$O.${bucket}.>`,
+        '$JS.API.INFO',
+        `$JS.API.STREAM.INFO.${stream}`,
+        `$JS.API.STREAM.CREATE.${stream}`,
+        `$JS.API.STREAM.MSG.GET.${stream}`,
+        `$JS.API.DIRECT.GET.${stream}`,
+        `$JS.API.STREAM.PURGE.${stream}`,
+        `$JS.API.STREAM.MSG.DELETE.${stream}`,
+        `$JS.API.CONSUMER.CREATE.${stream}.>`,
+        `$JS.API.CONSUMER.INFO.${stream}.>`,
+        `$JS.API.CONSUMER.MSG.NEXT.${stream}.>`,
+        `$JS.API.CONSUMER.DELETE.${stream}.>`,
+      ],
+    },
+    subscribe: { allow: ['_INBOX.>'] },
+  };
+}
 const auth = { user: NATS_TEST_USER.user, password: NATS_TEST_USER.password };
 const ACCOUNT_FILE_BYTES = 512 * MiB;
 let server: NatsServer;
@@ -37,6 +63,8 @@ beforeAll(async () => {
       users: [
         // Valid credentials, but no permission for any object store (only the JetStream API's account info).
         { user: 'reader', password: 'reader-password-1', permissions: { publish: { allow: ['$JS.API.INFO'] }, subscribe: { allow: ['_INBOX.>'] } } },
+        // Exactly the permissions docs/drivers/nats.md lists for a bucket, and nothing else.
+        { user: 'scoped', password: 'scoped-password-1', permissions: documentedPermissions(SCOPED_BUCKET) },
       ],
     },
   });
@@ -165,6 +193,68 @@ describe('write-once against a concurrent writer', () => {
     for (const o of outcomes) if (o.status === 'rejected') expect(o.reason).toMatchObject({ code: 10071 });
   });
 
+  describe('a server that lets a second conditional description through (nats-server#4320, #5794): depot looks after writing', () => {
+    /** Makes the driver's description publish run as such a server would: `rival` lands beside it, before or after. */
+    function admitBoth(rival: (subject: string) => Promise<void>, when: 'before' | 'after') {
+      const real = publish.publishRetried;
+      return jest.spyOn(publish, 'publishRetried').mockImplementation(async (session, subject, payload, options, budgetMs, signal) => {
+        if (!options.expect) return real(session, subject, payload, options, budgetMs, signal);
+        if (when === 'before') await rival(subject);
+        // Admitted although the subject may hold a message: the condition left out, as the faulty servers did.
+        const ack = await real(session, subject, payload, { msgID: options.msgID }, budgetMs, signal);
+        if (when === 'after') await rival(subject);
+        return ack;
+      });
+    }
+    const foreign = (bucket: string) => async (subject: string) => {
+      await admin.jsm.jetstream().publish(subject, JSON.stringify({ name: 'theirs', bucket, nuid: 'their-upload', size: 0, chunks: 0, mtime: '', digest: '' }));
+    };
+
+    afterEach(() => jest.restoreAllMocks());
+
+    test('another description admitted first: depot puts it back on top, removes its own chunks, and the store is a conflict', async () => {
+      const bucket = uniqueBucket('admitted-before');
+      const store = new ArchiveStore(driverFor(bucket), logger);
+      await store.check();
+      const r = ref();
+      admitBoth(foreign(bucket), 'before');
+      const error = await failure(store.store({ ...r, body: Readable.from([patternBytes(20 * KiB, 'ours')]) }));
+      expect(error.code).toBe('conflict');
+      // Theirs, ours, theirs again: readers see the first writer's, and the key stays taken.
+      expect(await subjectCounts(bucket, metaSubjects(bucket))).toEqual({ [metaSubject(bucket, r.key)]: 3 });
+      const top = await admin.jsm.streams.getMessage(streamName(bucket), { last_by_subj: metaSubject(bucket, r.key) });
+      expect(top?.json<{ nuid: string }>().nuid).toBe('their-upload');
+      expect(await subjectCounts(bucket, chunkSubjects(bucket))).toEqual({});
+      jest.restoreAllMocks();
+      expect((await failure(store.store({ ...r, body: Readable.from([patternBytes(20 * KiB, 'ours')]) }))).code).toBe('conflict');
+    });
+
+    test("another description admitted after depot's and left on top: conflict (it hides depot's archive)", async () => {
+      const bucket = uniqueBucket('admitted-after');
+      const store = new ArchiveStore(driverFor(bucket, { timeoutMs: 1000 }), logger);
+      await store.check();
+      admitBoth(foreign(bucket), 'after');
+      expect((await failure(store.store({ ...ref(), body: Readable.from([patternBytes(20 * KiB, 'ours')]) }))).code).toBe('conflict');
+    });
+
+    test("another description admitted after depot's, whose writer puts depot's back on top a moment later: depot's store succeeds", async () => {
+      const bucket = uniqueBucket('stepped-back');
+      const store = new ArchiveStore(driverFor(bucket), logger);
+      await store.check();
+      const r = ref();
+      const bytes = patternBytes(20 * KiB, 'ours');
+      admitBoth(async (subject) => {
+        const js = admin.jsm.jetstream();
+        const ours = await admin.jsm.streams.getMessage(streamName(bucket), { last_by_subj: subject });
+        await js.publish(subject, JSON.stringify({ name: 'theirs', bucket, nuid: 'their-upload', size: 0, chunks: 0, mtime: '', digest: '' }));
+        setTimeout(() => void js.publish(subject, ours?.data ?? ''), 300);
+      }, 'after');
+      expect(await store.store({ ...r, body: Readable.from([bytes]) })).toMatchObject({ created: true });
+      jest.restoreAllMocks();
+      expect(digestOf(await readAll((await store.retrieve(r.key)).stream))).toEqual(digestOf(bytes));
+    });
+  });
+
   test('check reports writeOnce enforced: the server refused a second description on a taken subject', async () => {
     const result = await new ArchiveStore(driverFor(uniqueBucket('check')), logger).check();
     expect(result).toMatchObject({ ok: true, writeOnce: 'enforced' });
@@ -193,6 +283,25 @@ describe('what the server answers → the contract', () => {
     const error = await failure(store.stat(ref().key));
     expect(error.code).toBe('misconfigured');
     expect(error.message).toMatch(/\$JS\.API\.STREAM\.INFO\.OBJ_perm/);
+  });
+
+  test('the permissions the documentation lists are enough for every operation, the bucket created by depot', async () => {
+    const driver = driverFor(SCOPED_BUCKET, { user: 'scoped', password: 'scoped-password-1' });
+    const store = new ArchiveStore(driver, logger);
+    expect(await store.check()).toMatchObject({ ok: true, writeOnce: 'enforced' });
+    const r = ref('scoped.zip');
+    const bytes = patternBytes(1200 * KiB, 'scoped');
+    await store.store({ ...r, body: Readable.from([bytes]) });
+    expect(await store.store({ ...r, body: Readable.from([bytes]) })).toMatchObject({ created: false });
+    expect((await store.stat(r.key))?.sha256).toBe(digestOf(bytes).sha256);
+    expect(digestOf(await readAll((await store.retrieve(r.key)).stream))).toEqual(digestOf(bytes));
+    const listed = [];
+    for await (const manifest of store.list('')) listed.push(manifest.key);
+    expect(listed).toEqual([r.key]);
+    expect((await store.space()).totalBytes).toBe(ACCOUNT_FILE_BYTES);
+    expect(await driver.sweepStaleUploads({ olderThanMs: 0 })).toBe(0);
+    await store.delete(r.key);
+    expect(await store.stat(r.key)).toBeNull();
   });
 
   test('nobody listening: unavailable, within timeoutMs', async () => {

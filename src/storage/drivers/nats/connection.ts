@@ -1,11 +1,12 @@
 import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstream, jetstreamManager, JetStreamClient, JetStreamManager, StreamConfig, StreamInfo } from '@nats-io/jetstream';
 import { DepotError } from '../../../contract';
 import { ignoreFailure } from '../../../support/ignore';
 import type { Logger } from '../../../support/logging';
 import { DEFAULT_DRIVER_TIMEOUT_MS } from '../../driver-settings';
 import { connect, credsAuthenticator, NatsConnection } from './client';
-import { isNoResponders, isStreamNotFound, toDepotError } from './errors';
+import { apiErrorCode, isNoResponders, isStreamNotFound, isTransient, JS, toDepotError } from './errors';
 import { chunkSubjects, metaSubjects, streamName } from './layout';
 import type { NatsSettings } from './types';
 
@@ -97,8 +98,8 @@ export class NatsSession {
         }
         throw error;
       });
-      const info = await this.openBucket(jsm);
       const quick = await jetstreamManager(nc, { timeout: Math.min(this.timeoutMs, QUICK_LOOK_MS), checkAPI: false });
+      const info = await this.openBucket(jsm, quick);
       return { nc, js, jsm, quick, stream: info.config.name, chunkBytes: this.chunkBytes(nc, info.config), direct: info.config.allow_direct === true };
     } catch (error) {
       await ignoreFailure(nc.close(), 'the connection is given up because the bucket could not be opened; that failure is reported');
@@ -136,14 +137,32 @@ export class NatsSession {
    * expires or discards old messages would lose archives by itself; one that
    * is sealed cannot take any: either is refused until an operator fixes it.
    */
-  private async openBucket(jsm: JetStreamManager): Promise<StreamInfo> {
+  private async openBucket(jsm: JetStreamManager, quick: JetStreamManager): Promise<StreamInfo> {
     const name = streamName(this.settings.bucket);
     let info: StreamInfo;
     try {
       info = await jsm.streams.info(name);
     } catch (error) {
       if (!isStreamNotFound(error)) throw error;
-      info = await jsm.streams.add({
+      info = await this.createBucket(quick, name);
+    }
+    const problem = bucketProblem(info.config, this.settings.bucket);
+    if (problem) throw new DepotError('misconfigured', `${this.driver}: the object store ${this.settings.bucket} ${problem}; an operator must change it`);
+    return info;
+  }
+
+  /**
+   * Creates the bucket's stream as the object store's clients do. Workers
+   * that start together create it together: identical creates are fine, but
+   * on a cluster (nats-server 2.9) one of them may go unanswered although the
+   * stream was made (measured: one in twelve). So the create is given a short
+   * timeout, and a create that fails is followed by looks at the stream until
+   * it is there or timeoutMs has passed.
+   */
+  private async createBucket(quick: JetStreamManager, name: string): Promise<StreamInfo> {
+    const until = Date.now() + this.timeoutMs;
+    try {
+      const info = await quick.streams.add({
         name,
         subjects: [chunkSubjects(this.settings.bucket), metaSubjects(this.settings.bucket)],
         storage: this.settings.storage === 'memory' ? 'memory' : 'file',
@@ -157,10 +176,19 @@ export class NatsSession {
       this.logger.info(`created the object store ${this.settings.bucket} (stream ${name}, ${this.settings.replicas} replica(s), ${this.settings.storage})`, {
         driver: this.driver,
       });
+      return info;
+    } catch (error) {
+      // Another worker's create (10058 when its config differs, or no answer at all): the stream may be there now.
+      if (!isTransient(error) && apiErrorCode(error) !== JS.STREAM_NAME_IN_USE) throw error;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await quick.streams.info(name);
+        } catch (lookError) {
+          if (Date.now() >= until || !(isStreamNotFound(lookError) || isTransient(lookError))) throw isStreamNotFound(lookError) ? error : lookError;
+          await sleep(Math.min(1000, 100 * attempt));
+        }
+      }
     }
-    const problem = bucketProblem(info.config, this.settings.bucket);
-    if (problem) throw new DepotError('misconfigured', `${this.driver}: the object store ${this.settings.bucket} ${problem}; an operator must change it`);
-    return info;
   }
 
   private chunkBytes(nc: NatsConnection, config: StreamConfig): number {

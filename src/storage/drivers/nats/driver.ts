@@ -10,12 +10,14 @@ import { CHECK_DIR, STALE_STAGING_MS } from '../../staging';
 import { NatsSession, Session } from './connection';
 import { isWrongLastSequence, toDepotError } from './errors';
 import { chunkSubject, digestOf, MANIFEST_ENTRY, manifestOf, metaSubject, newUploadId, ObjectInfo, StoredInfo } from './layout';
-import { allInfos, chunksStored, purgeSubject, readChunks, readInfo, uploadChunks, Uploaded } from './object-io';
+import { allInfos, chunksStored, firstLiveDescription, purgeSubject, readChunks, readInfo, uploadChunks, Uploaded } from './object-io';
 import { publishRetried } from './publish';
 import { spaceOf } from './space';
 import type { NatsSettings } from './types';
 import { sweepStaleUploads } from './upload-sweep';
 
+/** How long a store waits for a writer admitted after it on the same key to withdraw (see confirmFirst). */
+const LATER_WRITER_WAIT_MS = 5000;
 /** How often a store tries to publish its description when the key's state keeps moving under it (a delete marker, a purge). */
 const COMMIT_ROUNDS = 5;
 
@@ -219,7 +221,7 @@ export class NatsDriver implements StorageDriver {
     let expected = 0;
     for (let round = 1; round <= COMMIT_ROUNDS; round++) {
       try {
-        await publishRetried(
+        const ack = await publishRetried(
           session,
           subject,
           JSON.stringify(info),
@@ -227,13 +229,13 @@ export class NatsDriver implements StorageDriver {
           this.timeoutMs,
           signal,
         );
-        return { status: 'created', info };
+        return await this.confirmFirst(session, info, ack.seq, what);
       } catch (error) {
         if (!isWrongLastSequence(error)) throw error;
       }
       const current = await readInfo(session, this.bucket, info.name);
       // Our own earlier try landed and its answer was lost (outside the duplicate window).
-      if (current?.info.nuid === info.nuid) return { status: 'created', info };
+      if (current?.info.nuid === info.nuid) return await this.confirmFirst(session, info, current.revision, what);
       if (current && !current.info.deleted) {
         await this.removeChunks(session, chunkSubject(this.bucket, info.nuid), what);
         return { status: 'taken', current };
@@ -244,6 +246,67 @@ export class NatsDriver implements StorageDriver {
       if (!current) await sleep(Math.min(1000, 50 * 2 ** round));
     }
     throw new DepotError('unavailable', `${what}: the key's description kept changing while depot published its own; try again`);
+  }
+
+  /**
+   * After writing: the description just published (at `seq`) must be the
+   * key's first live description (the one that owns the key) and the one
+   * readers see (the last). The server's condition is what makes it so; this
+   * looks, because nats-server releases have let two conditional writes to one
+   * subject through on clustered streams (nats-server#4320, fixed in 2.9.21,
+   * for expected sequences above 0; #5794, fixed in 2.10.19, for 0; a leader
+   * change still can, #8469). Nothing is deleted message by message: on a
+   * file store of 2.9.10, deleting a subject's last message while an earlier
+   * one stays makes the subject look empty to last-message lookups and to the
+   * condition itself (measured), which would open the key to anyone.
+   * - Another description came first: it owns the key. Ours must not hide it:
+   *   its description is published again on top of ours (on condition that
+   *   ours is still the last), our chunks are removed, and the key is
+   *   reported taken, as if the server had refused us.
+   * - Ours came first but another is on top: its writer, if it is depot,
+   *   puts ours back on top when it looks, which is waited for; one that stays
+   *   is another writer's replacement: `conflict`.
+   */
+  private async confirmFirst(session: Session, info: ObjectInfo, seq: number, what: string): Promise<PutOutcome> {
+    const subject = metaSubject(this.bucket, info.name);
+    const first = await firstLiveDescription(session, subject, 1);
+    if (!first) throw new DepotError('unavailable', `${what}: the description just published is not there (removed meanwhile?); try again`);
+    if (first.info?.nuid !== info.nuid) {
+      this.logger.error(`the server admitted depot's description on ${info.name} after another one: depot puts the first back on top and steps back`, {
+        driver: this.name,
+        key: info.name,
+      });
+      await this.putOnTop(session, info.name, first, seq);
+      await this.removeChunks(session, chunkSubject(this.bucket, info.nuid), what);
+      if (!first.info) throw foreignObject(this.name, info.name);
+      return { status: 'taken', current: { info: first.info, revision: first.revision } };
+    }
+    const until = Date.now() + Math.min(this.timeoutMs, LATER_WRITER_WAIT_MS);
+    for (let attempt = 1; ; attempt++) {
+      if ((await readInfo(session, this.bucket, info.name))?.info.nuid === info.nuid) return { status: 'created', info };
+      if (Date.now() >= until) {
+        this.logger.error(`another description was admitted on ${info.name} after depot's and stays on top`, { driver: this.name, key: info.name });
+        throw new DepotError('conflict', `${what}: another writer put a description on the key right after depot's; it hides depot's archive`);
+      }
+      await sleep(Math.min(500, 50 * 2 ** attempt));
+    }
+  }
+
+  /** Publishes the key's owner's description again on top of the subject, on condition that nothing came since `last`. */
+  private async putOnTop(session: Session, name: string, owner: { revision: number; data: Uint8Array; info?: ObjectInfo }, last: number): Promise<void> {
+    const subject = metaSubject(this.bucket, name);
+    let expected = last;
+    for (let round = 1; round <= COMMIT_ROUNDS; round++) {
+      try {
+        await session.js.publish(subject, owner.data, { expect: { lastSubjectSequence: expected }, timeout: this.timeoutMs });
+        return;
+      } catch (error) {
+        if (!isWrongLastSequence(error)) throw error;
+      }
+      const top = await readInfo(session, this.bucket, name);
+      if (!top || (owner.info && top.info.nuid === owner.info.nuid)) return;
+      expected = top.revision;
+    }
   }
 
   private async removeChunks(session: Session, subject: string, what: string): Promise<void> {

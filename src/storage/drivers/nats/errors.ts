@@ -17,32 +17,45 @@ export const JS = {
   WRONG_LAST_SEQUENCE_UNKNOWN: 10164,
   NO_MESSAGE_FOUND: 10037,
   STREAM_NOT_FOUND: 10059,
+  STREAM_NAME_IN_USE: 10058,
 } as const;
 
+/** nats-server's errors.json: the API errors that say something the contract has a code for. */
 const BY_API_CODE: Record<number, ErrorCode> = {
   // resource limits exceeded for account
   10002: 'no_space',
   // insufficient resources
   10023: 'no_space',
-  // insufficient storage resources available
-  10047: 'no_space',
   // insufficient memory resources available
   10028: 'no_space',
+  // insufficient storage resources available
+  10047: 'no_space',
+  // maximum number of streams reached (creating the bucket)
+  10027: 'misconfigured',
   // JetStream not enabled for account
   10039: 'misconfigured',
-  // JetStream not enabled
-  10076: 'misconfigured',
-  // replicas > 1 not supported in non-clustered mode
-  10074: 'misconfigured',
   // stream name already in use with a different configuration
   10058: 'misconfigured',
   // stream not found: the bucket disappeared under a running driver (depot creates it only when it opens it)
   10059: 'misconfigured',
+  // replicas > 1 not supported in non-clustered mode
+  10074: 'misconfigured',
+  // JetStream not enabled
+  10076: 'misconfigured',
+  // invalid operation on sealed stream
+  10109: 'misconfigured',
+  // account requires a stream config to have max bytes set (creating the bucket)
+  10113: 'misconfigured',
+  // no JetStream default or applicable tiered limit present (no limit for the bucket's replicas)
+  10120: 'misconfigured',
+  // stream max bytes exceeds account limit max stream bytes
+  10122: 'misconfigured',
   // JetStream system temporarily unavailable
   10008: 'unavailable',
-  // JetStream cluster not available / no leader
-  10006: 'unavailable',
+  // JetStream cluster can not handle request
   10009: 'unavailable',
+  // stream is offline
+  10118: 'unavailable',
 };
 
 /** What nats.js throws, as far as depot reads it. */

@@ -19,6 +19,30 @@ export async function readInfo(session: Session, bucket: string, name: string): 
   return { info: parseObjectInfo(message.data, `${bucket}:${name}`), revision: message.seq };
 }
 
+/**
+ * The first message on a meta subject at or after sequence `from` that is not
+ * a `deleted` marker (read from the stream's leader), with its bytes and its
+ * description when it is one; null when there is none.
+ */
+export async function firstLiveDescription(
+  session: Session,
+  subject: string,
+  from: number,
+): Promise<{ revision: number; data: Uint8Array; info?: ObjectInfo } | null> {
+  for (let seq = from; ;) {
+    const message = await session.jsm.streams.getMessage(session.stream, { seq, next_by_subj: subject } as { seq: number });
+    if (!message) return null;
+    let info: ObjectInfo | undefined;
+    try {
+      info = parseObjectInfo(message.data, subject);
+    } catch {
+      info = undefined; // not a description: in the way all the same
+    }
+    if (!info?.deleted) return { revision: message.seq, data: message.data, info };
+    seq = message.seq + 1;
+  }
+}
+
 /** Removes the messages on a subject (an object's description, or its chunks). */
 export async function purgeSubject(session: Session, subject: string): Promise<void> {
   await session.jsm.streams.purge(session.stream, { filter: subject });
