@@ -62,6 +62,8 @@ interface NodePlan {
   account?: NatsAccountOptions;
   /** false: a server without JetStream. */
   jetstream?: boolean;
+  /** TLS required of every client, with this certificate. */
+  tls?: { certFile: string; keyFile: string };
 }
 
 function configText(plan: NodePlan): string {
@@ -77,6 +79,7 @@ function configText(plan: NodePlan): string {
     const limits = plan.jetstream === false ? '' : `jetstream: { max_file: ${plan.account.maxFileBytes}, max_mem: ${plan.account.maxMemoryBytes} }, `;
     lines.push('accounts {', `  DEPOT { ${limits}users: ${JSON.stringify(users)} }`, '}');
   }
+  if (plan.tls) lines.push(`tls { cert_file: ${JSON.stringify(plan.tls.certFile)}, key_file: ${JSON.stringify(plan.tls.keyFile)} }`);
   if (plan.clusterPort !== undefined) {
     lines.push(
       'cluster {',
@@ -139,10 +142,12 @@ async function startNode(plan: NodePlan, dir: string): Promise<NatsNode> {
  * clients must log in as NATS_TEST_USER (or one of the account's users) and
  * get the account's limits.
  */
-export async function startNatsServer(options: { account?: NatsAccountOptions; jetstream?: boolean } = {}): Promise<NatsServer> {
+export async function startNatsServer(
+  options: { account?: NatsAccountOptions; jetstream?: boolean; tls?: { certFile: string; keyFile: string } } = {},
+): Promise<NatsServer> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'depot-nats-'));
   const node = await startNode(
-    { name: 'single', port: await freePort(), storeDir: path.join(dataDir, 'js'), account: options.account, jetstream: options.jetstream },
+    { name: 'single', port: await freePort(), storeDir: path.join(dataDir, 'js'), account: options.account, jetstream: options.jetstream, tls: options.tls },
     dataDir,
   );
   return Object.assign(node, {

@@ -7,10 +7,15 @@
  * the sweep of abandoned uploads.
  */
 import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
 import { archiveKey, newTaskId } from '../../src/contract';
+import { loadConfig } from '../../src/config/load';
+import { Redactor } from '../../src/support/redaction';
 import { ArchiveStore, StoredArchive } from '../../src/storage/archive-store';
 import type { StorageDriver } from '../../src/storage/driver';
 import type { NatsConnection } from '../../src/storage/drivers/nats/client';
@@ -39,7 +44,6 @@ function documentedPermissions(bucket: string) {
         `$JS.API.STREAM.MSG.GET.${stream}`,
         `$JS.API.DIRECT.GET.${stream}`,
         `$JS.API.STREAM.PURGE.${stream}`,
-        `$JS.API.STREAM.MSG.DELETE.${stream}`,
         `$JS.API.CONSUMER.CREATE.${stream}.>`,
         `$JS.API.CONSUMER.INFO.${stream}.>`,
         `$JS.API.CONSUMER.MSG.NEXT.${stream}.>`,
@@ -368,6 +372,53 @@ describe('what the server answers → the contract', () => {
   });
 });
 
+describe('TLS', () => {
+  test('a server that requires TLS: the driver connects with tls.caFile (a private CA); without it the certificate is not trusted and the check fails', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'depot-nats-tls-'));
+    const run = (args: string[]) =>
+      new Promise<void>((resolve, reject) => {
+        const child = spawn('openssl', args, { cwd: dir, stdio: 'ignore' });
+        child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`openssl ${args[0]} exited with ${code}`))));
+      });
+    let tlsServer: NatsServer | undefined;
+    try {
+      await run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=depot test CA']);
+      await run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1']);
+      // nats.js checks a certificate reached by IP address against the name localhost: both are in it.
+      await writeFile(path.join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+      await run([
+        'x509',
+        '-req',
+        '-in',
+        'server.csr',
+        '-CA',
+        'ca.pem',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-out',
+        'server.pem',
+        '-days',
+        '1',
+        '-extfile',
+        'san.ext',
+      ]);
+      tlsServer = await startNatsServer({ tls: { certFile: path.join(dir, 'server.pem'), keyFile: path.join(dir, 'server.key') } });
+      const servers = `tls://127.0.0.1:${tlsServer.port}`;
+      const trusted = new NatsDriver('nats', natsSettings(servers, uniqueBucket('tls'), { tls: { caFile: path.join(dir, 'ca.pem') } }), logger);
+      const untrusted = new NatsDriver('nats', natsSettings(servers, uniqueBucket('tls'), { timeoutMs: 2000 }), logger);
+      drivers.push(trusted, untrusted);
+      const checked = await new ArchiveStore(trusted, logger).check();
+      expect(checked.error).toBeUndefined();
+      expect(checked).toMatchObject({ ok: true, writeOnce: 'enforced' });
+      expect(await new ArchiveStore(untrusted, logger).check()).toMatchObject({ ok: false, error: { code: 'misconfigured' } });
+    } finally {
+      await tlsServer?.destroy();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('the bucket', () => {
   test('created when missing as an object store with the settings: file storage, discard new, no age limit', async () => {
     const bucket = uniqueBucket('created');
@@ -506,6 +557,46 @@ describe('abandoned uploads', () => {
 });
 
 describe('settings', () => {
+  test('examples/depot.nats.yaml is valid; passwordFile is read as a secret and a relative credsFile resolved against the config file', async () => {
+    const example = loadConfig({
+      env: { DEPOT_CONFIG: path.join(__dirname, '../../examples/depot.nats.yaml'), NATS_URL: 'nats://nats:4222' },
+      redactor: new Redactor(),
+    });
+    expect(example.defaultDriver).toBe('stream');
+    expect(example.drivers.stream).toMatchObject({
+      type: 'nats',
+      servers: ['nats://nats:4222'],
+      bucket: 'depot-archives',
+      replicas: 1,
+      storage: 'file',
+      maxChunkBytes: 524288,
+    });
+    expect(example.failover).toEqual({ stream: ['local'] });
+
+    const dir = await mkdtemp(path.join(tmpdir(), 'depot-nats-config-'));
+    try {
+      await writeFile(path.join(dir, 'nats-password'), 'from-a-file-0123\n');
+      await writeFile(path.join(dir, 'depot.creds'), '-----BEGIN NATS USER JWT-----\n');
+      await writeFile(
+        path.join(dir, 'depot.yaml'),
+        [
+          'drivers:',
+          '  a: { type: nats, servers: nats://n1:4222, bucket: b, user: depot, passwordFile: nats-password }',
+          '  b: { type: nats, servers: nats://n1:4222, bucket: b, credsFile: depot.creds }',
+          'defaultDriver: a',
+          '',
+        ].join('\n'),
+      );
+      const redactor = new Redactor();
+      const config = loadConfig({ env: { DEPOT_CONFIG: path.join(dir, 'depot.yaml') }, redactor });
+      expect(config.drivers.a).toMatchObject({ user: 'depot', password: 'from-a-file-0123' });
+      expect(config.drivers.b).toMatchObject({ credsFile: path.join(dir, 'depot.creds') });
+      expect(redactor.redact('login failed for from-a-file-0123')).not.toContain('from-a-file-0123');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('servers: one or a list; credentials in a URL refused; user and password together; one way to authenticate', () => {
     const base = { type: 'nats', bucket: 'archives' };
     expect(natsSettingsSchema.parse({ ...base, servers: 'nats://127.0.0.1:4222' }).servers).toEqual(['nats://127.0.0.1:4222']);

@@ -254,8 +254,8 @@ export class NatsDriver implements StorageDriver {
    * readers see (the last). The server's condition is what makes it so; this
    * looks, because nats-server releases have let two conditional writes to one
    * subject through on clustered streams (nats-server#4320, fixed in 2.9.21,
-   * for expected sequences above 0; #5794, fixed in 2.10.19, for 0; a leader
-   * change still can, #8469). Nothing is deleted message by message: on a
+   * for expected sequences above 0; #5794, fixed in August 2024, for 0; a
+   * leader change still can, #8469). Nothing is deleted message by message: on a
    * file store of 2.9.10, deleting a subject's last message while an earlier
    * one stays makes the subject look empty to last-message lookups and to the
    * condition itself (measured), which would open the key to anyone.

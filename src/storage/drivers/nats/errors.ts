@@ -58,6 +58,20 @@ const BY_API_CODE: Record<number, ErrorCode> = {
   10118: 'unavailable',
 };
 
+/** Node's TLS errors for a certificate that is not trusted (not for one that could not be fetched). */
+const TLS_TRUST_CODES = new Set([
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REVOKED',
+]);
+
 /** What nats.js throws, as far as depot reads it. */
 interface NatsErrorShape {
   name?: string;
@@ -145,6 +159,14 @@ export function toDepotError(error: unknown, what: string): DepotError {
     return new DepotError(
       'misconfigured',
       `${what}: the NATS user may not ${permission.operation ?? 'use'} ${permission.subject ?? 'a subject depot needs'} (see docs/drivers/nats.md, "Permissions")`,
+    );
+  }
+  const tls = chain(error).find((c) => typeof c.code === 'string' && TLS_TRUST_CODES.has(c.code));
+  if (tls) {
+    // A certificate the client does not trust stays untrusted: an operator must act (tls.caFile, the server's certificate).
+    return new DepotError(
+      'misconfigured',
+      `${what}: the NATS server's TLS certificate is not trusted (${String(tls.code)}: ${redactor.redact(tls.message ?? '')})`,
     );
   }
   if (named(error, 'TimeoutError')) return new DepotError('unavailable', `${what}: the NATS server did not answer in time`);
