@@ -202,7 +202,7 @@ export class NatsDriver implements StorageDriver {
         const current = await readInfo(session, this.bucket, name).catch(() => undefined);
         // Cannot tell whether the description landed: the chunks stay, for the sweep if nothing names them.
         if (current === undefined) throw error;
-        if (current?.info.nuid === uploadId) return { status: 'created', info: current.info };
+        if (current?.info.nuid === uploadId) return await this.confirmFirst(session, current.info, current.revision, what);
       }
       await this.removeChunks(session, chunks, what);
       throw error;
