@@ -34,13 +34,15 @@ type PutOutcome = { status: 'created'; info: ObjectInfo } | { status: 'taken'; c
  * upload id per attempt), invisible while no description names them; the
  * store checks what it published against the shared layer's hash; then the
  * description is published with `Nats-Expected-Last-Subject-Sequence: 0` on
- * the key's meta subject. JetStream applies the messages of a stream one at a
- * time, in order, on every replica, and refuses that publish when any message
- * is on the subject: of two writers only one can publish the description,
+ * the key's meta subject. The server checks that condition within the
+ * stream's one order of messages and refuses the publish when any message is
+ * on the subject: of two writers only one can publish the description,
  * whatever their timing, and an existing archive is never replaced. The loser
  * removes its chunks and reports `exists` with the description it found;
  * the shared layer decides from the stored bytes whether that is its own
- * archive (idempotent) or not (`conflict`).
+ * archive (idempotent) or not (`conflict`). After writing, the store looks
+ * whether the server really let only its description through
+ * (confirmFirst), since some releases did not on clusters.
  *
  * Crash ordering: a store that dies before its description leaves chunks no
  * description names (swept: `sweepStaleUploads`); delete removes the
@@ -203,6 +205,9 @@ export class NatsDriver implements StorageDriver {
         // Cannot tell whether the description landed: the chunks stay, for the sweep if nothing names them.
         if (current === undefined) throw error;
         if (current?.info.nuid === uploadId) return await this.confirmFirst(session, current.info, current.revision, what);
+        // Ours owns the key although another description hides it (confirmFirst's conflict): the chunks are its bytes.
+        const owner = await firstLiveDescription(session, metaSubject(this.bucket, name), 1).catch(() => undefined);
+        if (owner === undefined || owner?.info?.nuid === uploadId) throw error;
       }
       await this.removeChunks(session, chunks, what);
       throw error;
