@@ -13,6 +13,8 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 { command -v proftpd >/dev/null 2>&1 && [ -f /usr/lib/proftpd/mod_tls.so ]; } || need+=(proftpd-core proftpd-mod-crypto)
 { command -v radosgw >/dev/null 2>&1 && command -v ceph-mon >/dev/null 2>&1 && command -v ceph-osd >/dev/null 2>&1; } || need+=(ceph-mon ceph-osd radosgw)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# NATS with JetStream for the nats driver's tests (they start their own servers on free ports).
+command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
 # php-cli runs the PHP webhook receiver the docs quote (examples/webhook-receiver.php).
 command -v php >/dev/null 2>&1 || need+=(php-cli)
 # PHPUnit 9 runs the Moodle plugins' logic that needs no Moodle (test/moodle/local-depot-php.test.ts).
