@@ -21,6 +21,7 @@ import { migrate, SCHEMA_VERSION, schemaVersion } from './schema';
 import { SqlCatalog } from './sql-catalog';
 import type { SqlDatabase } from './sql';
 import { SqliteDatabase } from './sqlite/database';
+import { SqliteWriter } from './sqlite/writer';
 import { ignoreFailure } from '../support/ignore';
 
 export interface CatalogSettings {
@@ -73,7 +74,8 @@ export async function openCatalog(settings: CatalogSettings, mode: 'write' | 're
     await ignoreFailure(db.close(), 'a catalog that failed to open has nothing to flush');
     throw error;
   }
-  return new SqlCatalog(db, location);
+  // SQLite's writes run in a thread of their own (sqlite/writer.ts); PostgreSQL's wait on the network anyway.
+  return new SqlCatalog(db, location, target.kind === 'sqlite' ? new SqliteWriter({ file: target.file, location }) : undefined);
 }
 
 /**

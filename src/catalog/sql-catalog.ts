@@ -24,6 +24,8 @@ export const MAX_PAGE = 1000;
 
 /** Rows of metadata inserted per statement (3 values each): well inside both databases' limits on parameters. */
 const META_ROWS_PER_STATEMENT = 2000;
+/** Operations' writes committed in one transaction at most (group commit). */
+const WRITES_PER_COMMIT = 64;
 /** Keys looked up per statement in a reindex batch. */
 const KEYS_PER_STATEMENT = 500;
 
@@ -119,10 +121,15 @@ function limitOf(limit: number | undefined): number {
  */
 export class SqlCatalog implements Catalog {
   private read = 0;
+  private readonly writes: Array<{ work: (tx: SqlSession) => Promise<void>; resolve: () => void; reject: (error: unknown) => void }> = [];
+  /** Transactions committing writes now; at most the database's `parallelWrites`. */
+  private committing = 0;
 
   constructor(
     private readonly db: SqlDatabase,
     readonly location: string,
+    /** Where the operations' writes go instead, when they run elsewhere (SQLite: its writer thread, sqlite/writer.ts). */
+    private readonly writer?: { call(method: string, args: unknown[]): Promise<void>; close(): Promise<void> },
   ) {}
 
   get rowsRead(): number {
@@ -138,8 +145,9 @@ export class SqlCatalog implements Catalog {
   // --- writes ---
 
   async recordPending(pending: PendingArchive): Promise<void> {
+    if (this.writer) return this.writer.call('recordPending', [pending]);
     const now = Date.now();
-    await this.db.transaction(async (tx) => {
+    await this.write(async (tx) => {
       const inserted = await this.all(
         tx,
         `INSERT INTO depot_archives (${ARCHIVE_COLUMNS.join(', ')}) VALUES (${placeholders(ARCHIVE_COLUMNS.length)})
@@ -170,9 +178,10 @@ export class SqlCatalog implements Catalog {
   }
 
   async recordStored(driver: string, manifest: Manifest, event: AuditEvent): Promise<void> {
+    if (this.writer) return this.writer.call('recordStored', [driver, manifest, event]);
     const now = Date.now();
     const storedMs = ms(manifest.storedAt);
-    await this.db.transaction(async (tx) => {
+    await this.write(async (tx) => {
       const [before] = await this.all(tx, `SELECT id, metadata FROM depot_archives WHERE driver = ? AND key = ?`, [driver, manifest.key]);
       const [row] = await this.all(
         tx,
@@ -199,8 +208,9 @@ export class SqlCatalog implements Catalog {
   }
 
   async recordDeleted(event: AuditEvent): Promise<void> {
+    if (this.writer) return this.writer.call('recordDeleted', [event]);
     const at = event.at ?? new Date();
-    await this.db.transaction(async (tx) => {
+    await this.write(async (tx) => {
       await this.insertAudit(tx, { ...event, at });
       await tx.run(`UPDATE depot_archives SET deleted_at = ?, deleted_ms = ? WHERE driver = ? AND key = ? AND deleted_ms IS NULL`, [
         at.toISOString(),
@@ -212,12 +222,14 @@ export class SqlCatalog implements Catalog {
   }
 
   async recordAudit(event: AuditEvent): Promise<void> {
-    await this.db.transaction((tx) => this.insertAudit(tx, event).then(() => undefined));
+    if (this.writer) return this.writer.call('recordAudit', [event]);
+    await this.write((tx) => this.insertAudit(tx, event).then(() => undefined));
   }
 
   async recordVerification(status: VerifyStatus, event: AuditEvent): Promise<void> {
+    if (this.writer) return this.writer.call('recordVerification', [status, event]);
     const at = event.at ?? new Date();
-    await this.db.transaction(async (tx) => {
+    await this.write(async (tx) => {
       if (!(await this.insertAudit(tx, { ...event, at }))) return;
       await tx.run(`UPDATE depot_archives SET last_verified_at = ?, verify_status = ?, checked_ms = ? WHERE driver = ? AND key = ?`, [
         at.toISOString(),
@@ -243,6 +255,48 @@ export class SqlCatalog implements Catalog {
       ref.driver,
       ref.key,
     ]);
+  }
+
+  /**
+   * Group commit of the operations' writes: a write that arrives while fewer
+   * than the database's `parallelWrites` transactions are committing starts
+   * one at once; writes that arrive meanwhile (concurrent tasks) wait and are
+   * then committed together, in one transaction, up to WRITES_PER_COMMIT. Each write is idempotent, so
+   * a batch that fails is tried again write by write, and only the write that
+   * fails on its own rejects. On PostgreSQL this saves a commit (a WAL flush)
+   * and its round trips per write under load; on SQLite, whose commits are
+   * cheap, batches are rarely more than one.
+   */
+  private write(work: (tx: SqlSession) => Promise<void>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.writes.push({ work, resolve, reject });
+      if (this.committing < this.db.parallelWrites) void this.commitWrites();
+    });
+  }
+
+  private async commitWrites(): Promise<void> {
+    this.committing++;
+    try {
+      // Writes issued in the same run of code as this one (the writer thread hands over all that arrived) join it.
+      await Promise.resolve();
+      while (this.writes.length) {
+        const batch = this.writes.splice(0, WRITES_PER_COMMIT);
+        try {
+          await this.db.transaction(async (tx) => {
+            for (const write of batch) await write.work(tx);
+          });
+          for (const write of batch) write.resolve();
+        } catch (error) {
+          if (batch.length === 1) {
+            batch[0].reject(error);
+            continue;
+          }
+          for (const write of batch) await this.db.transaction(write.work).then(write.resolve, write.reject);
+        }
+      }
+    } finally {
+      this.committing--;
+    }
   }
 
   /** The audit row, once per event key; true when it was new (then, and only then, its counter moves). */
@@ -534,8 +588,9 @@ export class SqlCatalog implements Catalog {
     return rows.map((row) => ({ entry: entryOf(row), position: encodeCursor([Number(row.id)]), pending: row.state === 'pending' }));
   }
 
-  close(): Promise<void> {
-    return this.db.close();
+  async close(): Promise<void> {
+    await this.writer?.close();
+    await this.db.close();
   }
 }
 

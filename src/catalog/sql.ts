@@ -22,6 +22,8 @@ export type Dialect = 'sqlite' | 'postgres';
  */
 export interface SqlDatabase extends SqlSession {
   readonly dialect: Dialect;
+  /** Write transactions worth running at once: 1 on SQLite (one writer), the pool's connections on PostgreSQL. */
+  readonly parallelWrites: number;
   transaction<T>(work: (tx: SqlSession) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }

@@ -34,6 +34,7 @@ export interface PostgresOptions {
  */
 export class PostgresDatabase implements SqlDatabase {
   readonly dialect = 'postgres';
+  readonly parallelWrites: number;
   private readonly pool: pg.Pool;
   private readonly numbered = new Map<string, string>();
 
@@ -42,9 +43,10 @@ export class PostgresDatabase implements SqlDatabase {
     private readonly location: string,
     options: PostgresOptions = {},
   ) {
+    this.parallelWrites = options.maxConnections ?? 4;
     this.pool = new pg.Pool({
       connectionString: url,
-      max: options.maxConnections ?? 4,
+      max: this.parallelWrites,
       connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
       statement_timeout: options.statementTimeoutMs ?? 30_000,
       idleTimeoutMillis: 30_000,

@@ -27,6 +27,7 @@ export interface SqliteOptions {
  */
 export class SqliteDatabase implements SqlDatabase {
   readonly dialect = 'sqlite';
+  readonly parallelWrites = 1;
   private readonly db: DatabaseSync;
   private readonly statements = new Map<string, StatementSync>();
   /** One unit of work at a time on the connection: a transaction's statements are never interleaved with another's. */
@@ -43,16 +44,17 @@ export class SqliteDatabase implements SqlDatabase {
     try {
       this.db = new DatabaseSync(file);
       this.db.exec('PRAGMA busy_timeout = 0');
+      // Per connection, not kept in the file: every connection commits without an fsync of its own (see above).
+      this.db.exec('PRAGMA synchronous = NORMAL');
     } catch (error) {
       throw catalogUnavailable(location, `cannot open ${file}: ${(error as Error).message}`, error);
     }
   }
 
-  /** WAL and its settings; a writer's business (it changes the file), done once when the catalog is opened for writing. */
+  /** WAL, kept in the file; a writer's business (it changes the file), done when the catalog is opened for writing. */
   async prepareForWriting(): Promise<void> {
     await this.exclusive(() => {
       this.db.exec('PRAGMA journal_mode = WAL');
-      this.db.exec('PRAGMA synchronous = NORMAL');
     });
   }
 
