@@ -163,6 +163,8 @@ export interface Catalog {
   unseen(driver: string, generation: number, before: Date, limit: number, after?: string): Promise<Array<Positioned & { pending: boolean }>>;
   /** Marks an entry whose archive the backend no longer has (drift found by a reindex): verifyStatus `missing`, no audit event. */
   markMissing(ref: StorageRef): Promise<void>;
+  /** Refreshes the query planner's statistics after many rows changed at once (a reindex): a planner that believes the tables empty picks scans. */
+  optimize(): Promise<void>;
 
   close(): Promise<void>;
 }

@@ -132,6 +132,9 @@ export class DeferredCatalog implements Catalog {
   async markMissing(ref: StorageRef): Promise<void> {
     return (await this.ready()).markMissing(ref);
   }
+  async optimize(): Promise<void> {
+    return (await this.ready()).optimize();
+  }
   async get(ref: StorageRef): Promise<CatalogEntry | null> {
     return (await this.ready()).get(ref);
   }

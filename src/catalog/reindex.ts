@@ -206,6 +206,8 @@ export async function reindex(catalog: Catalog, storage: StorageAPI, options: Re
       if (batch.length >= (options.batchSize ?? 500) || Date.now() - flushed >= FLUSH_MS) await flush();
     }
     await flush();
+    // Many rows changed at once: the planner learns the tables' new sizes before anything queries them.
+    if (progress.added + progress.updated > 0) await catalog.optimize();
 
     // Entries of this driver that no manifest confirmed, and written before the run began (a store since then speaks for itself).
     for (let after: string | undefined; ;) {

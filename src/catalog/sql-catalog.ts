@@ -129,7 +129,7 @@ export class SqlCatalog implements Catalog {
     private readonly db: SqlDatabase,
     readonly location: string,
     /** Where the operations' writes go instead, when they run elsewhere (SQLite: its writer thread, sqlite/writer.ts). */
-    private readonly writer?: { call(method: string, args: unknown[]): Promise<void>; close(): Promise<void> },
+    private readonly writer?: { call<T = void>(method: string, args: unknown[]): Promise<T>; close(): Promise<void> },
   ) {}
 
   get rowsRead(): number {
@@ -248,6 +248,11 @@ export class SqlCatalog implements Catalog {
       await tx.run(`DELETE FROM depot_archive_meta WHERE archive_id = ?`, [Number(rows[0].id)]);
       await tx.run(`DELETE FROM depot_archives WHERE id = ?`, [Number(rows[0].id)]);
     });
+  }
+
+  async optimize(): Promise<void> {
+    if (this.db.dialect === 'postgres') await this.db.run('ANALYZE depot_archives, depot_archive_meta, depot_audit');
+    else await this.db.run('PRAGMA optimize');
   }
 
   async markMissing(ref: StorageRef): Promise<void> {
@@ -502,6 +507,8 @@ export class SqlCatalog implements Catalog {
   }
 
   async reindexBatch(driver: string, manifests: Manifest[], generation: number): Promise<ReindexOutcome[]> {
+    // A batch holds SQLite for tens of milliseconds: in the writer thread, not on the worker's main thread.
+    if (this.writer) return this.writer.call<ReindexOutcome[]>('reindexBatch', [driver, manifests, generation]);
     const now = Date.now();
     return this.db.transaction(async (tx) => {
       const known = new Map<string, Row>();

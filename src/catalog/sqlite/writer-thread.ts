@@ -6,7 +6,7 @@ import type { WriterCall, WriterReply, WriterSetup } from './writer';
 
 /**
  * The SQLite catalog's writer thread (see writer.ts): one connection that
- * takes the operations' writes. Calls that arrive together — from the
+ * takes the operations' writes and the reindex's batches. Calls that arrive together — from the
  * worker's concurrent tasks — are committed together: each turn of this
  * thread's event loop hands everything that has arrived to the catalog at
  * once, whose group commit puts it in one transaction.
@@ -18,7 +18,7 @@ const port = parentPort;
 let arrived: WriterCall[] = [];
 let scheduled = false;
 
-const WRITES = new Set<string>(['recordPending', 'recordStored', 'recordDeleted', 'recordAudit', 'recordVerification']);
+const WRITES = new Set<string>(['recordPending', 'recordStored', 'recordDeleted', 'recordAudit', 'recordVerification', 'reindexBatch']);
 
 function run(call: WriterCall): Promise<unknown> {
   if (!WRITES.has(call.method)) return Promise.reject(new Error(`not a write: ${call.method}`));
@@ -27,7 +27,7 @@ function run(call: WriterCall): Promise<unknown> {
 }
 
 function reply(call: WriterCall, outcome: PromiseSettledResult<unknown>): WriterReply {
-  if (outcome.status === 'fulfilled') return { id: call.id, ok: true };
+  if (outcome.status === 'fulfilled') return { id: call.id, ok: true, value: outcome.value };
   const error: unknown = outcome.reason;
   const depot = error instanceof DepotError ? error : undefined;
   return {

@@ -18,6 +18,7 @@ export interface WriterCall {
 export interface WriterReply {
   id: number;
   ok: boolean;
+  value?: unknown;
   error?: { code: ErrorCode; message: string; retryable?: boolean; field?: string };
 }
 
@@ -37,18 +38,18 @@ export interface WriterReply {
  */
 export class SqliteWriter {
   private worker?: Worker;
-  private readonly waiting = new Map<number, { resolve: () => void; reject: (error: DepotError) => void }>();
+  private readonly waiting = new Map<number, { resolve: (value: unknown) => void; reject: (error: DepotError) => void }>();
   private next = 0;
   private closed = false;
 
   constructor(private readonly setup: WriterSetup) {}
 
-  call(method: string, args: unknown[]): Promise<void> {
+  call<T = void>(method: string, args: unknown[]): Promise<T> {
     if (this.closed) return Promise.reject(catalogUnavailable(this.setup.location, 'closed'));
     const worker = this.thread();
     const id = ++this.next;
-    return new Promise<void>((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.set(id, { resolve: resolve as (value: unknown) => void, reject });
       worker.ref();
       worker.postMessage({ id, method, args } satisfies WriterCall);
     });
@@ -75,7 +76,7 @@ export class SqliteWriter {
         const waiter = this.waiting.get(reply.id);
         if (!waiter) continue;
         this.waiting.delete(reply.id);
-        if (reply.ok) waiter.resolve();
+        if (reply.ok) waiter.resolve(reply.value);
         else {
           const e = reply.error ?? { code: 'internal' as const, message: 'no reason given' };
           waiter.reject(new DepotError(e.code, e.message, { origin: 'catalog', retryable: e.retryable }));
