@@ -69,6 +69,13 @@ export class PostgresDatabase implements SqlDatabase {
     return this.guard(async () => {
       const client = await this.pool.connect();
       let broken = false;
+      // A connection that the server or the network drops while it is checked out emits 'error' here, outside any
+      // query (pg-pool only listens on idle ones): without a listener that would end the process. The query under
+      // way fails by itself; the connection is not handed back.
+      const onError = () => {
+        broken = true;
+      };
+      client.on('error', onError);
       try {
         const tx: SqlSession = {
           all: async (sql, params = []) => (await client.query(this.text(sql), params as SqlValue[])).rows as Row[],
@@ -86,7 +93,8 @@ export class PostgresDatabase implements SqlDatabase {
           throw error;
         }
       } finally {
-        // A connection whose rollback failed is not handed to the next transaction.
+        client.off('error', onError);
+        // A connection whose rollback failed, or that broke, is not handed to the next transaction.
         client.release(broken);
       }
     });
