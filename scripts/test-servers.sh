@@ -2,7 +2,7 @@
 # The Debian servers the tests start on free loopback ports: redis-server,
 # proftpd with mod_tls (FTPS), and Ceph's RADOS Gateway (a real S3 store that
 # enforces Object Lock; test/helpers/worm-s3.sh), and promtool (Debian
-# prometheus) to check /metrics as Prometheus reads it, php-cli, phpunit and chromium.
+# prometheus) to check /metrics as Prometheus reads it, php-cli, php-curl, phpunit and chromium.
 # Installs what is missing when it can (root, or sudo without a password);
 # otherwise says exactly what to run.
 set -euo pipefail
@@ -19,6 +19,8 @@ command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
 command -v php >/dev/null 2>&1 || need+=(php-cli)
 # PHPUnit 9 runs the Moodle plugins' logic that needs no Moodle (test/moodle/local-depot-php.test.ts).
 command -v phpunit >/dev/null 2>&1 || need+=(phpunit)
+# PHP's curl extension: archivingstore_depot's client talks to depot serve with it (test/moodle/archivingstore-depot-php.test.ts).
+{ command -v php >/dev/null 2>&1 && php -r 'exit(extension_loaded("curl") ? 0 : 1);'; } || need+=(php-curl)
 # Headless Chromium loads the dashboard as an operator's browser does (test/http/dashboard-browser.test.ts).
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
