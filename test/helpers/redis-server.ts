@@ -8,7 +8,14 @@ import path from 'node:path';
 export interface RedisServer {
   port: number;
   url: string;
+  /** SIGKILL, as a crash would, then the same server again on the same port and directory (its AOF, if any, read back). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
+}
+
+export interface RedisServerOptions {
+  /** Append-only file, fsynced on every write (`appendfsync always`): nothing acknowledged is lost to a crash. */
+  aof?: boolean;
 }
 
 export async function freePort(): Promise<number> {
@@ -24,28 +31,49 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startRedis(port?: number): Promise<RedisServer> {
+export async function startRedis(port?: number, options: RedisServerOptions = {}): Promise<RedisServer> {
   const chosen = port ?? (await freePort());
   const dir = await mkdtemp(path.join(tmpdir(), 'depot-redis-'));
-  const child: ChildProcess = spawn(
-    'redis-server',
-    ['--port', String(chosen), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--maxmemory-policy', 'noeviction'],
-    { stdio: 'ignore' },
-  );
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await waitForPort(chosen, 5_000);
+  const persistence = options.aof ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+  let server = await spawnRedis(chosen, ['--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir, '--maxmemory-policy', 'noeviction']);
   return {
     port: chosen,
     url: `redis://127.0.0.1:${chosen}`,
+    restart: async () => {
+      await server.kill();
+      server = await spawnRedis(chosen, ['--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir, '--maxmemory-policy', 'noeviction']);
+    },
     stop: async () => {
-      if (child.exitCode === null) child.kill('SIGKILL');
-      await exited;
+      await server.kill();
       await rm(dir, { recursive: true, force: true });
     },
   };
 }
 
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+export interface RedisProcess {
+  child: ChildProcess;
+  /** SIGKILL unless it already exited; resolves once it is gone. */
+  kill(): Promise<void>;
+}
+
+/** `redis-server ARGS --port PORT` (or a config file first), ready once it answers PING. */
+export async function spawnRedis(port: number, args: string[], configFile?: string): Promise<RedisProcess> {
+  const child: ChildProcess = spawn('redis-server', [...(configFile ? [configFile] : []), '--port', String(port), ...args], { stdio: 'ignore' });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const kill = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  };
+  try {
+    await waitForPort(port, 5_000);
+  } catch (error) {
+    await kill();
+    throw error;
+  }
+  return { child, kill };
+}
+
+export async function waitForPort(port: number, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     const ok = await new Promise<boolean>((resolve) => {
