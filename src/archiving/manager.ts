@@ -2,7 +2,6 @@ import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { Job, JobsOptions, Queue, QueueEvents } from 'bullmq';
-import type { Redis } from 'ioredis';
 import {
   CheckResult,
   DeleteResult,
@@ -26,14 +25,27 @@ import type { Catalog } from '../catalog/catalog';
 import { catalogLocation, parseCatalogUrl } from '../catalog/location';
 import { DeferredCatalog, openCatalog } from '../catalog/open';
 import { ListedArchive, listedArchive, metadataPairs } from '../catalog/views';
-import { createRedis, waitForRedis } from '../queue/connection';
+import { createRedis, RedisClient, RedisTarget, waitForRedis } from '../queue/connection';
 import { Provenance, withProvenance } from '../queue/bullmq-internals';
 import { DEFAULT_JOB_OPTIONS } from '../queue/job-options';
 import { DEFAULT_PREFIX, DEFAULT_QUEUE, jobIdFor } from '../queue/names';
 import { ignoreErrorEvents } from '../support/ignore';
 
-export interface ManagerOptions {
-  redisUrl: string;
+export type ManagerOptions = ManagerSettings &
+  (
+    | {
+        /** A single server: `redis://[user:password@]host:port[/db]`. */
+        redisUrl: string;
+        redis?: undefined;
+      }
+    | {
+        /** A `redis://` URL, or a Sentinel or Cluster topology (CONTRACT §10; config `redis` as loadConfig gives it). */
+        redis: RedisTarget;
+        redisUrl?: undefined;
+      }
+  );
+
+interface ManagerSettings {
   queueName?: string;
   prefix?: string;
   /** Merged over DEFAULT_JOB_OPTIONS for every task. */
@@ -107,17 +119,19 @@ export interface ArchivingManagerListener {
  * Fails fast when Redis is down.
  */
 export class ArchivingManager extends EventEmitter {
-  private readonly connection: Redis;
+  private readonly connection: RedisClient;
+  private readonly redis: RedisTarget;
   private readonly queue: Queue;
   private events?: QueueEvents;
-  private eventsConnection?: Redis;
+  private eventsConnection?: RedisClient;
   private catalog?: Catalog;
   /** A catalog this manager opened from a URL, and closes. */
   private ownCatalog?: DeferredCatalog;
 
   constructor(private readonly options: ManagerOptions) {
     super();
-    this.connection = createRedis(options.redisUrl, 'producer');
+    this.redis = options.redis ?? options.redisUrl;
+    this.connection = createRedis(this.redis, 'producer');
     // A producer must not crash on an unhandled 'error' while Redis is away; calls reject instead.
     ignoreErrorEvents(this.connection, 'a producer learns of Redis failures from the call that fails');
     this.queue = new Queue(options.queueName ?? DEFAULT_QUEUE, {
@@ -203,7 +217,7 @@ export class ArchivingManager extends EventEmitter {
     if (!this.events) {
       const lastEventId = await this.lastEventId();
       if (this.events) return this.waitReady(this.events);
-      this.eventsConnection = createRedis(this.options.redisUrl, 'worker');
+      this.eventsConnection = createRedis(this.redis, 'worker');
       ignoreErrorEvents(this.eventsConnection, 'the events listener reconnects by itself; waiting results time out');
       this.events = new QueueEvents(this.queue.name, { connection: this.eventsConnection, prefix: this.queue.opts.prefix, lastEventId });
       ignoreErrorEvents(this.events, 'the events listener reconnects by itself; waiting results time out');

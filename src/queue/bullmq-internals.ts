@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection';
 
 /**
  * BullMQ's internal names and formats that depot relies on, and nothing else:
@@ -20,7 +20,7 @@ export function jobLockKey(queue: Queue, jobId: string): string {
 }
 
 /** The token of the worker that holds the job, or null once its lock has expired. */
-export async function jobLockToken(client: Redis, queue: Queue, jobId: string): Promise<string | null> {
+export async function jobLockToken(client: RedisClient, queue: Queue, jobId: string): Promise<string | null> {
   return client.get(jobLockKey(queue, jobId));
 }
 
@@ -31,12 +31,12 @@ export async function jobLockToken(client: Redis, queue: Queue, jobId: string): 
  */
 const STALLED_COUNT_FIELD = 'stc';
 
-export async function stalledCount(client: Redis, queue: Queue, jobId: string): Promise<number> {
+export async function stalledCount(client: RedisClient, queue: Queue, jobId: string): Promise<number> {
   return Number((await client.hget(queue.toKey(jobId), STALLED_COUNT_FIELD)) ?? 0);
 }
 
 /** Counts one more stall of the job, as BullMQ's stalled-job check would. */
-export async function countStall(client: Redis, queue: Queue, jobId: string): Promise<void> {
+export async function countStall(client: RedisClient, queue: Queue, jobId: string): Promise<void> {
   await client.hincrby(queue.toKey(jobId), STALLED_COUNT_FIELD, 1);
 }
 

@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection';
 import { eventStreamField, eventStreamIdAt } from './bullmq-internals';
 
 /** Due inline results handled per sweep; the rest wait for the next one. */
@@ -28,7 +28,7 @@ export class InlineResults {
 
   constructor(
     private readonly queue: Queue,
-    private readonly client: Redis,
+    private readonly client: RedisClient,
     private readonly keepMs: number,
   ) {
     // A jobId cannot contain ':', so no job's keys can be this one.

@@ -1,5 +1,5 @@
 import { Job, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection';
 import { processAlive } from '../support/process-alive';
 import { countStall, jobLockToken, stalledCount, workerConnections } from './bullmq-internals';
 
@@ -33,7 +33,7 @@ export interface HandedBack {
  * alone). A hand-back counts as a stall, so a task that kills its worker every
  * time still ends failed after maxStalledCount, as with BullMQ's own check.
  */
-export async function restartWorker(queue: Queue, client: Redis, search: OrphanSearch): Promise<HandedBack[]> {
+export async function restartWorker(queue: Queue, client: RedisClient, search: OrphanSearch): Promise<HandedBack[]> {
   const isAlive = search.isAlive ?? processAlive;
   const active = await queue.getJobs(['active']);
   if (active.length === 0) return [];
@@ -57,7 +57,36 @@ export async function restartWorker(queue: Queue, client: Redis, search: OrphanS
   return handedBack;
 }
 
-async function handBack(queue: Queue, client: Redis, job: Job, maxStalledCount: number): Promise<boolean> {
+/**
+ * restartWorker triggered by a supervisor (`depot worker --processes N`,
+ * src/process/supervisor.ts) the moment its child `worker` has died: the
+ * supervisor saw it exit, so no pid or host needs checking, only that Redis
+ * has dropped the child's connections (the kernel closed them; Redis may take
+ * a moment to notice). Its active jobs go back to the queue at once, each
+ * counted as a stall as in restartWorker. Connections still open after
+ * `waitMs` (a half-open TCP connection of a lost host) leave the jobs to the
+ * stalled-job check.
+ */
+export async function handBackJobsOf(
+  queue: Queue,
+  client: RedisClient,
+  worker: string,
+  options: { maxStalledCount: number; waitMs?: number },
+): Promise<HandedBack[]> {
+  const until = Date.now() + (options.waitMs ?? 2_000);
+  while ((await workerConnections(queue)).some((c) => c.name === worker)) {
+    if (Date.now() > until) return [];
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const handedBack: HandedBack[] = [];
+  for (const job of await queue.getJobs(['active'])) {
+    if (!job.id || job.processedBy !== worker) continue;
+    if (await handBack(queue, client, job, options.maxStalledCount)) handedBack.push({ jobId: job.id, worker });
+  }
+  return handedBack;
+}
+
+async function handBack(queue: Queue, client: RedisClient, job: Job, maxStalledCount: number): Promise<boolean> {
   const jobId = job.id ?? '';
   const token = await jobLockToken(client, queue, jobId);
   // No lock left: it expired, and the stalled-job check takes the job as usual.
