@@ -13,8 +13,7 @@ export function registerDrivers(program: Command): void {
       const config = loadConfig();
       const factory = defaultDriverFactory();
       const drivers = Object.entries(config.drivers).map(([name, settings]) => {
-        const secrets = new Set(factory.definition(settings.type)?.secretFields ?? []);
-        const shown = Object.fromEntries(Object.entries(settings).map(([k, v]) => [k, secrets.has(k) && v !== undefined ? '***' : v]));
+        const shown = factory.masked(settings);
         return {
           name,
           type: settings.type,

@@ -1,7 +1,9 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import { DepotError, fieldIssues, FieldIssue } from '../contract';
 import type { Logger } from '../support/logging';
 import type { StorageDriver } from './driver';
+import { commonDriverSettings } from './driver-settings';
+import { loadDriverPlugin } from './plugins';
 
 /**
  * One driver type: how its settings are checked, which of them are secrets, and
@@ -10,9 +12,9 @@ import type { StorageDriver } from './driver';
 export interface DriverDefinition<S extends { type: string } = { type: string }> {
   type: string;
   settingsSchema: z.ZodType<S, unknown>;
-  /** Settings that hold credentials: only from `${ENV}` or `<name>File`, masked in every output. */
+  /** Settings that hold credentials (`a.b` for nested ones): only from `${ENV}` or `<name>File`, masked in every output. */
   secretFields: readonly string[];
-  /** Settings naming files (e.g. a CA certificate): relative ones are resolved against the config file's directory, and they must be readable. */
+  /** Settings naming files (e.g. a CA certificate; `tls.caFile` for nested ones): relative ones are resolved against the config file's directory, and they must be readable. */
   fileFields?: readonly string[];
   create(name: string, settings: S, logger: Logger): StorageDriver;
 }
@@ -24,7 +26,11 @@ export class SettingsError extends Error {
   }
 }
 
-/** StorageDriverFactory: driver type → implementation (strategy pattern). */
+/** The settings every driver shares; for a plugin depot checks them, not the plugin's schema. */
+const sharedSettings = z.object(commonDriverSettings);
+const SHARED_KEYS = Object.keys(commonDriverSettings);
+
+/** StorageDriverFactory: driver type → implementation (strategy pattern); a plugin's by its `module` (see plugins.ts). */
 export class StorageDriverFactory {
   private readonly definitions = new Map<string, DriverDefinition>();
 
@@ -41,23 +47,70 @@ export class StorageDriverFactory {
     return this.definitions.get(type);
   }
 
+  /** The definition one instance's settings name: its plugin's when they have `module` (a resolved file by now), else the built-in type's. */
+  definitionOf(settings: unknown): DriverDefinition | undefined {
+    const module = (settings as { module?: unknown } | null)?.module;
+    if (typeof module === 'string') return loadDriverPlugin(module, '/').definition;
+    const type = (settings as { type?: unknown } | null)?.type;
+    return typeof type === 'string' ? this.definitions.get(type) : undefined;
+  }
+
   /** Validates one instance's settings; issues are named `drivers.<name>.<field>`. */
   parseSettings(name: string, raw: unknown): { type: string } {
-    const type = (raw as { type?: unknown } | null)?.type;
-    const definition = typeof type === 'string' ? this.definitions.get(type) : undefined;
+    const definition = this.definitionOf(raw);
     if (!definition) {
-      throw new SettingsError([
-        { field: `drivers.${name}.type`, message: `must be one of ${this.types().join(', ')}${typeof type === 'string' ? ` (got '${type}')` : ''}` },
-      ]);
+      const type = (raw as { type?: unknown } | null)?.type;
+      const got = typeof type === 'string' ? ` (got '${type}')` : '';
+      throw new SettingsError([{ field: `drivers.${name}.type`, message: `must be one of ${this.types().join(', ')}${got}, or a plugin's with module:` }]);
     }
+    if (typeof (raw as { module?: unknown }).module === 'string') return parsePluginSettings(name, raw as Record<string, unknown>, definition);
     const parsed = definition.settingsSchema.safeParse(raw);
     if (!parsed.success) throw new SettingsError(fieldIssues(parsed.error, `drivers.${name}`));
     return parsed.data;
   }
 
   create(name: string, settings: { type: string }, logger: Logger): StorageDriver {
-    const definition = this.definitions.get(settings.type);
+    const definition = this.definitionOf(settings);
     if (!definition) throw new DepotError('unknown_driver', `driver type '${settings.type}' is not available`, { field: 'type' });
     return definition.create(name, settings, logger.child({ driver: name }));
   }
+
+  /** A copy of one instance's settings with its secrets (nested ones too) shown as `***`. */
+  masked(settings: { type: string }): Record<string, unknown> {
+    const shown = structuredClone(settings) as Record<string, unknown>;
+    for (const secret of this.definitionOf(settings)?.secretFields ?? []) {
+      const { holder, key } = settingAt(shown, secret);
+      if (holder && holder[key] !== undefined) holder[key] = '***';
+    }
+    return shown;
+  }
+}
+
+/**
+ * A plugin's settings: the shared keys are checked by depot, the rest by the
+ * plugin's own schema (which need not know them), and both reach its `create`.
+ */
+function parsePluginSettings(name: string, raw: Record<string, unknown>, definition: DriverDefinition): { type: string } {
+  const { module, ...rest } = raw;
+  const shared = Object.fromEntries(Object.entries(rest).filter(([key]) => SHARED_KEYS.includes(key)));
+  const own = Object.fromEntries(Object.entries(rest).filter(([key]) => !SHARED_KEYS.includes(key)));
+  const sharedParsed = sharedSettings.safeParse(shared);
+  const ownParsed = definition.settingsSchema.safeParse(own);
+  const issues = [
+    ...(sharedParsed.success ? [] : fieldIssues(sharedParsed.error, `drivers.${name}`)),
+    ...(ownParsed.success ? [] : fieldIssues(ownParsed.error, `drivers.${name}`)),
+  ];
+  if (!sharedParsed.success || !ownParsed.success) throw new SettingsError(issues);
+  const settings: { type: string; [setting: string]: unknown } = { ...ownParsed.data, ...sharedParsed.data, type: definition.type, module };
+  return settings;
+}
+
+/** The object holding a dotted setting (`tls.caFile` → settings.tls, `caFile`); no holder when a level is missing. */
+export function settingAt(settings: Record<string, unknown>, dotted: string): { holder: Record<string, unknown> | undefined; key: string } {
+  const parts = dotted.split('.');
+  const key = parts.pop() as string;
+  let holder: unknown = settings;
+  for (const part of parts) holder = typeof holder === 'object' && holder !== null ? (holder as Record<string, unknown>)[part] : undefined;
+  const isObject = typeof holder === 'object' && holder !== null && !Array.isArray(holder);
+  return { holder: isObject ? (holder as Record<string, unknown>) : undefined, key };
 }
