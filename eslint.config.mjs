@@ -2,7 +2,9 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'data/', 'coverage/', '.tmp/', '.bench-variant/', 'moodle/', 'examples/**/*.php'] },
+  // The example plugin is a package of its own: archive-depot's types reach it only once installed in its folder
+  // (test/plugins does that, after lint in CI); its strict build and its ts-jest run check it there.
+  { ignores: ['dist/', 'node_modules/', 'data/', 'coverage/', '.tmp/', '.bench-variant/', 'moodle/', 'examples/**/*.php', 'examples/depot-driver-example/'] },
   js.configs.recommended,
   // Type-checked: floating and misused promises, unsafe any, awaits that do nothing.
   ...tseslint.configs.recommendedTypeChecked,
