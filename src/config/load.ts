@@ -3,7 +3,8 @@ import path from 'node:path';
 import YAML from 'yaml';
 import type { FieldIssue } from '../contract';
 import { fieldIssues } from '../contract';
-import { SettingsError, StorageDriverFactory } from '../storage/factory';
+import { DriverDefinition, SettingsError, settingAt, StorageDriverFactory } from '../storage/factory';
+import { loadDriverPlugin, PluginLoadError } from '../storage/plugins';
 import { defaultDriverFactory } from '../storage/drivers';
 import { redactor as processRedactor, Redactor } from '../support/redaction';
 import { ConfigError } from './config-error';
@@ -112,13 +113,17 @@ export function validateConfig(raw: unknown, options: ValidateOptions): Config {
         const holder = settings as { type: string };
         holder.type = interpolate(holder.type, `drivers.${name}.type`, ctx);
       }
-      const type = (settings as { type?: unknown } | null)?.type;
-      const definition = typeof type === 'string' ? factory.definition(type) : undefined;
-      for (const field of definition?.secretFields ?? []) {
-        secretAt.push({ holder: settings, field, at: `drivers.${name}`, list: false });
+      if (!settings || typeof settings !== 'object') continue;
+      const definition = Object.hasOwn(settings, 'module') ? pluginIn(settings, name, factory, ctx) : factory.definitionOf(settings);
+      for (const secret of definition?.secretFields ?? []) {
+        const { holder, key } = settingAt(settings as Record<string, unknown>, secret);
+        const parent = secret.includes('.') ? `.${secret.slice(0, secret.lastIndexOf('.'))}` : '';
+        secretAt.push({ holder, field: key, at: `drivers.${name}${parent}`, list: false });
       }
-      if (settings && typeof settings === 'object')
-        for (const field of definition?.fileFields ?? []) fileAt.push({ holder: settings as Record<string, unknown>, field, at: `drivers.${name}.${field}` });
+      for (const file of definition?.fileFields ?? []) {
+        const { holder, key } = settingAt(settings as Record<string, unknown>, file);
+        if (holder) fileAt.push({ holder, field: key, at: `drivers.${name}.${file}` });
+      }
     }
   }
   const skip = new Set(secretAt.flatMap((s) => [`${s.at}.${s.field}`, `${s.at}.${s.field}File`]));
@@ -252,6 +257,39 @@ function dig(tree: Record<string, unknown>, keys: readonly string[]): unknown {
   let node: unknown = tree;
   for (const key of keys) node = node && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined;
   return node;
+}
+
+/**
+ * A driver with `module:` is a plugin (CONTRACT §11): its module is loaded now,
+ * since its definition says which settings are secrets and files. `module` is
+ * replaced by the file it resolved to (against the config file's folder), and
+ * `type`, when not given, is the plugin's; given, it must be the plugin's.
+ */
+function pluginIn(settings: object, name: string, factory: StorageDriverFactory, ctx: SecretContext): DriverDefinition | undefined {
+  const holder = settings as Record<string, unknown>;
+  const field = `drivers.${name}.module`;
+  if (typeof holder.module !== 'string' || holder.module === '') {
+    ctx.issues.push({ field, message: 'must name a package or a path' });
+    return undefined;
+  }
+  try {
+    const { file, definition } = loadDriverPlugin(interpolate(holder.module, field, ctx), ctx.baseDir);
+    if (factory.definition(definition.type)) {
+      ctx.issues.push({ field, message: `defines type '${definition.type}', which is built in; a plugin needs a type of its own` });
+      return undefined;
+    }
+    holder.type ??= definition.type;
+    if (holder.type !== definition.type) {
+      ctx.issues.push({ field: `drivers.${name}.type`, message: `must be '${definition.type}', the type ${file} defines (or left out)` });
+      return undefined;
+    }
+    holder.module = file;
+    return definition;
+  } catch (error) {
+    if (!(error instanceof PluginLoadError)) throw error;
+    ctx.issues.push({ field, message: error.message });
+    return undefined;
+  }
 }
 
 /** A setting naming a file: resolved against the config file's directory, and readable now rather than at the first connection. */
