@@ -69,6 +69,11 @@ export class ArchiveRecord {
     return this.write(`refused ${operation} of ${ref.driver}:${ref.key}`, doer, () => this.catalog.recordAudit(this.event(operation, ref, taskId, code, doer)));
   }
 
+  /** An operation that ended failed for a reason that changes no entry (a task failed by the stall limit: `internal`). */
+  failed(operation: AuditOperation, ref: StorageRef, taskId: string | null, code: ErrorCode, doer: Doer): Promise<void> {
+    return this.write(`failed ${operation} of ${ref.driver}:${ref.key}`, doer, () => this.catalog.recordAudit(this.event(operation, ref, taskId, code, doer)));
+  }
+
   /**
    * A pending entry of a store that ended elsewhere or not at all: the
    * backend decides. Its manifest there (published before a failure) makes

@@ -25,6 +25,7 @@ import { errorBody, handleError, retryOperation, switchToAlternative } from '../
 import { ignoreFailure } from '../support/ignore';
 import type { Logger } from '../support/logging';
 import { ArchiveRecord, Doer } from './archive-record';
+import { AttemptOutcome, BreakerOpen, CircuitBreakers, NO_BREAKERS } from './breakers';
 import { deleteExpired, ExpiryReport } from './expiry';
 import { FixityReport, verifyArchives } from './fixity';
 import type { NotificationService } from '../support/notifications';
@@ -78,6 +79,8 @@ export class TaskRunner {
     catalog: Catalog,
     /** Webhooks (`archive.corrupt` from the fixity run); none without. */
     private readonly notifications?: NotificationService,
+    /** The drivers' circuit breakers (CONTRACT §10); none without. */
+    private readonly breakers: CircuitBreakers = NO_BREAKERS,
   ) {
     this.record = new ArchiveRecord(catalog, settings, logger);
   }
@@ -115,14 +118,23 @@ export class TaskRunner {
     let attempts = 0;
     const stored = switchToAlternative(
       drivers,
-      async (driver) => {
+      async (driver, admission) => {
         driversTried.push(driver);
         // Before anything is published there (CONTRACT §8); the catalog's own retries, never a failover.
         await this.record.pending({ driver, key }, taskId, task, doer);
         const { manifest } = await retryOperation(
-          async () => {
+          async (attempt) => {
+            // A retry asks the breaker again: once it has opened (this store's failures may have opened it), the store moves on.
+            const probe = attempt === 1 ? admission.probe : await this.admitAgain(driver);
             attempts++;
-            return this.storeOnce(driver, key, taskId, task, ctx);
+            try {
+              const result = await this.storeOnce(driver, key, taskId, task, ctx);
+              await this.breakers.record(driver, 'success', probe);
+              return result;
+            } catch (error) {
+              await this.breakers.record(driver, attemptOutcome(error, ctx.signal), probe);
+              throw error;
+            }
           },
           {
             attempts: this.settings.attempts,
@@ -142,12 +154,14 @@ export class TaskRunner {
           storedAt: manifest.storedAt,
           metadata: manifest.metadata,
           driversTried,
-          failedOver: driversTried.length > 1,
+          // A primary skipped for its open breaker is not among driversTried, but the store did fail over.
+          failedOver: driver !== primary,
           attempts,
         };
       },
       {
         signal: ctx.signal,
+        breakers: this.breakers,
         onSwitch: (from, to, failure) => {
           this.logger.warn(`failing over from ${from} to ${to}`, { taskId, jobId: ctx.jobId, error: failure.toJSON() });
           ctx.failingOver?.(from, to, failure);
@@ -172,6 +186,13 @@ export class TaskRunner {
       settle(undefined);
       throw error;
     }
+  }
+
+  /** Whether a retry on `driver` may go ahead, and as its probe; BreakerOpen once its breaker has opened. */
+  private async admitAgain(driver: string): Promise<boolean> {
+    const admission = await this.breakers.admit(driver);
+    if (!admission.admitted) throw new BreakerOpen(driver, admission.retryAt);
+    return admission.probe;
   }
 
   private async storeOnce(driver: string, key: string, taskId: string, task: StoreTask, ctx: TaskContext) {
@@ -266,6 +287,49 @@ export class TaskRunner {
   }
 
   /**
+   * A task BullMQ failed without running it: its workers died while running
+   * it more often than the stall limit allows (CONTRACT §10). What its runs
+   * left in the catalog is settled as a failed run's would be, and the
+   * failure is audited (`internal`, as its `task.failed` says), so the record
+   * of the task does not end with a pending entry or nothing. A store whose
+   * archive a run did publish is catalogued complete instead (the backend
+   * decides, as ever). Best effort: a catalog or backend that does not answer
+   * leaves the pending entries to the next settling (expiry run, erase, reindex).
+   */
+  async abandoned(operation: string, data: unknown, ctx: Pick<TaskContext, 'jobId' | 'createdAt' | 'actor' | 'auditAs'>): Promise<void> {
+    if (!isOperation(operation) || operation === 'check') return;
+    const doer: Doer = { actor: ctx.actor ?? 'queue', jobId: ctx.jobId };
+    const failed = (what: string) => (error: unknown) => this.logger.warn(`catalog: ${what} not recorded: ${errorBody(error).message}`, { jobId: ctx.jobId });
+    let task;
+    try {
+      task = parseTask(operation, data);
+    } catch {
+      return; // never ran: nothing of it is in the catalog
+    }
+    if (operation === 'store') {
+      const store = task as StoreTask;
+      // The taskId is kept on the job before a run writes anything: without one, no run got as far as the catalog.
+      if (!store.taskId) return;
+      const key = archiveKey(taskIdTime(store.taskId) ?? new Date(ctx.createdAt), store.taskId, store.name);
+      const primary = store.driver ?? this.settings.defaultDriver;
+      const drivers = [primary, ...(store.fallbacks ?? this.configuredFallbacks(primary))].filter((d) => this.storage.driverNames().includes(d));
+      let published = false;
+      for (const driver of drivers) {
+        const archiveStore = this.storage.getArchiveStore(driver);
+        const manifest = await archiveStore.stat(key).catch(() => null);
+        if (manifest) published = true;
+        await this.record.settle(archiveStore, key, doer);
+      }
+      if (!published && drivers.length)
+        await this.record.failed('store', { driver: primary, key }, store.taskId, 'internal', doer).catch(failed(`the failed store of ${store.taskId}`));
+      return;
+    }
+    const { ref, taskId } = task as RetrieveTask | DeleteTask;
+    const audited = operation === 'retrieve' ? 'retrieve' : (ctx.auditAs ?? 'delete');
+    await this.record.failed(audited, ref, taskId ?? null, 'internal', doer).catch(failed(`the failed ${operation} of ${ref.driver}:${ref.key}`));
+  }
+
+  /**
    * A retrieve or delete that failed for good with a code about the archive
    * (`not_found`, `integrity`, `retention`) is audited with that code; other
    * failures are the backend's or the task's, not events of the archive. The
@@ -337,4 +401,16 @@ export class TaskRunner {
       throw failure;
     }
   }
+}
+
+/**
+ * What a store attempt's failure says about its driver's backend (CONTRACT
+ * §10): `unavailable` from the backend counts toward its breaker; the
+ * catalog's (origin `catalog`), an abort (shutdown), a breaker's own refusal
+ * and every other code do not.
+ */
+export function attemptOutcome(error: unknown, signal: AbortSignal): AttemptOutcome {
+  if (signal.aborted) return 'neutral';
+  const failure = handleError(error);
+  return failure.code === 'unavailable' && failure.origin !== 'catalog' && !(failure instanceof BreakerOpen) ? 'unavailable' : 'neutral';
 }

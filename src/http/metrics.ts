@@ -1,3 +1,4 @@
+import type { BreakerState } from '../archiving/breakers';
 import type { CatalogStats } from '../catalog/catalog';
 import { CALLBACK_QUEUE } from '../queue/names';
 import { writeCatalog } from './catalog-metrics';
@@ -16,6 +17,8 @@ export interface MetricsSnapshot {
   tasks: TaskCounters;
   /** The catalog's figures (CONTRACT §8); undefined when it did not answer. */
   catalog?: CatalogStats;
+  /** Each driver's circuit breaker (CONTRACT §10); undefined when Redis did not answer. */
+  breakers?: Array<{ driver: string; state: BreakerState }>;
 }
 
 /**
@@ -35,6 +38,12 @@ export function renderMetrics(s: MetricsSnapshot): string {
   out.family('depot_workers', 'gauge', 'Storage workers connected to the queue.', [[{ queue: s.queue }, s.workers]]);
   out.family('depot_webhook_deliveries', 'gauge', 'Webhook deliveries on their queue by state.', perState(s.webhooks, { queue: CALLBACK_QUEUE }));
   writeDrivers(out, s.drivers);
+  out.family(
+    'depot_driver_breaker_open',
+    'gauge',
+    "1 while the driver's circuit breaker is open or half-open (stores go to its failover drivers or wait), 0 when closed.",
+    (s.breakers ?? []).map(({ driver, state }) => [{ driver }, state === 'closed' ? 0 : 1]),
+  );
   writeTasks(out, s);
   writeCatalog(
     out,

@@ -1,4 +1,5 @@
 import { DepotError, ErrorCode, failsOver, isRetried } from '../contract';
+import { BreakerOpen, CircuitBreakers, DriversOpen } from '../archiving/breakers';
 import { redactor } from './redaction';
 
 /**
@@ -88,22 +89,38 @@ export async function retryOperation<T>(operation: (attempt: number) => Promise<
  * failure whose code fails over (ERROR_POLICY: at once, or once `attempt`'s
  * own retries ended) and never once `signal` is aborted; `onSwitch` hears of
  * each move first. Throws the failure that ended the loop, as a DepotError.
+ *
+ * With `breakers` (CONTRACT §10), a driver whose breaker is open is skipped
+ * as if it had failed at once (BreakerOpen), and `attempt` learns whether it
+ * runs as the half-open probe. When a breaker is what ended the loop — every
+ * driver skipped, or the last one stopped by its breaker opening — the
+ * store throws DriversOpen: the task waits for the earliest cool-down
+ * instead of failing.
  */
 export async function switchToAlternative<T>(
   drivers: readonly string[],
-  attempt: (driver: string) => Promise<T>,
-  options: { signal?: AbortSignal; onSwitch?: (from: string, to: string, failure: DepotError) => void } = {},
+  attempt: (driver: string, admission: { probe: boolean }) => Promise<T>,
+  options: { signal?: AbortSignal; onSwitch?: (from: string, to: string, failure: DepotError) => void; breakers?: CircuitBreakers } = {},
 ): Promise<T> {
   let failure: DepotError | undefined;
+  const open: BreakerOpen[] = [];
   for (const [i, driver] of drivers.entries()) {
     if (failure) options.onSwitch?.(drivers[i - 1], driver, failure);
     try {
-      return await attempt(driver);
+      const admission = options.breakers ? await options.breakers.admit(driver) : { admitted: true as const, probe: false };
+      if (!admission.admitted) throw new BreakerOpen(driver, admission.retryAt);
+      return await attempt(driver, admission);
     } catch (error) {
       failure = handleError(error);
+      if (failure instanceof BreakerOpen) open.push(failure);
       if (options.signal?.aborted || !failsOver(failure)) throw failure;
     }
   }
+  if (failure instanceof BreakerOpen)
+    throw new DriversOpen(
+      open.map((o) => o.driver),
+      Math.min(...open.map((o) => o.retryAt)),
+    );
   throw failure ?? new DepotError('internal', 'no driver to store to');
 }
 
