@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, lstat, open, unlink } from 'node:fs/promises';
+import { FileHandle, link, lstat, open, unlink } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { DepotError } from '../contract';
 import { openTargetDir, TargetDir } from './path-policy';
@@ -37,7 +37,13 @@ export async function writeToPath(stream: Readable, rawPath: string, allowed: st
 }
 
 async function writeInto(dir: TargetDir, stream: Readable, rawPath: string): Promise<void> {
-  if (await exists(dir.entry(dir.name))) throw new DepotError('conflict', `${rawPath} already exists; it is never replaced`, { field: 'target.path' });
+  if (await exists(dir.entry(dir.name))) {
+    // A retried retrieve whose first run published the file and died before its job completed (kill -9,
+    // a Redis failover losing the completion) finds its own bytes there: as for a retried store (§2),
+    // the same bytes are success. Anything else there is never replaced.
+    if (await holdsExactly(dir.entry(dir.name), stream)) return;
+    throw new DepotError('conflict', `${rawPath} already exists; it is never replaced`, { field: 'target.path' });
+  }
   const temp = dir.entry(`.${cutUtf8(dir.name, TEMP_NAME_BYTES)}.${randomBytes(6).toString('hex')}.depot-part`);
   try {
     await dir.recheck();
@@ -85,6 +91,39 @@ export async function readInline(stream: Readable, size: number, limit: number):
   const chunks: Buffer[] = [];
   for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
   return Buffer.concat(chunks).toString('base64');
+}
+
+/**
+ * Whether `file` is a regular file (not through a symlink) holding exactly the
+ * stream's bytes. The stream is read to its end when they match, so its own
+ * verification (the archive's sha256) has run; it stops at the first byte
+ * that differs (the caller destroys it).
+ */
+async function holdsExactly(file: string, stream: Readable): Promise<boolean> {
+  let handle: FileHandle;
+  try {
+    handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return false;
+  }
+  try {
+    if (!(await handle.stat()).isFile()) return false;
+    let offset = 0;
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      const there = Buffer.allocUnsafe(chunk.length);
+      let read = 0;
+      while (read < chunk.length) {
+        const { bytesRead } = await handle.read(there, read, chunk.length - read, offset + read);
+        if (bytesRead === 0) return false;
+        read += bytesRead;
+      }
+      if (!there.equals(chunk)) return false;
+      offset += chunk.length;
+    }
+    return (await handle.stat()).size === offset;
+  } finally {
+    await handle.close();
+  }
 }
 
 async function exists(file: string): Promise<boolean> {

@@ -232,6 +232,37 @@ describe('paths.allowed still holds', () => {
     expect((await readdir(allowed)).sort()).toEqual(['x.bin']);
   });
 
+  test("a target that already holds exactly the archive's bytes (a retried retrieve after a crash) is success, left as it was", async () => {
+    const target = path.join(allowed, 'again.bin');
+    await writeFile(target, 'the archive');
+    const before = await lstat(target);
+    expect(await writeToPath(Readable.from([Buffer.from('the '), Buffer.from('archive')]), target, [allowed])).toBe(target);
+    const after = await lstat(target);
+    expect({ ino: after.ino, mtimeMs: after.mtimeMs }).toEqual({ ino: before.ino, mtimeMs: before.mtimeMs });
+    expect(await readdir(allowed)).toEqual(['again.bin']);
+  });
+
+  test.each([
+    ['other bytes of the same length', 'the archivE'],
+    ['the archive cut short', 'the arch'],
+    ['the archive and more', 'the archive, and more'],
+    ['empty', ''],
+  ])('a target holding %s is a conflict and keeps its bytes', async (_, there) => {
+    const target = path.join(allowed, 'other.bin');
+    await writeFile(target, there);
+    const error = await failure(writeToPath(Readable.from([Buffer.from('the archive')]), target, [allowed]));
+    expect(error).toMatchObject({ code: 'conflict', field: 'target.path' });
+    expect(await readFile(target, 'utf8')).toBe(there);
+    expect(await readdir(allowed)).toEqual(['other.bin']);
+  });
+
+  test('a symlink to a file with the same bytes is still a conflict (never followed)', async () => {
+    await writeFile(path.join(outside, 'same'), 'the archive');
+    await symlink(path.join(outside, 'same'), path.join(allowed, 'link.bin'));
+    const error = await failure(writeToPath(Readable.from([Buffer.from('the archive')]), path.join(allowed, 'link.bin'), [allowed]));
+    expect(error).toMatchObject({ code: 'conflict', field: 'target.path' });
+  });
+
   test('a target path returns where the file is; its temporary file is gone', async () => {
     const written = await writeToPath(Readable.from([Buffer.from('bytes')]), path.join(allowed, 'a.bin'), [allowed]);
     expect(written).toBe(path.join(allowed, 'a.bin'));
