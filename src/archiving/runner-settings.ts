@@ -13,6 +13,7 @@ export function runnerSettings(config: Config): RunnerSettings {
     fixity: config.fixity,
     sources: {
       allowedPaths: config.paths.allowed,
+      spoolDir: config.http.spoolDir,
       allowedHosts: config.sources.allowedHosts,
       inlineBytes: config.limits.inlineBytes,
       timeoutMs: config.sources.timeoutMs,

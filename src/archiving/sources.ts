@@ -5,12 +5,15 @@ import { Readable, Transform } from 'node:stream';
 import { pipeInto, STREAM_CHUNK } from '../storage/hashing-stream';
 import { DepotError, Source } from '../contract';
 import { openSourceFile } from './path-policy';
+import { openSpoolFile } from './spool-source';
 import { guardedLookup } from '../support/address-guard';
 import { checkSourceUrl } from './url-policy';
 import { ignoreErrorEvents } from '../support/ignore';
 
 export interface SourcePolicy {
   allowedPaths?: string[];
+  /** config `http.spoolDir` (absolute): where `{ spool }` sources are (CONTRACT §9). */
+  spoolDir?: string;
   allowedHosts?: string[];
   inlineBytes: number;
   /** Connect, response and idle timeout of URL downloads. */
@@ -33,6 +36,7 @@ const MAX_REDIRECTS = 5;
 export async function openSource(source: Source, policy: SourcePolicy, signal: AbortSignal, declaredSize?: number): Promise<OpenedSource> {
   let opened: OpenedSource;
   if ('path' in source) opened = await openPath(source.path, policy);
+  else if ('spool' in source) opened = await openSpoolFile(source.spool, policy.spoolDir);
   else if ('base64' in source) opened = openInline(source.base64, policy);
   else opened = await openBoundedUrl(source.url, source.headers ?? {}, policy, signal, declaredSize);
   const stream = Readable.from(readingErrorsAsSource(opened.stream), { objectMode: false, highWaterMark: STREAM_CHUNK });

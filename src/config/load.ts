@@ -170,6 +170,9 @@ export function validateConfig(raw: unknown, options: ValidateOptions): Config {
     issues.push({ field: config.redis?.url ? 'redis.url' : 'REDIS_URL', message: 'must be a redis:// or rediss:// URL' });
   }
   const http = withPlatformPort(config.http, dig(tree, ['http', 'host']) !== undefined, options.env, issues);
+  httpScopeIssues(config.http, names, issues);
+  // CONTRACT §9: relative to the config file's folder, like every relative path.
+  http.spoolDir = path.resolve(options.baseDir, http.spoolDir);
   const catalogTarget = parseCatalogUrl(config.catalog.url, options.baseDir);
   if (!catalogTarget) issues.push({ field: 'catalog.url', message: 'must be sqlite:<path> or a postgres:// URL' });
   else if (catalogTarget.kind === 'postgres') for (const form of urlPasswordForms(catalogTarget.url, new URL(catalogTarget.url))) options.redactor.add(form);
@@ -217,6 +220,16 @@ function withPlatformPort(http: RawConfig['http'], hostGiven: boolean, env: Node
     return http;
   }
   return { ...http, port, host: hostGiven ? http.host : '0.0.0.0' };
+}
+
+/** A named token's scope may name only configured drivers (a typo would otherwise lock its producer out without a word). */
+function httpScopeIssues(http: RawConfig['http'], drivers: readonly string[], issues: FieldIssue[]): void {
+  http.tokens.forEach((entry, i) => {
+    if (typeof entry === 'string') return;
+    (entry.scope.drivers ?? []).forEach((driver, j) => {
+      if (!drivers.includes(driver)) issues.push({ field: `http.tokens[${i}].scope.drivers[${j}]`, message: `no driver named '${driver}'` });
+    });
+  });
 }
 
 /**

@@ -31,6 +31,34 @@ function retention(defaults: Retention) {
     .prefault({});
 }
 
+/** What a scoped token may do (CONTRACT §9); each absent list allows everything of its kind. */
+export const TOKEN_OPERATIONS = ['store', 'retrieve', 'delete', 'check', 'list', 'audit'] as const;
+export type TokenOperation = (typeof TOKEN_OPERATIONS)[number];
+
+const tokenSecret = z.string().min(16, 'must be at least 16 characters');
+const namedToken = z.strictObject({
+  /** Not secret: shown in the audit trail as `http:<name>`. */
+  name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ -'),
+  token: tokenSecret,
+  scope: z
+    .strictObject({
+      operations: z.array(z.enum(TOKEN_OPERATIONS)).min(1, 'must not be empty (leave it out for every operation)').optional(),
+      drivers: z.array(name).min(1, 'must not be empty (leave it out for every driver)').optional(),
+      /** Forced onto every store, required to match on every list, download, retrieve and delete. */
+      metadata: z.record(z.string().min(1), z.string()).optional(),
+    })
+    .default({}),
+});
+export type NamedTokenConfig = z.infer<typeof namedToken>;
+
+/** Chosen by shape, so that a problem is told where it is (`http.tokens[1].scope.drivers[0]`), not as "none of the forms". */
+const tokenEntry = z.unknown().transform((value, ctx): string | NamedTokenConfig => {
+  const parsed = typeof value === 'string' ? tokenSecret.safeParse(value) : namedToken.safeParse(value);
+  if (parsed.success) return parsed.data;
+  for (const issue of parsed.error.issues) ctx.addIssue({ ...issue });
+  return z.NEVER;
+});
+
 export const configSchema = z.strictObject({
   redis: z.strictObject({ url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL') }).optional(),
   queue: z
@@ -77,8 +105,27 @@ export const configSchema = z.strictObject({
     .strictObject({
       port: z.number().int().min(0).max(65535).default(3000),
       host: z.string().default('127.0.0.1'),
-      tokens: z.array(z.string().min(16, 'must be at least 16 characters')).default([]),
+      /** CONTRACT §9: a plain secret (named `token-<index>`, every scope) or a named token with a scope (`tokenFile` is read into `token` first). */
+      tokens: z.array(tokenEntry).default([]),
       auth: z.strictObject({ user: z.string().min(1), password: z.string().min(1) }).optional(),
+      /** CONTRACT §9: where multipart uploads are spooled for the worker (relative: to the config file's folder). */
+      spoolDir: z.string().min(1).default('./data/spool'),
+      /** CONTRACT §9: the largest file a multipart upload may carry; larger is 413. */
+      maxUploadBytes: z
+        .number()
+        .int()
+        .min(1)
+        .default(16 * 1024 ** 3),
+      /** An upload that sends no byte for this long is cut off (a slow client is fine, a stalled one is not). */
+      uploadIdleMs: z.number().int().min(1000).max(3_600_000).default(60_000),
+    })
+    .superRefine((http, ctx) => {
+      const seen = new Set<string>();
+      http.tokens.forEach((entry, i) => {
+        const tokenName = typeof entry === 'string' ? `token-${i}` : entry.name;
+        if (seen.has(tokenName)) ctx.addIssue({ code: 'custom', message: `the token name '${tokenName}' is used twice`, path: ['tokens', i, 'name'] });
+        seen.add(tokenName);
+      });
     })
     .prefault({}),
   paths: z.strictObject({ allowed: z.array(z.string().min(1)).optional() }).prefault({}),

@@ -46,17 +46,27 @@ export function resolveSecretField(holder: unknown, field: string, at: string, c
   }
 }
 
-/** A list whose every entry is a secret (`http.tokens`), or `<field>File` with one per line. */
+/**
+ * A list whose every entry is a secret (`http.tokens`), or `<field>File` with
+ * one per line. An entry that is an object (a named token) has its own
+ * `token` / `tokenFile` resolved and stays an object.
+ */
 export function resolveSecretList(holder: unknown, field: string, at: string, ctx: SecretContext): void {
   if (!isObject(holder)) return;
   const fileField = `${field}File`;
-  const list: string[] = [];
+  const list: unknown[] = [];
   if (holder[field] !== undefined) {
     if (!Array.isArray(holder[field])) {
       ctx.issues.push({ field: `${at}.${field}`, message: 'must be a list' });
       return;
     }
     (holder[field] as unknown[]).forEach((entry, i) => {
+      if (isObject(entry)) {
+        // A named http token (CONTRACT §9): its `token` or `tokenFile` is the secret; name and scope are not.
+        resolveSecretField(entry, 'token', `${at}.${field}[${i}]`, ctx);
+        list.push(entry);
+        return;
+      }
       const value = fromEnvReference(entry, `${at}.${field}[${i}]`, ctx);
       if (value !== undefined) list.push(value);
     });

@@ -130,8 +130,18 @@ const headers = nameMap(z.string()).superRefine((value, ctx) => {
   }
 });
 
+/**
+ * A spool file's id (CONTRACT §9): 256 random bits in hex, a '-', then the
+ * taskId it was made for. Only `depot serve` creates one, for a multipart
+ * upload; the worker takes it only for that taskId and opens it only inside
+ * `http.spoolDir` (src/archiving/spool-source.ts). It cannot hold a '/',
+ * so it never names anything but a file directly in the spool.
+ */
+export const SPOOL_ID = /^[0-9a-f]{64}-[A-Za-z0-9._-]{1,128}$/;
+
 const SOURCE_KINDS = {
   path: z.strictObject({ path: z.string().min(1, 'must not be empty') }),
+  spool: z.strictObject({ spool: z.string().regex(SPOOL_ID, 'is not a spool id made by depot serve') }),
   url: z.strictObject({ url: httpUrl, headers: headers.optional() }),
   base64: z.strictObject({ base64: z.string().refine((v) => v.length % 4 === 0 && BASE64.test(v), 'must be base64') }),
 };
@@ -158,23 +168,29 @@ export const sourceSchema = z.unknown().transform((value, ctx): z.infer<(typeof 
 });
 export type Source = z.infer<typeof sourceSchema>;
 
-export const storeTaskSchema = z.strictObject({
-  taskId: taskId.optional(),
-  driver: driverName.optional(),
-  fallbacks: z.array(driverName).max(16).optional(),
-  source: sourceSchema,
-  name: archiveName,
-  sha256: z
-    .string()
-    .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits')
-    .transform((v) => v.toLowerCase())
-    .optional(),
-  size: z.number().int('must be a whole number').nonnegative('must not be negative').optional(),
-  metadata: metadata.optional(),
-  retainUntil: instant.optional(),
-  deleteAfter: instant.optional(),
-  callbackUrl: callbackUrl.optional(),
-});
+export const storeTaskSchema = z
+  .strictObject({
+    taskId: taskId.optional(),
+    driver: driverName.optional(),
+    fallbacks: z.array(driverName).max(16).optional(),
+    source: sourceSchema,
+    name: archiveName,
+    sha256: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits')
+      .transform((v) => v.toLowerCase())
+      .optional(),
+    size: z.number().int('must be a whole number').nonnegative('must not be negative').optional(),
+    metadata: metadata.optional(),
+    retainUntil: instant.optional(),
+    deleteAfter: instant.optional(),
+    callbackUrl: callbackUrl.optional(),
+  })
+  .superRefine((task, ctx) => {
+    // A spool file is made for one task: another task (a producer that learnt an id) cannot take it.
+    if ('spool' in task.source && !task.source.spool.endsWith(`-${task.taskId ?? ''}`))
+      ctx.addIssue({ code: 'custom', message: 'belongs to another task: a spool source is made by depot serve for its own taskId', path: ['source', 'spool'] });
+  });
 export type StoreTask = z.infer<typeof storeTaskSchema>;
 
 export const retrieveTaskSchema = z.strictObject({

@@ -5,6 +5,10 @@ import { errorBody } from '../support/error-handler';
 import { sendError, sendJson } from './reply';
 import type { Exchange } from './router';
 import { within } from './within';
+import { mayDo, refuseScope } from './bearer-auth';
+import type { HttpToken } from './token-scope';
+import type { AuditEntry, CatalogEntry } from '../catalog/catalog';
+import type { IncomingMessage } from 'node:http';
 
 /**
  * CONTRACT §8 over HTTP (bearer token): `GET /v1/archives?driver=&meta.<k>=<v>&limit=&cursor=`
@@ -18,19 +22,30 @@ export class CatalogApi {
   constructor(
     private readonly catalog: Catalog,
     private readonly answerMs: number,
+    /** The request's bearer token: its scope limits what it lists (CONTRACT §9). */
+    private readonly tokenOf: (request: IncomingMessage) => HttpToken | undefined = () => undefined,
   ) {}
 
+  /** A token's scope (CONTRACT §9): `list` in its operations, only its drivers, only archives with its metadata (added to the query). */
   async archives({ request, response }: Exchange): Promise<void> {
+    const token = this.tokenOf(request);
+    if (!mayDo(token, 'list', response)) return;
+    const scope = token?.scope;
+    const asked = new URL(request.url ?? '/', 'http://depot').searchParams.get('driver');
+    if (token && asked !== null && !token.scope.allowsDriver(asked))
+      return refuseScope(response, `the token '${token.name}' may not use the driver '${asked}' (its scope.drivers)`, 'driver');
     await this.answer(response, async () => {
       const query = parameters(request.url, ['driver', 'limit', 'cursor', 'deleted'], 'meta.');
       const metadata = query.prefixed.map(([name, value]): [string, string] => [name.slice('meta.'.length), value]);
+      metadata.push(...Object.entries(scope?.metadata ?? {}));
+      const only = scope?.drivers && scope.drivers.size === 1 ? [...scope.drivers][0] : undefined;
       if (metadata.some(([k]) => k === '')) throw new DepotError('invalid_task', 'must name a metadata key: meta.<key>=<value>', { field: 'meta.' });
       const deleted = query.single('deleted');
       if (deleted !== undefined && deleted !== 'true' && deleted !== 'false')
         throw new DepotError('invalid_task', 'must be true or false', { field: 'deleted' });
       const page = await within(
         this.catalog.findArchives({
-          driver: query.single('driver'),
+          driver: query.single('driver') ?? only,
           metadata,
           deleted: deleted === 'true',
           limit: limitOf(query.single('limit')),
@@ -39,11 +54,23 @@ export class CatalogApi {
         this.answerMs,
         'the catalog',
       );
-      return { archives: page.items.map(listedArchive), next: page.next };
+      // Several drivers in the scope: a page may come out short, its cursor still leads on.
+      const items = page.items.filter((entry: CatalogEntry) => !scope || scope.allowsDriver(entry.ref.driver));
+      return { archives: items.map(listedArchive), next: page.next };
     });
   }
 
+  /**
+   * A scoped token sees the entries of its drivers, and, when limited to some
+   * archives, those it caused itself (actor `http:<name>`) or whose archive's
+   * metadata is in its scope.
+   */
   async audit({ request, response }: Exchange): Promise<void> {
+    const token = this.tokenOf(request);
+    if (!mayDo(token, 'audit', response)) return;
+    const asked = new URL(request.url ?? '/', 'http://depot').searchParams.get('driver');
+    if (token && asked !== null && !token.scope.allowsDriver(asked))
+      return refuseScope(response, `the token '${token.name}' may not use the driver '${asked}' (its scope.drivers)`, 'driver');
     await this.answer(response, async () => {
       const query = parameters(request.url, ['taskId', 'driver', 'key', 'since', 'limit', 'cursor']);
       const page = await within(
@@ -58,8 +85,29 @@ export class CatalogApi {
         this.answerMs,
         'the catalog',
       );
-      return { entries: page.items, next: page.next };
+      return { entries: token ? await this.visible(token, page.items) : page.items, next: page.next };
     });
+  }
+
+  private async visible(token: HttpToken, entries: AuditEntry[]): Promise<AuditEntry[]> {
+    const { scope } = token;
+    const archives = new Map<string, Promise<boolean>>();
+    const seen = (entry: AuditEntry) => {
+      const ref = `${entry.ref.driver}\n${entry.ref.key}`;
+      let allowed = archives.get(ref);
+      if (!allowed) {
+        allowed = within(this.catalog.get(entry.ref), this.answerMs, 'the catalog').then((found) => found !== null && scope.allowsArchive(found.metadata));
+        archives.set(ref, allowed);
+      }
+      return allowed;
+    };
+    const out: AuditEntry[] = [];
+    for (const entry of entries) {
+      if (!scope.allowsDriver(entry.ref.driver)) continue;
+      if (scope.restrictsArchives && entry.actor !== `http:${token.name}` && !(await seen(entry))) continue;
+      out.push(entry);
+    }
+    return out;
   }
 
   private async answer(response: Exchange['response'], work: () => Promise<unknown>): Promise<void> {

@@ -10,6 +10,8 @@ import { shownText } from './job-view';
 import { sendError, sendJson } from './reply';
 import type { Exchange } from './router';
 import { within } from './within';
+import type { HttpToken } from './token-scope';
+import { ScopeRefusal, seesTask, TaskScopes } from './task-scope';
 
 /** What a request body may hold beyond the largest inline archive (base64 grows it by a third). */
 const BODY_OVERHEAD = 64 * 1024;
@@ -35,8 +37,10 @@ export class TaskApi {
     private readonly answerMs: number,
     /** The configured drivers' names: a task naming another is refused here, not failed later by a worker. */
     driverNames: readonly string[],
-    /** The name of the request's bearer token: tasks are audited as `http:<name>` (CONTRACT §8). */
-    private readonly tokenName: (request: IncomingMessage) => string | undefined = () => undefined,
+    /** The request's bearer token: tasks are audited as `http:<name>` (CONTRACT §8), its scope limits them (CONTRACT §9). */
+    private readonly tokenOf: (request: IncomingMessage) => HttpToken | undefined,
+    private readonly scopes: TaskScopes,
+    private readonly defaultDriver: string,
   ) {
     this.bodyLimit = Math.ceil((inlineBytes * 4) / 3) + BODY_OVERHEAD;
     this.drivers = new Set(driverNames);
@@ -73,6 +77,9 @@ export class TaskApi {
     if (typeof jobOptions === 'string') return refuse(400, 'invalid_task', 'options', jobOptions);
     const refused = this.refusedPath(task as Record<string, unknown>);
     if (refused) return refuse(400, 'invalid_task', refused.field, refused.message);
+    // CONTRACT §9: a spool file is only ever named by depot serve itself, for the file of a multipart upload.
+    if (typeof (task as { source?: unknown }).source === 'object' && Object.hasOwn((task as { source: object }).source ?? {}, 'spool'))
+      return refuse(400, 'invalid_task', 'source.spool', 'is made by depot serve for a multipart upload only; send the file as multipart/form-data');
     // Validated as the worker would, first, so a task that is wrong in several ways is told about its form first.
     let parsed;
     try {
@@ -83,24 +90,60 @@ export class TaskApi {
     }
     const unknown = namedDrivers(operation, parsed).find(({ driver }) => !this.drivers.has(driver));
     if (unknown) return refuse(400, 'unknown_driver', unknown.field, `no driver named '${unknown.driver}' is configured`);
+    const token = this.tokenOf(request);
+    let scoped: Record<string, unknown>;
     try {
-      const token = this.tokenName(request);
-      const handle = await this.manager.enqueue(operation, task as Record<string, unknown>, jobOptions, token ? { actor: `http:${token}` } : undefined);
-      if (handle.existed) return await this.taken(handle.taskId, response);
-      sendJson(response, 202, { ok: true, taskId: handle.taskId, jobId: handle.jobId });
+      scoped = await this.scopes.apply(token, operation, parsed, task as Record<string, unknown>);
     } catch (error) {
-      if (error instanceof DepotError && error.code === 'conflict') return this.taken(String((task as { taskId?: unknown }).taskId), response);
+      if (error instanceof ScopeRefusal) return sendError(response, error.status, { ...errorBody(error.error), field: error.error.field });
+      throw error;
+    }
+    await this.queueTask(response, operation, scoped, jobOptions, token);
+  }
+
+  /**
+   * Queues a task that was checked and scoped: 202 `{ taskId, jobId }` and
+   * `more`; a taskId that exists is 409 (CONTRACT §6). Returns whether it was queued.
+   */
+  async queueTask(
+    response: ServerResponse,
+    operation: Parameters<ArchivingManager['enqueue']>[0],
+    task: Record<string, unknown>,
+    jobOptions: { priority?: number; delay?: number },
+    token: HttpToken | undefined,
+    more: Record<string, unknown> = {},
+  ): Promise<boolean> {
+    try {
+      const handle = await this.manager.enqueue(operation, task, jobOptions, token ? { actor: `http:${token.name}` } : undefined);
+      if (handle.existed) {
+        await this.taken(handle.taskId, response, token);
+        return false;
+      }
+      sendJson(response, 202, { ok: true, taskId: handle.taskId, jobId: handle.jobId, ...more });
+      return true;
+    } catch (error) {
+      if (error instanceof DepotError && error.code === 'conflict') {
+        await this.taken(String(task.taskId), response, token);
+        return false;
+      }
       const e = { ...errorBody(error), field: error instanceof DepotError ? error.field : undefined };
       sendError(response, e.code === 'invalid_task' ? 400 : 503, e);
+      return false;
     }
   }
 
-  /** `GET /v1/tasks/:taskId`. */
-  async status({ response, params }: Exchange): Promise<void> {
+  /** Whether a job holds this taskId already (a multipart upload is answered 409 before its file is received). */
+  async exists(taskId: string): Promise<boolean> {
+    return (await this.find(taskId)) !== undefined;
+  }
+
+  /** `GET /v1/tasks/:taskId`: a task outside the token's scope is unknown to it. */
+  async status({ request, response, params }: Exchange): Promise<void> {
     const { taskId } = params;
     const job = await this.find(taskId);
-    if (!job) return sendError(response, 404, new DepotError('not_found', `no task ${taskId} (unknown, or finished and removed)`, { field: 'taskId' }));
-    sendJson(response, 200, await within(describe(job, taskId), this.answerMs, 'the task'));
+    if (!job || !seesTask(this.tokenOf(request), job, this.defaultDriver))
+      return sendError(response, 404, new DepotError('not_found', `no task ${taskId} (unknown, or finished and removed)`, { field: 'taskId' }));
+    sendJson(response, 200, await within(describe(job, taskId, this.queue), this.answerMs, 'the task'));
   }
 
   /**
@@ -121,10 +164,12 @@ export class TaskApi {
   }
 
   /** CONTRACT §6: a taskId that exists is never queued again, nor silently accepted: 409 with that task as GET shows it. */
-  private async taken(taskId: string, response: ServerResponse): Promise<void> {
+  async taken(taskId: string, response: ServerResponse, token: HttpToken | undefined): Promise<void> {
     const job = await this.find(taskId);
     const error = new DepotError('conflict', `task ${taskId} already exists; choose another taskId`, { field: 'taskId' });
-    sendError(response, 409, error, job ? { body: { task: await within(describe(job, taskId), this.answerMs, 'the task') } } : {});
+    // Another site's task is not shown (CONTRACT §9): only that the taskId is taken.
+    const shown = job && seesTask(token, job, this.defaultDriver);
+    sendError(response, 409, error, shown ? { body: { task: await within(describe(job, taskId, this.queue), this.answerMs, 'the task') } } : {});
   }
 
   /** The job of a taskId; none for what cannot be a taskId, so no request reads another key of the queue. */
@@ -156,8 +201,10 @@ export class TaskApi {
   }
 }
 
-async function describe(job: Job, taskId: string): Promise<Record<string, unknown>> {
-  const state = await job.getState();
+async function describe(read: Job, taskId: string, queue: Queue): Promise<Record<string, unknown>> {
+  const state = await read.getState();
+  // Read while it still ran, finished by the time its state was asked: its result and failure are read again.
+  const job = (state === 'completed' || state === 'failed') && read.finishedOn === undefined ? ((await queue.getJob(read.id ?? '')) ?? read) : read;
   const out: Record<string, unknown> = { ok: true, taskId, jobId: job.id, operation: job.name, state, attempts: job.attemptsMade };
   if (typeof job.progress === 'object' && job.progress !== null) out.progress = job.progress;
   // The result is the producer's own, as the worker made it (secrets masked); a failure may quote anything, so is shown as the dashboard shows it.
@@ -167,7 +214,7 @@ async function describe(job: Job, taskId: string): Promise<Record<string, unknow
 }
 
 /** Only what a producer may choose: a priority and a delay. */
-function parseOptions(options: unknown): { priority?: number; delay?: number } | string {
+export function parseOptions(options: unknown): { priority?: number; delay?: number } | string {
   // PHP's json_encode writes an empty options array as [].
   if (options === undefined || (Array.isArray(options) && options.length === 0)) return {};
   if (typeof options !== 'object' || options === null || Array.isArray(options)) return 'must be an object';

@@ -1,0 +1,47 @@
+import { createReadStream } from 'node:fs';
+import { lstat } from 'node:fs/promises';
+import path from 'node:path';
+import { DepotError, SPOOL_ID } from '../contract';
+import { STREAM_CHUNK } from '../storage/hashing-stream';
+import { openSourceFile } from './path-policy';
+import type { OpenedSource } from './sources';
+
+const FIELD = 'source.spool';
+
+/**
+ * A store's `source: { spool: <id> }` (CONTRACT §9): a file `depot serve`
+ * received in a multipart upload, named by an id only serve makes (256
+ * random bits and the taskId; the task's schema takes an id only for its own
+ * taskId). It is opened only directly inside `http.spoolDir`, through the
+ * same path policy as a `source.path` with the spool as the one allowed
+ * directory (`paths.allowed` does not apply): symlinks resolved, nothing but
+ * a regular file, checked again on the opened descriptor. A producer can
+ * never name a spool file by path, nor anything else by a spool id.
+ *
+ * Serve queues the task before it moves the complete file into the spool,
+ * so a worker may be a few milliseconds early: a missing spool file is
+ * `source_unavailable` and retried (a serve that died in between leaves a
+ * task that fails once the retries are spent).
+ */
+export async function openSpoolFile(id: string, spoolDir: string | undefined): Promise<OpenedSource> {
+  if (!SPOOL_ID.test(id)) throw new DepotError('invalid_task', 'is not a spool id made by depot serve', { field: FIELD });
+  if (!spoolDir) throw new DepotError('invalid_task', 'no http.spoolDir is configured', { field: FIELD });
+  const root = path.resolve(spoolDir);
+  const file = path.join(root, id);
+  try {
+    await lstat(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    throw new DepotError('source_unavailable', `spool file ${id} is not (yet) in the spool: ${code}`, { field: FIELD, retryable: code === 'ENOENT' });
+  }
+  try {
+    const { handle, size } = await openSourceFile(file, [root]);
+    return { stream: createReadStream('', { fd: handle, highWaterMark: STREAM_CHUNK }), totalBytes: size };
+  } catch (error) {
+    if (error instanceof DepotError) {
+      const plain = error.field && error.message.startsWith(`${error.field}: `) ? error.message.slice(error.field.length + 2) : error.message;
+      throw new DepotError(error.code, plain.replace(file, `spool file ${id}`), { field: FIELD, retryable: false });
+    }
+    throw error;
+  }
+}
