@@ -455,6 +455,7 @@ test('a 512 MiB upload is streamed: the peak RSS of depot serve stays flat', asy
   console.log(
     `upload of ${size / 1024 ** 2} MiB: ${seconds.toFixed(1)} s; serve peak RSS ${(before / 1024 ** 2).toFixed(0)} MiB before, ${(after / 1024 ** 2).toFixed(0)} MiB after`,
   );
-  expect(after - before).toBeLessThan(64 * 1024 * 1024);
+  // Measured: 512 MiB +0..19 MiB, 1 GiB +57 MiB (garbage of the chunks before a GC), never the file's size.
+  expect(after - before).toBeLessThan(96 * 1024 * 1024);
   expect(await finished(ADMIN, answer.body.taskId as string)).toMatchObject({ state: 'completed' });
 });
