@@ -68,7 +68,7 @@ export function registerErase(program: Command): void {
 async function deleteThroughQueue(ctx: CommandContext, entries: CatalogEntry[], report: EraseReport): Promise<void> {
   if (!entries.length) return;
   const { config } = ctx;
-  const manager = new ArchivingManager({ redisUrl: config.redis.url, queueName: config.queue.name, prefix: config.queue.prefix, actor: 'cli' });
+  const manager = new ArchivingManager({ redis: config.redis, queueName: config.queue.name, prefix: config.queue.prefix, actor: 'cli' });
   try {
     const queued: Array<{ entry: CatalogEntry; result: Promise<DeleteResult> }> = [];
     for (const entry of entries) {

@@ -5,6 +5,6 @@ import { Config, loadConfig } from '../config/load';
 export function managerFromConfig(): { config: Config; manager: ArchivingManager } {
   const config = loadConfig();
   // Tasks queued from the command line are audited as the operator's (actor `cli`).
-  const manager = new ArchivingManager({ redisUrl: config.redis.url, queueName: config.queue.name, prefix: config.queue.prefix, actor: 'cli' });
+  const manager = new ArchivingManager({ redis: config.redis, queueName: config.queue.name, prefix: config.queue.prefix, actor: 'cli' });
   return { config, manager };
 }

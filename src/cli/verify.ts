@@ -31,7 +31,7 @@ export function registerVerify(program: Command): void {
       const ctx = commandContext(options);
       if (options.driver !== undefined) selectDrivers(ctx, [options.driver]);
       const { config } = ctx;
-      const callbacks = config.callbacks?.url ? createCallbackQueue(config.redis.url, config.queue.prefix, webhookSecrets(config.callbacks)) : undefined;
+      const callbacks = config.callbacks?.url ? createCallbackQueue(config.redis, config.queue.prefix, webhookSecrets(config.callbacks)) : undefined;
       const notifications = callbacks ? new NotificationService((d, id) => callbacks.enqueue(d, id), config.callbacks?.url) : undefined;
       try {
         await withCatalog(ctx, 'read', async (catalog) => {

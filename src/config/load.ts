@@ -12,6 +12,7 @@ import { embeddedDefault } from './embedded-default';
 import { configSchema, GLOBAL_SECRET_FIELDS, GLOBAL_SECRET_LISTS, RawConfig, reservedNameProblem } from './schema';
 import { interpolate, interpolateAll, readSecretFile, resolveSecretField, resolveSecretList, SecretContext } from './secrets';
 import { CatalogTarget, catalogLocation, parseCatalogUrl } from '../catalog/location';
+import { hasHashTag, RedisTopology } from '../queue/connection';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
@@ -24,7 +25,8 @@ export interface DriverConfig {
 export type Config = Omit<RawConfig, 'redis' | 'drivers' | 'defaultDriver' | 'catalog'> & {
   /** The file it came from, or 'embedded default'. */
   source: string;
-  redis: { url: string };
+  /** CONTRACT §10: a single server, Sentinel or Cluster; credentials resolved. */
+  redis: RedisTopology;
   defaultDriver: string;
   drivers: Record<string, DriverConfig>;
   /** `url` as configured (credentials in it); `target` with a SQLite path made absolute; `location` as messages show it. */
@@ -161,14 +163,7 @@ export function validateConfig(raw: unknown, options: ValidateOptions): Config {
       else if (target === from) issues.push({ field: `failover.${from}[${i}]`, message: 'a driver cannot be its own fallback' });
     });
   }
-  const redisUrl = config.redis?.url ?? options.env.REDIS_URL ?? DEFAULT_REDIS_URL;
-  try {
-    const url = new URL(redisUrl);
-    if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new Error('protocol');
-    for (const form of urlPasswordForms(redisUrl, url)) options.redactor.add(form);
-  } catch {
-    issues.push({ field: config.redis?.url ? 'redis.url' : 'REDIS_URL', message: 'must be a redis:// or rediss:// URL' });
-  }
+  const redis = redisTopology(config, options, issues);
   const http = withPlatformPort(config.http, dig(tree, ['http', 'host']) !== undefined, options.env, issues);
   httpScopeIssues(config.http, names, issues);
   // CONTRACT §9: relative to the config file's folder, like every relative path.
@@ -182,11 +177,44 @@ export function validateConfig(raw: unknown, options: ValidateOptions): Config {
     ...config,
     http,
     source,
-    redis: { url: redisUrl },
+    redis,
     defaultDriver: defaultDriver as string,
     drivers: driverConfigs,
     catalog: { url: config.catalog.url, target: catalogTarget, location: catalogLocation(catalogTarget) },
   };
+}
+
+/**
+ * CONTRACT §10: the topology the config names, or a single server at
+ * `REDIS_URL` (or the default) when it names none. A cluster keeps a queue's
+ * keys in one slot only with a hash tag in `queue.prefix`; without one every
+ * BullMQ script would fail with CROSSSLOT, so the config is refused at start.
+ */
+function redisTopology(config: RawConfig, options: ValidateOptions, issues: FieldIssue[]): RedisTopology {
+  const redis = config.redis;
+  if (redis?.sentinels && redis.name !== undefined) {
+    const { sentinels, name, username, password, sentinelPassword, db, tls } = redis;
+    return { kind: 'sentinel', sentinels, name, username, password, sentinelPassword, db, tls };
+  }
+  if (redis?.cluster) {
+    if (!hasHashTag(config.queue.prefix)) {
+      issues.push({
+        field: 'queue.prefix',
+        message: `must hold a hash tag such as {depot} with redis.cluster (it is '${config.queue.prefix}'): a queue's keys must share one cluster slot`,
+      });
+    }
+    const { cluster, username, password, tls } = redis;
+    return { kind: 'cluster', nodes: cluster, username, password, tls };
+  }
+  const url = redis?.url ?? options.env.REDIS_URL ?? DEFAULT_REDIS_URL;
+  try {
+    const parsed = new URL(url);
+    if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw new Error('protocol');
+    for (const form of urlPasswordForms(url, parsed)) options.redactor.add(form);
+  } catch {
+    issues.push({ field: redis?.url ? 'redis.url' : 'REDIS_URL', message: 'must be a redis:// or rediss:// URL' });
+  }
+  return { kind: 'single', url };
 }
 
 /**

@@ -31,6 +31,52 @@ function retention(defaults: Retention) {
     .prefault({});
 }
 
+const redisNode = z.strictObject({ host: hostName, port: z.number().int().min(1).max(65535) });
+
+/**
+ * CONTRACT §10: one of three topologies — `url` (a single server), `sentinels`
+ * with the master's `name`, or `cluster` (a few of its nodes; the rest are
+ * discovered). Passwords only as `${ENV}` or `passwordFile` /
+ * `sentinelPasswordFile` (GLOBAL_SECRET_FIELDS); a single server's go in its URL.
+ */
+const redisSchema = z
+  .strictObject({
+    url: z
+      .string()
+      .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+      .optional(),
+    sentinels: z.array(redisNode).min(1, 'must name at least one sentinel').max(32).optional(),
+    /** The master group's name, as the sentinels know it (`sentinel monitor <name> …`). */
+    name: z.string().min(1, 'must not be empty').max(200).optional(),
+    cluster: z.array(redisNode).min(1, 'must name at least one node').max(64).optional(),
+    username: z.string().min(1).max(200).optional(),
+    password: z.string().min(1).optional(),
+    sentinelPassword: z.string().min(1).optional(),
+    db: z.number().int().min(0).max(255).optional(),
+    tls: z.boolean().optional(),
+  })
+  .superRefine((r, ctx) => {
+    const forms = (['url', 'sentinels', 'cluster'] as const).filter((form) => r[form] !== undefined);
+    if (forms.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: forms.length ? [forms[1]] : [],
+        message: forms.length ? `give one of url, sentinels or cluster, not ${forms.join(' and ')}` : 'must give url, sentinels (with name) or cluster',
+      });
+      return;
+    }
+    const onlyWith = (field: keyof typeof r, allowed: ReadonlyArray<(typeof forms)[number]>, why: string) => {
+      if (r[field] !== undefined && !allowed.includes(forms[0])) ctx.addIssue({ code: 'custom', path: [field], message: why });
+    };
+    if (r.sentinels !== undefined && r.name === undefined)
+      ctx.addIssue({ code: 'custom', path: ['name'], message: "required with sentinels: the master group's name" });
+    onlyWith('name', ['sentinels'], 'only with sentinels');
+    onlyWith('sentinelPassword', ['sentinels'], 'only with sentinels');
+    onlyWith('db', ['sentinels'], 'only with sentinels (Redis Cluster has database 0 only; a single server takes it in its URL: redis://host:port/<db>)');
+    for (const field of ['username', 'password', 'tls'] as const)
+      onlyWith(field, ['sentinels', 'cluster'], 'only with sentinels or cluster: a single server takes it in its URL');
+  });
+
 /** What a scoped token may do (CONTRACT §9); each absent list allows everything of its kind. */
 export const TOKEN_OPERATIONS = ['store', 'retrieve', 'delete', 'check', 'list', 'audit'] as const;
 export type TokenOperation = (typeof TOKEN_OPERATIONS)[number];
@@ -60,7 +106,7 @@ const tokenEntry = z.unknown().transform((value, ctx): string | NamedTokenConfig
 });
 
 export const configSchema = z.strictObject({
-  redis: z.strictObject({ url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL') }).optional(),
+  redis: redisSchema.optional(),
   queue: z
     .strictObject({
       name: z
@@ -174,6 +220,13 @@ export const configSchema = z.strictObject({
       cycleDays: z.number().min(1).max(3650).default(90),
     })
     .prefault({}),
+  /** CONTRACT §10: `depot worker --processes N` restarts a dead child unless more than `maxRestarts` (all children together) fell within `windowMs`. */
+  supervisor: z
+    .strictObject({
+      maxRestarts: z.number().int().min(0).max(10_000).default(5),
+      windowMs: z.number().int().min(1_000).max(86_400_000).default(60_000),
+    })
+    .prefault({}),
   limits: z
     .strictObject({
       inlineBytes: z
@@ -190,6 +243,8 @@ export type RawConfig = z.infer<typeof configSchema>;
 
 /** Where secrets sit outside the drivers: `secret` or `secretFile`, and so on. */
 export const GLOBAL_SECRET_FIELDS: ReadonlyArray<readonly string[]> = [
+  ['redis', 'password'],
+  ['redis', 'sentinelPassword'],
   ['callbacks', 'secret'],
   ['http', 'auth', 'password'],
 ];

@@ -64,11 +64,11 @@ export async function startHttpServer(
   options: { checkIntervalMs?: number } = {},
 ): Promise<DepotHttpServer> {
   // Reads fail fast instead of queueing while Redis is away (each answer is also bounded in time below).
-  const connection = createRedis(config.redis.url, 'producer');
+  const connection = createRedis(config.redis, 'producer');
   ignoreErrorEvents(connection, 'Redis outages show on /health and in failed requests');
   const queue = new Queue(config.queue.name, { connection, prefix: config.queue.prefix });
   const callbacks = new Queue(CALLBACK_QUEUE, { connection, prefix: config.queue.prefix });
-  const eventsConnection = createRedis(config.redis.url, 'worker');
+  const eventsConnection = createRedis(config.redis, 'worker');
   ignoreErrorEvents(eventsConnection, 'Redis outages show on /health and in failed requests');
   const events = new QueueEvents(config.queue.name, { connection: eventsConnection, prefix: config.queue.prefix });
   ignoreErrorEvents(queue, 'Redis outages show on /health and in failed requests');
@@ -77,7 +77,7 @@ export async function startHttpServer(
   const tasks = new TaskCounters(queue, events);
   const health = new DriverHealth(storage, options.checkIntervalMs ?? CHECK_INTERVAL_MS);
   health.start();
-  const manager = new ArchivingManager({ redisUrl: config.redis.url, queueName: config.queue.name, prefix: config.queue.prefix });
+  const manager = new ArchivingManager({ redis: config.redis, queueName: config.queue.name, prefix: config.queue.prefix });
   const bearer = new BearerAuth(httpTokens(config.http.tokens));
   const scopes = new TaskScopes(storage, config.defaultDriver, config.failover, ANSWER_MS);
   const api = new TaskApi(

@@ -5,12 +5,14 @@ import { ConfigError } from '../config/config-error';
 import type { Config } from '../config/load';
 import { createCallbackQueue, startCallbackWorker } from '../queue/callbacks';
 import { scheduleExpiry, scheduleFixity } from '../queue/expiry-schedule';
+import { breakerSettings, RedisBreakers } from '../queue/breaker';
+import { createRedis } from '../queue/connection';
 import { startStorageWorker, StorageWorkerOptions } from '../queue/storage-worker';
 import { DeferredCatalog, openCatalog } from '../catalog/open';
 import { startAutomaticReindex } from '../catalog/reindex';
 import { StorageAPI } from '../storage/api';
 import { defaultDriverFactory } from '../storage/drivers';
-import { ignoreFailure } from '../support/ignore';
+import { ignoreErrorEvents, ignoreFailure } from '../support/ignore';
 import type { Logger } from '../support/logging';
 import { NotificationService } from '../support/notifications';
 import { exitIfStopHangs, STOP_BOUND_MS } from '../support/stop-deadline';
@@ -27,7 +29,7 @@ import { onStopSignals } from './stop-signals';
 /** The worker's queue settings, as the config gives them. */
 export function storageWorkerOptions(config: Config, name: string): StorageWorkerOptions {
   return {
-    redisUrl: config.redis.url,
+    redis: config.redis,
     queueName: config.queue.name,
     prefix: config.queue.prefix,
     concurrency: config.queue.concurrency,
@@ -75,19 +77,23 @@ export function startDepotWorker(config: Config, logger: Logger, name: string): 
   // Opened (created, migrated) on first use and again after a failure: a catalog that is down at start does not stop the worker.
   const catalog = new DeferredCatalog(config.catalog.location, () => openCatalog(config.catalog, 'write'));
   const secrets = webhookSecrets(config.callbacks);
-  const callbackQueue = createCallbackQueue(config.redis.url, config.queue.prefix, secrets);
+  const callbackQueue = createCallbackQueue(config.redis, config.queue.prefix, secrets);
   const notifications = new NotificationService((d, id) => callbackQueue.enqueue(d, id), config.callbacks?.url);
-  const runner = new TaskRunner(storage, runnerSettings(config), logger, catalog, notifications);
+  // The drivers' circuit breakers (CONTRACT §10), in Redis beside the queue; a connection that fails fast, so an outage admits every driver.
+  const breakerConnection = createRedis(config.redis, 'producer');
+  ignoreErrorEvents(breakerConnection, 'a breaker Redis does not answer admits the driver, with a warning now and then (src/queue/breaker.ts)');
+  const breakers = new RedisBreakers(breakerConnection, { prefix: config.queue.prefix, name: config.queue.name }, breakerSettings(config.drivers), logger);
+  const runner = new TaskRunner(storage, runnerSettings(config), logger, catalog, notifications, breakers);
   catalog.ready().then(
     () => logger.info(`catalog at ${config.catalog.location}`),
     (error: Error) => logger.warn(`catalog at ${config.catalog.location} not reachable yet (tasks that need it wait and retry): ${error.message}`),
   );
   // A catalog that has not yet seen the drivers' archives (new, or after this upgrade) is filled from the manifests (§8).
   const filling = startAutomaticReindex(catalog, storage, logger, name);
-  const callbacks = startCallbackWorker({ redisUrl: config.redis.url, prefix: config.queue.prefix, secrets, name }, logger);
+  const callbacks = startCallbackWorker({ redis: config.redis, prefix: config.queue.prefix, secrets, name }, logger);
   const worker = startStorageWorker(
     (operation, data, ctx) => runner.processTask(operation, data, ctx),
-    { ...storageWorkerOptions(config, name), notifications },
+    { ...storageWorkerOptions(config, name), notifications, onAbandoned: (operation, data, job) => runner.abandoned(operation, data, job) },
     logger,
   );
   return {
@@ -99,7 +105,7 @@ export function startDepotWorker(config: Config, logger: Logger, name: string): 
       worker
         .close()
         .then(() => Promise.allSettled([callbacks.close(), callbackQueue.close(), filling.stop()]))
-        .then(() => Promise.allSettled([storage.close(), catalog.close()]))
+        .then(() => Promise.allSettled([storage.close(), catalog.close(), Promise.resolve(breakerConnection.disconnect())]))
         .then(() => undefined),
   };
 }
@@ -115,23 +121,25 @@ export async function runWorkerProcess(config: Config, logger: Logger, name = wo
   const worker = startDepotWorker(config, logger, name);
   // One repeating `expire` job for the whole queue, however many workers upsert it.
   scheduleExpiry({
-    redisUrl: config.redis.url,
+    redis: config.redis,
     queueName: config.queue.name,
     prefix: config.queue.prefix,
     everyMs: config.queue.expiryIntervalMs,
   }).catch((error: Error) => logger.warn(`automatic deletion not scheduled: ${error.message}`));
   // The fixity cycle (CONTRACT §8): one repeating `verify` job for the whole queue.
   scheduleFixity({
-    redisUrl: config.redis.url,
+    redis: config.redis,
     queueName: config.queue.name,
     prefix: config.queue.prefix,
     everyMs: config.fixity.intervalMs,
   }).catch((error: Error) => logger.warn(`fixity checks not scheduled: ${error.message}`));
 
+  let stopping = false;
   await new Promise<void>((resolve) => {
-    onStopSignals(
+    const stop = onStopSignals(
       logger,
       (signal) => {
+        stopping = true;
         logger.info(`${signal}: stopping; no new tasks are taken`);
         exitIfStopHangs(config.queue.shutdownGraceMs + STOP_BOUND_MS, logger, 'the storage worker');
         worker
@@ -141,16 +149,26 @@ export async function runWorkerProcess(config: Config, logger: Logger, name = wo
       },
       'running tasks come back through stalled-job recovery',
     );
+    // A child of `depot worker --processes N` (src/process/supervisor.ts): stops as on SIGTERM when its supervisor is gone.
+    // The channel alone does not keep the process alive.
+    process.channel?.unref();
+    if (process.send)
+      process.once('disconnect', () => {
+        if (stopping) return;
+        logger.warn('the supervisor is gone: stopping');
+        stop('SIGTERM');
+      });
     void ignoreFailure(
-      worker.ready().then(() =>
+      worker.ready().then(() => {
+        process.send?.({ depot: 'ready' });
         logger.info('storage worker ready', {
           queue: config.queue.name,
           concurrency: config.queue.concurrency,
           drivers: worker.storage.driverNames(),
           defaultDriver: config.defaultDriver,
           config: config.source,
-        }),
-      ),
+        });
+      }),
       'no ready line for a worker closed before it was ready: its stop is logged',
     );
   });

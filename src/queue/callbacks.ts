@@ -4,7 +4,7 @@ import type { Logger } from '../support/logging';
 import { CallbackDelivery, deliverCallback, webhookBody } from '../support/notifications';
 import { redactor } from '../support/redaction';
 import { deliveryKeys, deliveryMacs, isAuthenticDelivery } from '../support/webhook-signatures';
-import { createRedis } from './connection';
+import { createRedis, RedisTarget } from './connection';
 import { CALLBACK_QUEUE } from './names';
 import { DEFAULT_RETENTION, keepJobs } from './job-options';
 import { ignoreErrorEvents, ignoreFailure } from '../support/ignore';
@@ -38,9 +38,9 @@ export interface CallbackQueue {
  * The queuing side. `secrets`: the configured webhook secrets (`webhookSecrets(config.callbacks)`),
  * from which each delivery's authentication is derived; without any, deliveries carry none.
  */
-export function createCallbackQueue(redisUrl: string, prefix: string, secrets: readonly string[] = []): CallbackQueue {
+export function createCallbackQueue(redis: RedisTarget, prefix: string, secrets: readonly string[] = []): CallbackQueue {
   const keys = deliveryKeys(secrets);
-  const connection = createRedis(redisUrl, 'worker');
+  const connection = createRedis(redis, 'worker');
   ignoreErrorEvents(connection, 'a delivery that cannot be queued fails its enqueue call, which the caller logs');
   const queue = new Queue<QueuedDelivery>(CALLBACK_QUEUE, { connection, prefix });
   ignoreErrorEvents(queue, 'a delivery that cannot be queued fails its enqueue call, which the caller logs');
@@ -63,7 +63,7 @@ export function createCallbackQueue(redisUrl: string, prefix: string, secrets: r
 }
 
 export interface CallbackWorkerOptions {
-  redisUrl: string;
+  redis: RedisTarget;
   prefix: string;
   /**
    * The configured webhook secrets (`webhookSecrets(config.callbacks)`), held by the worker only, never put in a job.
@@ -87,7 +87,7 @@ export interface CallbackWorkerOptions {
  * fails at once, unsent.
  */
 export function startCallbackWorker(options: CallbackWorkerOptions, logger: Logger): { worker: Worker; close(): Promise<void> } {
-  const connection = createRedis(options.redisUrl, 'worker');
+  const connection = createRedis(options.redis, 'worker');
   const firstDelayMs = options.firstDelayMs ?? 1_000;
   const secrets = options.secrets ?? [];
   const keys = deliveryKeys(secrets);

@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import { EXPIRE_OPERATION, FIXITY_OPERATION } from '../contract';
-import { createRedis } from './connection';
+import { createRedis, RedisTarget } from './connection';
 import { ignoreErrorEvents } from '../support/ignore';
 
 export const EXPIRY_SCHEDULER_ID = 'depot-expiry';
@@ -10,7 +10,7 @@ export const FIXITY_SCHEDULER_ID = 'depot-fixity';
 export const MAINTENANCE_SCHEDULER_IDS = [EXPIRY_SCHEDULER_ID, FIXITY_SCHEDULER_ID] as const;
 
 export interface ScheduleOptions {
-  redisUrl: string;
+  redis: RedisTarget;
   queueName: string;
   prefix: string;
   everyMs: number;
@@ -31,7 +31,7 @@ export function scheduleFixity(options: ScheduleOptions): Promise<void> {
 }
 
 async function schedule(options: ScheduleOptions, id: string, name: string): Promise<void> {
-  const connection = createRedis(options.redisUrl, 'worker');
+  const connection = createRedis(options.redis, 'worker');
   ignoreErrorEvents(connection, 'scheduling fails its call, which the caller logs');
   const queue = new Queue(options.queueName, { connection, prefix: options.prefix });
   ignoreErrorEvents(queue, 'scheduling fails its call, which the caller logs');

@@ -1,12 +1,13 @@
 import { hostname } from 'node:os';
-import { Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { DelayedError, Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { DriversOpen } from '../archiving/breakers';
 import type { TaskContext } from '../archiving/task-runner';
 import { isRetried, OPERATIONS } from '../contract';
 import { handleError } from '../support/error-handler';
 import type { Logger } from '../support/logging';
 import type { NotificationService, TaskEvent, TaskNotification } from '../support/notifications';
 import { redactor } from '../support/redaction';
-import { createRedis, waitForRedis } from './connection';
+import { createRedis, RedisTarget, waitForRedis } from './connection';
 import { dropFinishedData, dropRecentFinishedData } from './finished-jobs';
 import { InlineResults } from './inline-results';
 import { DEFAULT_INLINE_RESULT_SECONDS, DEFAULT_RETENTION, keepJobs, Retention } from './job-options';
@@ -18,7 +19,7 @@ import { ignoreErrorEvents, ignoreFailure } from '../support/ignore';
 export type TaskProcessor = (operation: string, data: unknown, ctx: TaskContext) => Promise<unknown>;
 
 export interface StorageWorkerOptions {
-  redisUrl: string;
+  redis: RedisTarget;
   queueName: string;
   prefix: string;
   concurrency: number;
@@ -33,6 +34,8 @@ export interface StorageWorkerOptions {
   name?: string;
   /** Webhooks for task events (CONTRACT §4); none without it. */
   notifications?: NotificationService;
+  /** A task BullMQ failed without running it (the stall limit): its catalog record (TaskRunner.abandoned). */
+  onAbandoned?: (operation: string, data: unknown, job: Pick<TaskContext, 'jobId' | 'createdAt' | 'actor' | 'auditAs'>) => Promise<void>;
   /** Finished jobs kept (config `queue.keepCompleted`, `queue.keepFailed`), for every job that does not set its own. */
   retention?: { completed: Retention; failed: Retention };
   /** How long an inline retrieve's job, with the archive's bytes, is kept once completed (config `queue.inlineResultSeconds`). */
@@ -40,7 +43,8 @@ export interface StorageWorkerOptions {
 }
 
 const PROGRESS_EVERY_MS = 250;
-const MAX_STALLED_COUNT = 2;
+/** How often a job may stall (its worker died running it) before BullMQ fails it; a hand-back counts as one. */
+export const MAX_STALLED_COUNT = 2;
 type TaskProgress = Parameters<TaskContext['progress']>[0];
 
 export interface StorageWorker {
@@ -57,7 +61,7 @@ export interface StorageWorker {
  */
 export function startStorageWorker(processor: TaskProcessor, options: StorageWorkerOptions, logger: Logger): StorageWorker {
   let stopping = false;
-  const connection = createRedis(options.redisUrl, 'worker');
+  const connection = createRedis(options.redis, 'worker');
   // Maintenance of finished jobs, on the worker's own (non-blocking) connection.
   const queue = new Queue(options.queueName, { connection, prefix: options.prefix });
   ignoreErrorEvents(queue, "the worker's own connection reports Redis outages (logged once in a while)");
@@ -105,6 +109,12 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
         await job.moveToWait(token);
         logger.info(`job ${job.id} handed back to the queue on shutdown`, { jobId: job.id });
         throw new WaitingError();
+      }
+      if (error instanceof DriversOpen && token) {
+        // Every driver of the store has its breaker open (CONTRACT §10): the task waits for the cool-down, no attempt spent.
+        await job.moveToDelayed(error.retryAt, token);
+        logger.info(`job ${job.id} waits until ${new Date(error.retryAt).toISOString()}: ${error.message}`, { jobId: job.id });
+        throw new DelayedError();
       }
       const failure = handleError(error);
       // Retried by BullMQ or not: the contract's table (ERROR_POLICY) with the thrower's word, as the worker's own retries.
@@ -167,6 +177,16 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
   // when a worker next takes it, without running it: the processor above never sees that failure.
   worker.on('failed', (job) => {
     if (!job?.deferredFailure) return;
+    // Its record in the catalog too (CONTRACT §10): settled and audited as any failed run's.
+    const provenance = provenanceOf(job);
+    options
+      .onAbandoned?.(job.name, job.data, {
+        jobId: job.id ?? '',
+        createdAt: job.timestamp,
+        actor: provenance.actor,
+        auditAs: job.name === 'delete' ? provenance.operation : undefined,
+      })
+      .catch((e: Error) => logger.warn(`job ${job.id}: the task failed by the stall limit not recorded: ${redactor.redact(e.message)}`, { jobId: job.id }));
     notify(job, 'task.failed', {
       attempt: job.attemptsMade,
       error: { code: 'internal', message: redactor.redact(job.failedReason || job.deferredFailure) },
@@ -229,7 +249,7 @@ function taskIdOf(job: Job): string {
 async function handBackOrphans(options: StorageWorkerOptions, logger: Logger): Promise<void> {
   const host = hostname();
   if (options.name !== `${host}:${process.pid}`) return;
-  const connection = createRedis(options.redisUrl, 'producer');
+  const connection = createRedis(options.redis, 'producer');
   ignoreErrorEvents(connection, 'the hand-back at start is best effort: stalled-job recovery covers what it misses');
   const queue = new Queue(options.queueName, { connection, prefix: options.prefix });
   ignoreErrorEvents(queue, 'the hand-back at start is best effort: stalled-job recovery covers what it misses');

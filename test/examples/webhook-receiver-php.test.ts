@@ -124,7 +124,7 @@ function depotWith(secrets: string[], options: { skewSeconds?: number; firstDela
   const queue = createCallbackQueue(redis.url, prefix, secrets);
   const now = () => Date.now() + (options.skewSeconds ?? 0) * 1000;
   // Refused deliveries would be retried; a minute later the test is over.
-  const worker = startCallbackWorker({ redisUrl: redis.url, prefix, secrets, now, firstDelayMs: options.firstDelayMs ?? 60_000 }, memoryLogger().logger);
+  const worker = startCallbackWorker({ redis: redis.url, prefix, secrets, now, firstDelayMs: options.firstDelayMs ?? 60_000 }, memoryLogger().logger);
   senders.push({ queue, worker });
   return queue;
 }

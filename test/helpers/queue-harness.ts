@@ -7,13 +7,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Job, Queue, QueueEvents } from 'bullmq';
+import { ConnectionOptions, Job, Queue, QueueEvents } from 'bullmq';
 import YAML from 'yaml';
 import { Config, validateConfig } from '../../src/config/load';
 import { startDepotWorker } from '../../src/process/worker';
+import { createRedis, RedisClient, RedisTarget } from '../../src/queue/connection';
 import { defaultDriverFactory } from '../../src/storage/drivers';
 import { createLogger } from '../../src/support/logging';
 import { Redactor } from '../../src/support/redaction';
+import { startRedisCluster } from './redis-cluster';
+import { startRedis } from './redis-server';
 import { Digest, patternSource } from './streams';
 
 /**
@@ -305,19 +308,71 @@ export interface QueueClient {
   close(): Promise<void>;
 }
 
-/** A plain BullMQ producer of queue `depot`, prefix `bull`, as any other service would make one. */
-export async function queueClient(port: number, name = 'depot'): Promise<QueueClient> {
-  const connection = { host: '127.0.0.1', port };
-  const queue = new Queue(name, { connection, prefix: 'bull' });
-  const events = new QueueEvents(name, { connection, prefix: 'bull' });
+/**
+ * A plain BullMQ producer of queue `depot`, as any other service would make one:
+ * prefix `bull` on a redis-server's port, or on a TestRedis of any topology
+ * (its prefix: hash-tagged on a cluster).
+ */
+export async function queueClient(at: number | TestRedis, name = 'depot'): Promise<QueueClient> {
+  const own: RedisClient[] = [];
+  const connection = (): ConnectionOptions | RedisClient => {
+    if (typeof at === 'number') return { host: '127.0.0.1', port: at };
+    const client = createRedis(at.target, 'worker');
+    own.push(client);
+    return client;
+  };
+  const prefix = typeof at === 'number' ? 'bull' : at.prefix;
+  const queue = new Queue(name, { connection: connection(), prefix });
+  const events = new QueueEvents(name, { connection: connection(), prefix });
   await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
   return {
     queue,
     events,
     close: async () => {
       await Promise.allSettled([queue.close(), events.close()]);
+      own.forEach((client) => client.disconnect());
     },
   };
+}
+
+/**
+ * The Redis a queue test runs on, by topology (CONTRACT §10): the same test
+ * file runs on a single redis-server, and — imported by test/redis/ after
+ * useRedisTopology('cluster') — on a six-node Redis Cluster.
+ */
+export type TestTopology = 'single' | 'cluster';
+
+export interface TestRedis {
+  topology: TestTopology;
+  /** The config's `redis` section. */
+  config: Record<string, unknown>;
+  /** The `queue.prefix` to configure: `bull` on one server, hash-tagged on a cluster. */
+  prefix: string;
+  /** What ArchivingManager and createRedis take. */
+  target: RedisTarget;
+  stop(): Promise<void>;
+}
+
+let topologyUnderTest: TestTopology = 'single';
+
+/** Selects the topology startTestRedis starts; call it before importing the test files to run on it. */
+export function useRedisTopology(topology: TestTopology): void {
+  topologyUnderTest = topology;
+}
+
+export async function startTestRedis(): Promise<TestRedis> {
+  if (topologyUnderTest === 'cluster') {
+    const cluster = await startRedisCluster();
+    return {
+      topology: 'cluster',
+      config: cluster.redisConfig,
+      prefix: '{depot}',
+      target: { kind: 'cluster', nodes: cluster.redisConfig.cluster },
+      stop: () => cluster.stop(),
+    };
+  }
+  const server = await startRedis();
+  return { topology: 'single', config: { url: server.url }, prefix: 'bull', target: server.url, stop: () => server.stop() };
 }
 
 export interface Settled {

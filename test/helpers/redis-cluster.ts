@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import IORedis from 'ioredis';
 import type { RedisNode } from '../../src/queue/connection';
 import { freePort, RedisProcess, spawnRedis } from './redis-server';
-import { waitFor } from './redis-sentinel';
+import { replicasAcknowledging, waitFor } from './redis-sentinel';
 
 const run = promisify(execFile);
 
@@ -56,6 +56,9 @@ export async function startRedisCluster(): Promise<RedisCluster> {
             // A replica takes over however long it was cut off from its master.
             '--cluster-replica-validity-factor',
             '0',
+            // A replica's first full sync starts at once, not after the default 5 s wait for more replicas.
+            '--repl-diskless-sync-delay',
+            '0',
             '--save',
             '',
             '--appendonly',
@@ -75,6 +78,15 @@ export async function startRedisCluster(): Promise<RedisCluster> {
       async () => (await Promise.all(nodes.map((n) => clusterInfo(n.port)))).every((text) => text.includes('cluster_state:ok')),
       15_000,
       'every node to report cluster_state:ok',
+    );
+    // cluster_state:ok comes before the replicas hold their masters' data, and a replica that has
+    // loaded its first full sync gets the writes after it only once the master has its first ACK.
+    // Until then a master killed takes its keys with it; so each master makes a write (FUNCTION
+    // FLUSH: replicated, and no key to route) and WAITs for its replica to acknowledge it.
+    await waitFor(
+      async () => (await Promise.all(nodes.map((n) => replicasAcknowledging(n.port)))).reduce((sum, n) => sum + n, 0) === 3,
+      15_000,
+      'every replica to acknowledge its master',
     );
     const masterOf = async (key: string): Promise<RedisNode> => {
       for (const node of nodes) {

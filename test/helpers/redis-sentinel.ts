@@ -49,10 +49,16 @@ export async function startSentinelSet(): Promise<SentinelSet> {
       `${name}.rdb`,
       '--maxmemory-policy',
       'noeviction',
+      // The replica's first full sync starts at once, not after the default 5 s wait for more replicas.
+      '--repl-diskless-sync-delay',
+      '0',
     ];
     servers.set(masterPort, await spawnRedis(masterPort, common('master')));
     servers.set(replicaPort, await spawnRedis(replicaPort, [...common('replica'), '--replicaof', '127.0.0.1', String(masterPort)]));
     await waitFor(async () => (await info(replicaPort, 'replication')).includes('master_link_status:up'), 10_000, 'the replica to sync');
+    // A replica that has loaded its first sync gets the writes after it only once the master has its first ACK:
+    // until then a master killed takes them with it (see redis-cluster.ts).
+    await waitFor(async () => (await replicasAcknowledging(masterPort)) === 1, 10_000, 'the replica to acknowledge the master');
 
     const sentinels: RedisNode[] = [];
     for (let i = 0; i < 3; i++) {
@@ -136,6 +142,22 @@ export async function info(port: number, section: string): Promise<string> {
     return await client.info(section);
   } catch {
     return '';
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** On a master: how many replicas acknowledged a write just made (0 on a replica, or when none did within 1 s). */
+export async function replicasAcknowledging(port: number): Promise<number> {
+  const client = new IORedis({ host: '127.0.0.1', port, lazyConnect: true, connectTimeout: 1_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    if (!(await client.info('replication')).includes('role:master')) return 0;
+    await client.call('FUNCTION', 'FLUSH');
+    return Number(await client.call('WAIT', '1', '1000'));
+  } catch {
+    return 0;
   } finally {
     client.disconnect();
   }

@@ -166,7 +166,7 @@ test("every operation × outcome series, and every operation's histogram, is the
 test("depot's expiry scheduler is not queue depth: its due run, its run in progress and its next run count 0; a delayed task still counts", async () => {
   const queue = 'scheduled';
   const http = await serve(queue, local('scheduled'));
-  await scheduleExpiry({ redisUrl: redis.url, queueName: queue, prefix: 'bull', everyMs: 3_600_000 });
+  await scheduleExpiry({ redis: redis.url, queueName: queue, prefix: 'bull', everyMs: 3_600_000 });
   const plain = new Queue(queue, { connection: { host: '127.0.0.1', port: redis.port }, prefix: 'bull' });
   closers.push(() => plain.close());
   // The first run is due at once (waiting, no worker here); once it runs, the next one is delayed.

@@ -65,7 +65,7 @@ test('a forged or altered delivery job is never sent; a genuine one is, signed',
   await plain.add('task.completed', null, { jobId: 'null-data' });
 
   const { logger, lines } = memoryLogger();
-  const worker = startCallbackWorker({ redisUrl: redis.url, prefix: 'bull', secrets: [SECRET], firstDelayMs: 50 }, logger);
+  const worker = startCallbackWorker({ redis: redis.url, prefix: 'bull', secrets: [SECRET], firstDelayMs: 50 }, logger);
   try {
     const refused = ['forged.task-completed', 'copied-body', 'copied-url', 'copied-id', 'altered.task-completed', 'null-data'];
     for (const id of [...refused, 'genuine.task-completed']) {
@@ -95,7 +95,7 @@ test('a worker of a rotation in progress accepts what a process with either secr
   const newSide = createCallbackQueue(redis.url, 'rotation', [NEW]);
   const url = `${receiver.base}/rotation`;
   const { logger } = memoryLogger();
-  const worker = startCallbackWorker({ redisUrl: redis.url, prefix: 'rotation', secrets: [NEW, SECRET], firstDelayMs: 50 }, logger);
+  const worker = startCallbackWorker({ redis: redis.url, prefix: 'rotation', secrets: [NEW, SECRET], firstDelayMs: 50 }, logger);
   try {
     await oldSide.enqueue({ url, notification: notification('queued-by-old') }, 'old');
     await newSide.enqueue({ url, notification: notification('queued-by-new') }, 'new');

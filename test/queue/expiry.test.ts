@@ -74,7 +74,7 @@ test('an expire job with data is refused as invalid, not run', async () => {
 });
 
 test('scheduling is idempotent across workers and can be turned off', async () => {
-  const options = { redisUrl: redis.url, queueName: 'depot', prefix: 'bull', everyMs: 120_000 };
+  const options = { redis: redis.url, queueName: 'depot', prefix: 'bull', everyMs: 120_000 };
   await scheduleExpiry(options);
   await scheduleExpiry(options); // a second worker starting
   const queue = new Queue('depot', { connection: { host: '127.0.0.1', port: redis.port }, prefix: 'bull' });

@@ -17,33 +17,37 @@ import {
   startHttpSource,
   trickle,
   startInProcessWorker,
+  startTestRedis,
   TempDirs,
+  TestRedis,
   testConfig,
   uuidV7Time,
   writePatternFile,
 } from '../helpers/queue-harness';
-import { RedisServer, startRedis } from '../helpers/redis-server';
 import { KiB, patternBytes } from '../helpers/streams';
 
 /**
  * Store, retrieve, delete and check through queue `depot`, end to end: a real
- * redis-server, the storage worker, and two kinds of producer: plain BullMQ jobs
+ * redis-server (and a Redis Cluster: test/redis/cluster-queue.test.ts runs this file there), the storage worker, and two kinds of producer: plain BullMQ jobs
  * added without options, and ArchivingManager (CONTRACT §2, §4).
  */
 const temp = new TempDirs();
-let redis: RedisServer;
+let redis: TestRedis;
 let worker: InProcessWorker | undefined;
 let client: QueueClient;
 let root: string;
 let work: string;
 
 beforeAll(async () => {
-  redis = await startRedis();
+  redis = await startTestRedis();
   root = path.join(await temp.make(), 'archive');
   work = await temp.make();
-  const config = testConfig({ redis: { url: redis.url }, queue: { attempts: 3, backoffMs: 50 }, drivers: { local: { type: 'filesystem', root } } }, work);
+  const config = testConfig(
+    { redis: redis.config, queue: { prefix: redis.prefix, attempts: 3, backoffMs: 50 }, drivers: { local: { type: 'filesystem', root } } },
+    work,
+  );
   worker = await startInProcessWorker(config);
-  client = await queueClient(redis.port);
+  client = await queueClient(redis);
 });
 
 afterAll(async () => {
@@ -184,7 +188,7 @@ describe('ArchivingManager', () => {
   const progress: ProgressEvent[] = [];
 
   beforeAll(async () => {
-    manager = new ArchivingManager({ redisUrl: redis.url });
+    manager = new ArchivingManager({ redis: redis.target, prefix: redis.prefix });
     manager.on('completed', (event: { jobId: string; result: unknown }) => completed.push(event));
     manager.on('failed', (event: { jobId: string; error: { code: string; message: string } }) => failed.push(event));
     manager.on('progress', (event: ProgressEvent) => progress.push(event));

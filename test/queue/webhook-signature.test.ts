@@ -26,7 +26,7 @@ beforeAll(async () => {
   const secrets = webhookSecrets({ secrets: [NEW, OLD] });
   callbacks = createCallbackQueue(redis.url, 'bull', secrets);
   // Retries 1.2–1.8 s apart: a retry's `t` is a later second.
-  worker = startCallbackWorker({ redisUrl: redis.url, prefix: 'bull', secrets, firstDelayMs: 1_500 }, memoryLogger().logger);
+  worker = startCallbackWorker({ redis: redis.url, prefix: 'bull', secrets, firstDelayMs: 1_500 }, memoryLogger().logger);
 });
 
 afterAll(async () => {

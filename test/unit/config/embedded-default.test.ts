@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { DEFAULT_REDIS_URL } from '../../../src/config/load';
+import { Config, DEFAULT_REDIS_URL } from '../../../src/config/load';
 import { redactor as processRedactor } from '../../../src/support/redaction';
 import { configError, FS_DRIVER, issueFor, load, loadText, removeTempDirs, shownText, tempDir } from './helpers';
 
@@ -42,7 +42,7 @@ describe('embedded default (no DEPOT_CONFIG)', () => {
     expect(config.queue).toMatchObject({ name: 'depot', prefix: 'bull', attempts: 5, backoffMs: 1000, concurrency: 4 });
     expect(config.limits.inlineBytes).toBe(1048576);
     expect(config.http.tokens).toEqual([]);
-    expect(config.redis.url).toBe('redis://127.0.0.1:6379');
+    expect(singleUrl(config)).toBe('redis://127.0.0.1:6379');
     expect(DEFAULT_REDIS_URL).toBe('redis://127.0.0.1:6379');
   });
 
@@ -57,17 +57,17 @@ describe('embedded default (no DEPOT_CONFIG)', () => {
 describe('Redis connection', () => {
   test('REDIS_URL is used when the config has no redis.url', () => {
     const url = 'redis://redis.internal:6380/2';
-    expect(load({ REDIS_URL: url }, tempDir()).config.redis.url).toBe(url);
+    expect(singleUrl(load({ REDIS_URL: url }, tempDir()).config)).toBe(url);
   });
 
   test('REDIS_URL is used with a config file that has no redis section', () => {
     const url = 'rediss://redis.internal:6380';
-    expect(loadText(FS_DRIVER, { REDIS_URL: url }).config.redis.url).toBe(url);
+    expect(singleUrl(loadText(FS_DRIVER, { REDIS_URL: url }).config)).toBe(url);
   });
 
   test('redis.url in the file wins over REDIS_URL', () => {
     const { config } = loadText(`${FS_DRIVER}redis: { url: "redis://from-file:6379" }\n`, { REDIS_URL: 'redis://from-env:6379' });
-    expect(config.redis.url).toBe('redis://from-file:6379');
+    expect(singleUrl(config)).toBe('redis://from-file:6379');
   });
 
   test('the password of REDIS_URL is registered for redaction, decoded and URL-encoded', () => {
@@ -82,8 +82,8 @@ describe('Redis connection', () => {
     const { config, redactor } = loadText(`${FS_DRIVER}redis: { url: "redis://:\${REDIS_PASSWORD}@redis.internal:6379" }\n`, {
       REDIS_PASSWORD: 'interpolated-redis-pw',
     });
-    expect(config.redis.url).toBe('redis://:interpolated-redis-pw@redis.internal:6379');
-    expect(redactor.redact(config.redis.url)).toBe('redis://:***@redis.internal:6379');
+    expect(singleUrl(config)).toBe('redis://:interpolated-redis-pw@redis.internal:6379');
+    expect(redactor.redact(singleUrl(config))).toBe('redis://:***@redis.internal:6379');
   });
 
   test('a REDIS_URL that is not redis:// is an error named REDIS_URL that does not echo it', () => {
@@ -97,3 +97,9 @@ describe('Redis connection', () => {
     expect(issueFor(error, 'redis.url')).toBeDefined();
   });
 });
+
+/** The URL of a single-server topology (CONTRACT §10); fails for Sentinel or Cluster. */
+function singleUrl(config: Config): string {
+  if (config.redis.kind !== 'single') throw new Error(`expected a single server, got ${config.redis.kind}`);
+  return config.redis.url;
+}
