@@ -15,6 +15,7 @@ import { DeferredCatalog, openCatalog } from '../catalog/open';
 import { Dashboard, DASHBOARD_PATH } from './dashboard';
 import { DriverHealth } from './driver-health';
 import { renderMetrics } from './metrics';
+import { breakerSettings, RedisBreakers } from '../queue/breaker';
 import { taskJobCounts } from '../queue/queue-depth';
 import { send, sendJson } from './reply';
 import { Handler, Route, routeRequests } from './router';
@@ -75,6 +76,7 @@ export async function startHttpServer(
   ignoreErrorEvents(callbacks, 'Redis outages show on /health and in failed requests');
   ignoreErrorEvents(events, 'Redis outages show on /health and in failed requests');
   const tasks = new TaskCounters(queue, events);
+  const breakers = new RedisBreakers(connection, { prefix: config.queue.prefix, name: config.queue.name }, breakerSettings(config.drivers));
   const health = new DriverHealth(storage, options.checkIntervalMs ?? CHECK_INTERVAL_MS);
   health.start();
   const manager = new ArchivingManager({ redis: config.redis, queueName: config.queue.name, prefix: config.queue.prefix });
@@ -151,7 +153,21 @@ export async function startHttpServer(
       within(Promise.all([taskJobCounts(queue), queue.getWorkersCount(), callbacks.getJobCounts(...DELIVERY_STATES)]), ANSWER_MS, 'the queue counts'),
       catalogFigures.current(),
     ]).then(([[c, w, h], f]) => [c, w, h, f] as const);
-    const body = renderMetrics({ queue: config.queue.name, counts, workers, webhooks, drivers: health.snapshot(), tasks, catalog: figures });
+    // The breakers' gauge is left out, not guessed, when Redis does not answer in time.
+    const breakerStates = await within(breakers.report(), ANSWER_MS, 'the circuit breakers').then(
+      (reports) => reports.map(({ driver, state }) => ({ driver, state })),
+      () => undefined,
+    );
+    const body = renderMetrics({
+      queue: config.queue.name,
+      counts,
+      workers,
+      webhooks,
+      drivers: health.snapshot(),
+      tasks,
+      catalog: figures,
+      breakers: breakerStates,
+    });
     send(response, 200, 'text/plain; version=0.0.4; charset=utf-8', body);
   };
 

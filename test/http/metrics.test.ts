@@ -3,6 +3,8 @@ import path from 'node:path';
 import { Queue, Worker } from 'bullmq';
 import { ArchivingManager } from '../../src/archiving/manager';
 import { DepotHttpServer, startHttpServer } from '../../src/http/server';
+import { breakerSettings, RedisBreakers } from '../../src/queue/breaker';
+import { createRedis, waitForRedis } from '../../src/queue/connection';
 import { scheduleExpiry } from '../../src/queue/expiry-schedule';
 import { StorageAPI } from '../../src/storage/api';
 import { defaultDriverFactory } from '../../src/storage/drivers';
@@ -300,4 +302,28 @@ test('operation labels stay bounded whatever job names producers send: unknown n
   expect(count(text)).toBe(count(before));
   expect(text).not.toContain('made-up-');
   expect(sample(text, 'depot_task_duration_seconds_count{operation="other"}')).toBe(NAMES);
+});
+
+test("each driver's circuit breaker: 1 once consecutive unavailable attempts opened it, 0 while closed", async () => {
+  const queue = 'breakers';
+  const drivers: Drivers = {
+    ...local('breakers'),
+    remote: { type: 'filesystem', root: path.join(work, 'breakers-remote'), breaker: { failures: 2, coolDownMs: 60_000 } },
+  };
+  const http = await serve(queue, drivers);
+  const before = await metrics(http);
+  expect(sample(before, 'depot_driver_breaker_open{driver="local"}')).toBe(0);
+  expect(sample(before, 'depot_driver_breaker_open{driver="remote"}')).toBe(0);
+
+  // What workers record after two unavailable attempts on remote.
+  const connection = createRedis(redis.url, 'producer');
+  closers.push(async () => void (await connection.quit()));
+  await waitForRedis(connection);
+  const configured = config(queue, drivers);
+  const breakers = new RedisBreakers(connection, { prefix: configured.queue.prefix, name: queue }, breakerSettings(configured.drivers));
+  for (let i = 0; i < 2; i++) await breakers.record('remote', 'unavailable', false);
+
+  const after = await metrics(http);
+  expect(sample(after, 'depot_driver_breaker_open{driver="remote"}')).toBe(1);
+  expect(sample(after, 'depot_driver_breaker_open{driver="local"}')).toBe(0);
 });
