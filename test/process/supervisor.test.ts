@@ -3,8 +3,8 @@ import { writeFile } from 'node:fs/promises';
 import { createServer, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import IORedis from 'ioredis';
 import type { StoreResult } from '../../src/contract';
+import { createRedis } from '../../src/queue/connection';
 import { jsonOf, runDepot } from '../helpers/depot-cli';
 import {
   archiveKeysBelow,
@@ -16,19 +16,22 @@ import {
   QueueClient,
   settle,
   spawnDepotCommand,
+  startTestRedis,
   TempDirs,
+  TestRedis,
   WorkerProcess,
   writeConfigFile,
   writePatternFile,
 } from '../helpers/queue-harness';
-import { RedisServer, startRedis } from '../helpers/redis-server';
 import { Digest, MiB } from '../helpers/streams';
 import { processAlive } from '../../src/support/process-alive';
 
 /**
  * `depot worker --processes N` (CONTRACT §10) as operators run it: real
- * processes, a real redis-server, a store from a local HTTP source that the
- * test holds in the middle so that a child can be killed during it.
+ * processes, a real redis-server (and a Redis Cluster:
+ * test/redis/cluster-supervisor.test.ts runs this file there), a store from a
+ * local HTTP source that the test holds in the middle so that a child can be
+ * killed during it.
  */
 jest.setTimeout(120_000);
 
@@ -38,7 +41,7 @@ const BEFORE_STALL = 8 * MiB;
 const LOCK_DURATION_MS = 60_000;
 const STALLED_INTERVAL_MS = 30_000;
 const temp = new TempDirs();
-let redis: RedisServer;
+let redis: TestRedis;
 let client: QueueClient;
 let server: Server;
 let work: string;
@@ -52,8 +55,8 @@ interface Status {
 }
 
 beforeAll(async () => {
-  redis = await startRedis();
-  client = await queueClient(redis.port);
+  redis = await startTestRedis();
+  client = await queueClient(redis);
   work = await temp.make('depot-supervisor-');
   sourceFile = path.join(work, 'source.bin');
   source = await writePatternFile(sourceFile, SIZE, 'supervised');
@@ -81,8 +84,15 @@ afterAll(async () => {
 
 async function config(dir: string, supervisor: Record<string, number> = {}): Promise<string> {
   return writeConfigFile(dir, {
-    redis: { url: redis.url },
-    queue: { lockDurationMs: LOCK_DURATION_MS, stalledIntervalMs: STALLED_INTERVAL_MS, attempts: 2, backoffMs: 50, shutdownGraceMs: 5_000 },
+    redis: redis.config,
+    queue: {
+      prefix: redis.prefix,
+      lockDurationMs: LOCK_DURATION_MS,
+      stalledIntervalMs: STALLED_INTERVAL_MS,
+      attempts: 2,
+      backoffMs: 50,
+      shutdownGraceMs: 5_000,
+    },
     sources: { timeoutMs: 120_000 },
     drivers: { local: { type: 'filesystem', root: path.join(dir, 'archive') } },
     supervisor,
@@ -145,8 +155,8 @@ test('SIGKILL of one of two children mid-store: its task is handed back at once 
   // counted as one stall, and logged.
   expect(recoveredMs).toBeLessThan(LOCK_DURATION_MS);
   expect(supervisor.output()).toContain(`job ${job.id} of worker ${victim?.name}, which died, handed back to the queue`);
-  const raw = new IORedis(redis.url);
-  expect(await raw.hget(`bull:depot:${job.id}`, 'stc').finally(() => raw.disconnect())).toBe('1');
+  const raw = createRedis(redis.target, 'worker');
+  expect(await raw.hget(`${redis.prefix}:depot:${job.id}`, 'stc').finally(() => raw.disconnect())).toBe('1');
 
   // The child is back under its name, with a new pid.
   const after = await eventually(
