@@ -220,6 +220,8 @@ export class TaskRunner {
       body: source.stream,
       sha256: task.sha256,
       size: task.size,
+      // A download's Content-Length is the server's word, not a length known in advance.
+      sourceSize: 'url' in task.source ? undefined : source.totalBytes,
       metadata: task.metadata,
       retainUntil: task.retainUntil,
       deleteAfter: task.deleteAfter,

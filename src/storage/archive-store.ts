@@ -17,6 +17,12 @@ export interface StoreInput {
   /** Expected checksum and size from the task; a mismatch is `integrity` and nothing is published. */
   sha256?: string;
   size?: number;
+  /**
+   * The source's own length when known before reading (a file's, a spool file's,
+   * inline bytes'): drivers size uploads by it (Moodle's Content-Length, S3's
+   * part size) when the task declares none. Not checked: only `size` is a promise.
+   */
+  sourceSize?: number;
   metadata?: Metadata;
   retainUntil?: string;
   deleteAfter?: string;
@@ -79,7 +85,7 @@ export class ArchiveStore {
         key,
         {
           stream,
-          declared: { size: input.size, retainUntil: input.retainUntil },
+          declared: { size: input.size ?? input.sourceSize, retainUntil: input.retainUntil },
           manifest: () => manifestFor(input, hasher.result(), new Date().toISOString()),
         },
         signal,

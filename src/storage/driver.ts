@@ -24,8 +24,10 @@ export interface ArchiveBody {
   stream: Readable;
   manifest(): Manifest;
   /**
-   * What the task declared before the first byte: backends that must decide
-   * early (S3's part size, a multipart upload's Object Lock date) use it.
+   * What is known before the first byte: backends that must decide early
+   * (S3's part size, a multipart upload's Object Lock date, Moodle's
+   * Content-Length) use it. `size` is the task's, or else the source's own
+   * length when it has one (a file); the shared layer checks only the task's.
    */
   declared: { size?: number; retainUntil?: string };
 }

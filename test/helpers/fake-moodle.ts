@@ -244,6 +244,8 @@ export interface RequestRecord {
   /** The request target as sent: path and query. */
   url: string;
   fn?: string;
+  /** Its Content-Length; absent when the body was sent chunked. */
+  contentLength?: number;
 }
 
 export class FakeMoodle {
@@ -442,6 +444,7 @@ export class FakeMoodle {
     const url = new URL(req.url ?? '/', 'http://fake');
     const script = url.pathname.startsWith('/moodle/') ? url.pathname.slice('/moodle'.length) : url.pathname;
     const record: RequestRecord = { script, method: req.method ?? '', url: req.url ?? '' };
+    if (req.headers['content-length'] !== undefined) record.contentLength = Number(req.headers['content-length']);
     this.requests.push(record);
     if (script === '/webservice/rest/server.php' && req.method === 'POST') return this.rest(req, res, url, record);
     if (script === '/webservice/upload.php' && req.method === 'POST') return this.upload(req, res, url);

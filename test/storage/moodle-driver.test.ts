@@ -6,11 +6,17 @@
  * never appear in a URL, an error or a log line.
  */
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import net from 'node:net';
 import { once } from 'node:events';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { archiveKey, DepotError, newTaskId, parseArchiveKey } from '../../src/contract';
+import { runnerSettings } from '../../src/archiving/runner-settings';
+import { TaskContext, TaskRunner } from '../../src/archiving/task-runner';
+import { openCatalog } from '../../src/catalog/open';
+import { archiveKey, DepotError, newTaskId, parseArchiveKey, StoreResult } from '../../src/contract';
+import { StorageAPI } from '../../src/storage/api';
 import { ArchiveStore } from '../../src/storage/archive-store';
 import { defaultDriverFactory } from '../../src/storage/drivers';
 import { MoodleDriver, moodleSettingsSchema } from '../../src/storage/drivers/moodle';
@@ -19,6 +25,7 @@ import { createLogger, silentLogger } from '../../src/support/logging';
 import { Redactor } from '../../src/support/redaction';
 import { failure } from '../helpers/depot-failure';
 import { FakeMoodleOptions, FakeMoodleSite, startFakeMoodle } from '../helpers/fake-moodle';
+import { testConfig } from '../helpers/queue-harness';
 import { digestOf, KiB, MiB, patternBytes, readAll } from '../helpers/streams';
 
 let site: FakeMoodleSite;
@@ -341,5 +348,54 @@ describe('the token', () => {
     for (const text of seen) expect(text).not.toContain(site.token);
     // Every request went to a script path only: no query at all.
     for (const q of site.moodle.requests) expect(q.url).not.toContain('?');
+  });
+});
+
+describe('uploads carry a Content-Length when the length is known', () => {
+  test('a path source without a declared size: upload.php gets the file with its Content-Length; inline bytes too', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'depot-moodle-length-'));
+    try {
+      const file = path.join(dir, 'exam.zip');
+      const bytes = patternBytes(300 * KiB, 'length');
+      await writeFile(file, bytes);
+      const config = testConfig(
+        {
+          drivers: { moodle: { type: 'moodle', url: site.moodle.url, token: '${MOODLE_TOKEN}', courseId: site.courseId, timeoutMs: 5000 } },
+          paths: { allowed: [dir] },
+          catalog: { url: `sqlite:${path.join(dir, 'catalog.sqlite')}` },
+        },
+        dir,
+        { MOODLE_TOKEN: site.token },
+      );
+      const catalog = await openCatalog(config.catalog, 'write');
+      const storage = new StorageAPI(config, defaultDriverFactory(), silentLogger());
+      try {
+        const runner = new TaskRunner(storage, runnerSettings(config), silentLogger(), catalog);
+        const ctx = (jobId: string): TaskContext => ({
+          jobId,
+          createdAt: Date.now(),
+          signal: new AbortController().signal,
+          progress: () => undefined,
+          keepTaskId: () => Promise.resolve(),
+        });
+        const uploads = () => site.moodle.requests.filter((r) => r.script === '/webservice/upload.php');
+
+        const stored = (await runner.processTask('store', { source: { path: file }, name: 'exam.zip' }, ctx('job-1'))) as StoreResult;
+        expect(stored).toMatchObject(digestOf(bytes));
+        expect(uploads()).toHaveLength(1);
+        // The multipart envelope adds its boundaries and headers to the file's own bytes.
+        expect(uploads()[0].contentLength).toBeGreaterThan(bytes.length);
+
+        const inline = Buffer.from('inline archive bytes');
+        await runner.processTask('store', { source: { base64: inline.toString('base64') }, name: 'inline.zip' }, ctx('job-2'));
+        expect(uploads()).toHaveLength(2);
+        expect(uploads()[1].contentLength).toBeGreaterThan(inline.length);
+      } finally {
+        await storage.close();
+        await catalog.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
