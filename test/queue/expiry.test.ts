@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import type { StoreResult } from '../../src/contract';
+import { createRedis } from '../../src/queue/connection';
 import { EXPIRY_SCHEDULER_ID, scheduleExpiry } from '../../src/queue/expiry-schedule';
 import {
   archiveKeysBelow,
@@ -10,27 +11,33 @@ import {
   QueueClient,
   settle,
   startInProcessWorker,
+  startTestRedis,
   TempDirs,
+  TestRedis,
   testConfig,
 } from '../helpers/queue-harness';
-import { RedisServer, startRedis } from '../helpers/redis-server';
 
 /**
  * Automatic deletion (GDPR): archives past `deleteAfter` go, unless retention
  * still holds; the run is a scheduled `expire` job that every worker upserts.
+ * On a redis-server, and on a Redis Cluster (test/redis/cluster-expiry.test.ts
+ * runs this file there).
  */
 const temp = new TempDirs();
-let redis: RedisServer;
+let redis: TestRedis;
 let worker: InProcessWorker | undefined;
 let client: QueueClient;
 let root: string;
 
 beforeAll(async () => {
-  redis = await startRedis();
+  redis = await startTestRedis();
   root = path.join(await temp.make(), 'archive');
-  const config = testConfig({ redis: { url: redis.url }, queue: { attempts: 1, backoffMs: 50 }, drivers: { local: { type: 'filesystem', root } } }, root);
+  const config = testConfig(
+    { redis: redis.config, queue: { prefix: redis.prefix, attempts: 1, backoffMs: 50 }, drivers: { local: { type: 'filesystem', root } } },
+    root,
+  );
   worker = await startInProcessWorker(config);
-  client = await queueClient(redis.port);
+  client = await queueClient(redis);
 });
 
 afterAll(async () => {
@@ -74,10 +81,11 @@ test('an expire job with data is refused as invalid, not run', async () => {
 });
 
 test('scheduling is idempotent across workers and can be turned off', async () => {
-  const options = { redis: redis.url, queueName: 'depot', prefix: 'bull', everyMs: 120_000 };
+  const options = { redis: redis.target, queueName: 'depot', prefix: redis.prefix, everyMs: 120_000 };
   await scheduleExpiry(options);
   await scheduleExpiry(options); // a second worker starting
-  const queue = new Queue('depot', { connection: { host: '127.0.0.1', port: redis.port }, prefix: 'bull' });
+  const connection = createRedis(redis.target, 'worker');
+  const queue = new Queue('depot', { connection, prefix: redis.prefix });
   try {
     const schedulers = await queue.getJobSchedulers();
     expect(schedulers.map((s) => [s.key, s.name, s.every])).toEqual([[EXPIRY_SCHEDULER_ID, 'expire', 120_000]]);
@@ -85,5 +93,6 @@ test('scheduling is idempotent across workers and can be turned off', async () =
     expect(await queue.getJobSchedulers()).toEqual([]);
   } finally {
     await queue.close();
+    connection.disconnect();
   }
 });
