@@ -7,26 +7,26 @@ import { DepotHttpServer, startHttpServer } from '../../src/http/server';
 import { StorageAPI } from '../../src/storage/api';
 import { defaultDriverFactory } from '../../src/storage/drivers';
 import { silentLogger } from '../../src/support/logging';
-import { cleanupAll, eventually, InProcessWorker, startInProcessWorker, TempDirs, testConfig } from '../helpers/queue-harness';
-import { RedisServer, startRedis } from '../helpers/redis-server';
+import { cleanupAll, eventually, InProcessWorker, startInProcessWorker, startTestRedis, TempDirs, TestRedis, testConfig } from '../helpers/queue-harness';
 
 /**
  * `depot serve` (CONTRACT §6): /health says whether Redis and every driver's
  * last connection check are fine; /metrics exposes the queue, the drivers and
- * what the workers did, in the Prometheus text format.
+ * what the workers did, in the Prometheus text format. On a redis-server, and
+ * on a Redis Cluster (test/redis/cluster-serve.test.ts runs this file there).
  */
 jest.setTimeout(60_000);
 
 const temp = new TempDirs();
 const logger = silentLogger();
-let redis: RedisServer;
+let redis: TestRedis;
 let work: string;
 let worker: InProcessWorker | undefined;
 let manager: ArchivingManager | undefined;
 const servers: Array<{ http: DepotHttpServer; storage: StorageAPI }> = [];
 
 beforeAll(async () => {
-  redis = await startRedis();
+  redis = await startTestRedis();
   work = await temp.make();
 });
 
@@ -47,7 +47,10 @@ async function serve(drivers: Record<string, unknown>, tokens: string[] = [], au
   const passwordFile = path.join(work, `password-${servers.length}.txt`);
   if (auth) await writeFile(passwordFile, `${auth.password}\n`);
   const httpSettings = { port: 0, ...(tokens.length ? { tokensFile } : {}), ...(auth ? { auth: { user: auth.user, passwordFile } } : {}) };
-  const config = testConfig({ redis: { url: redis.url }, defaultDriver: 'local', drivers, http: httpSettings, paths: { allowed: [work] } }, work);
+  const config = testConfig(
+    { redis: redis.config, queue: { prefix: redis.prefix }, defaultDriver: 'local', drivers, http: httpSettings, paths: { allowed: [work] } },
+    work,
+  );
   const storage = new StorageAPI(config, defaultDriverFactory(), logger);
   const http = await startHttpServer(config, storage, logger);
   servers.push({ http, storage });
@@ -108,8 +111,8 @@ test('health: 200 when Redis and every driver are fine; 503 naming the driver wh
 test('metrics: queue counts, workers, and the stores the workers finished, with bytes and durations', async () => {
   const config = testConfig(
     {
-      redis: { url: redis.url },
-      queue: { attempts: 1 },
+      redis: redis.config,
+      queue: { prefix: redis.prefix, attempts: 1 },
       drivers: { local: { type: 'filesystem', root: path.join(work, 'archive') } },
       paths: { allowed: [work] },
     },
@@ -117,7 +120,7 @@ test('metrics: queue counts, workers, and the stores the workers finished, with 
   );
   worker = await startInProcessWorker(config);
   const http = await serve({ local: { type: 'filesystem', root: path.join(work, 'archive') } });
-  manager = new ArchivingManager({ redisUrl: redis.url, jobOptions: { attempts: 1 } });
+  manager = new ArchivingManager({ redis: redis.target, prefix: redis.prefix, jobOptions: { attempts: 1 } });
   const file = path.join(work, 'exam.zip');
   await writeFile(file, 'exam records for the metrics');
   const stored = await (await manager.store({ path: file }, { name: 'exam.zip' })).result(30_000);
@@ -158,7 +161,12 @@ test('task API: a bearer token queues a task (202) and GET reports it; bad input
   const TOKEN = 'api-token-0123456789abcdef';
   if (!worker) {
     const config = testConfig(
-      { redis: { url: redis.url }, drivers: { local: { type: 'filesystem', root: path.join(work, 'archive') } }, paths: { allowed: [work] } },
+      {
+        redis: redis.config,
+        queue: { prefix: redis.prefix },
+        drivers: { local: { type: 'filesystem', root: path.join(work, 'archive') } },
+        paths: { allowed: [work] },
+      },
       work,
     );
     worker = await startInProcessWorker(config);
@@ -247,7 +255,12 @@ test('task API: a taskId that exists is 409 with its state, never a silent 202; 
   const TOKEN = 'api-token-409-0123456789abcdef';
   if (!worker) {
     const config = testConfig(
-      { redis: { url: redis.url }, drivers: { local: { type: 'filesystem', root: path.join(work, 'archive') } }, paths: { allowed: [work] } },
+      {
+        redis: redis.config,
+        queue: { prefix: redis.prefix },
+        drivers: { local: { type: 'filesystem', root: path.join(work, 'archive') } },
+        paths: { allowed: [work] },
+      },
       work,
     );
     worker = await startInProcessWorker(config);
