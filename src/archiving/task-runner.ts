@@ -47,6 +47,8 @@ export interface TaskContext {
   actor?: string;
   /** `erase`: a delete on behalf of an erasure request (`depot erase`), audited as such. */
   auditAs?: 'erase';
+  /** This job ran before (a retry, or its worker died while running it): an earlier run may have done part of its work. */
+  rerun?: boolean;
 }
 
 export interface RunnerSettings {
@@ -272,11 +274,17 @@ export class TaskRunner {
     const taskId = task.taskId ?? newTaskId();
     const doer = this.doer(ctx);
     const operation = ctx.auditAs ?? 'delete';
+    let tries = 0;
     try {
-      await this.retrying(ctx, () => store.delete(task.ref.key, { taskId }));
+      await this.retrying(ctx, () => (tries++, store.delete(task.ref.key, { taskId })));
     } catch (error) {
-      // Gone already — deleted behind depot's back, or by this task's earlier run that died before the catalog heard of it:
-      // the catalog learns it is gone; the task still fails not_found, as it always has.
+      // Gone after an earlier try of this task — whose delete may have landed before its answer was lost (a timeout,
+      // a worker killed): the delete asked for is done, and the producer is told so rather than not_found.
+      if (error instanceof DepotError && error.code === 'not_found' && (tries > 1 || ctx.rerun)) {
+        await this.record.deleted(task.ref, taskId, operation, 'ok', doer);
+        return { taskId, ref: task.ref, deleted: true };
+      }
+      // Gone already on the first try: deleted behind depot's back. The catalog learns it is gone; the task fails not_found.
       await this.auditFailure(error, (code) =>
         code === 'not_found'
           ? this.record.deleted(task.ref, taskId, operation, 'not_found', doer)

@@ -94,6 +94,8 @@ export function startStorageWorker(processor: TaskProcessor, options: StorageWor
       // Who queued it, for the audit trail: what the producer put beside the task (ArchivingManager, the task API, the CLI).
       actor: provenance.actor,
       auditAs: job.name === 'delete' ? provenance.operation : undefined,
+      // Moved to active before (attemptsStarted counts this run too), failed before, or handed back after its worker died.
+      rerun: job.attemptsStarted > 1 || job.attemptsMade > 0 || job.stalledCounter > 0,
       failingOver: (from, to, error) => {
         notify(job, 'task.failover', { attempt, from, to, error: { code: error.code, message: redactor.redact(error.message) } })?.catch((e: Error) =>
           logger.warn(`webhook task.failover not queued: ${redactor.redact(e.message)}`, { jobId: job.id }),
