@@ -170,10 +170,16 @@ test('store, retrieve and delete through a worker; status names the worker', asy
   expect(retrieved.stdout).toContain('verified');
   expect(await readFile(out)).toEqual(bytes);
 
-  // An existing file is never replaced: exit 1 with the contract's code.
+  // The same bytes already there: done (a retrieve run again after it published). Other bytes are never
+  // replaced: exit 1 with the contract's code, the file as it was.
   const again = await depot(['retrieve', 'local', result.ref.key, '--out', out, '--json']);
-  expect(again.code).toBe(1);
-  expect(JSON.parse(again.stdout)).toMatchObject({ ok: false, error: { code: 'conflict' } });
+  expect(again.code).toBe(0);
+  const other = path.join(work, 'other.zip');
+  await writeFile(other, 'a file of someone else');
+  const clash = await depot(['retrieve', 'local', result.ref.key, '--out', other, '--json']);
+  expect(clash.code).toBe(1);
+  expect(JSON.parse(clash.stdout)).toMatchObject({ ok: false, error: { code: 'conflict' } });
+  expect(await readFile(other, 'utf8')).toBe('a file of someone else');
 
   const deleted = await depot(['delete', 'local', result.ref.key, '--json']);
   expect(deleted.code).toBe(0);

@@ -15,6 +15,7 @@ import { silentLogger } from '../../src/support/logging';
 import { adminConnection, NatsCluster, natsSettings, startNatsCluster, uniqueBucket } from '../helpers/nats-server';
 import {
   cleanupAll,
+  eventually,
   InProcessWorker,
   queueClient,
   QueueClient,
@@ -117,7 +118,16 @@ describe('through the worker', () => {
     worker = await startInProcessWorker(config);
     // The bucket exists (with its leader) before the store: a check through the same config's driver.
     const probe = new NatsDriver('probe', natsSettings(cluster.urls, bucket, { replicas: 3, timeoutMs: 15_000 }), logger);
-    const checked = await new ArchiveStore(probe, logger).check();
+    // Creating a three-replica stream may take longer than one call's timeout on a loaded machine (the worker
+    // may be creating it at the same moment): the check is asked again until the bucket answers.
+    const checked = await eventually(
+      async () => {
+        const result = await new ArchiveStore(probe, logger).check();
+        return result.ok ? result : undefined;
+      },
+      90_000,
+      'the bucket answering a check',
+    );
     expect(checked.error).toBeUndefined();
     expect(checked).toMatchObject({ ok: true });
     const leader = await streamLeader(bucket);
