@@ -128,6 +128,8 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
   const clients: S3Client[] = [];
 
   const start = async () => {
+    // Already running: a second child would fail on the port and orphan the first (and keep jest from exiting).
+    if (child && child.exitCode === null && child.signalCode === null) return;
     const mode = options.conditionalWrites ? 'conditional' : 'plain';
     const proc = spawn(process.execPath, ['-e', CHILD, s3rverMain, dataDir, String(port), mode], { stdio: ['pipe', 'pipe', 'pipe'] });
     child = proc;
