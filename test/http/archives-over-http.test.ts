@@ -433,8 +433,8 @@ test('the spool sweep removes a leftover only when no job that may still run ref
   expect(await readFile(path.join(dir, 'unrelated.txt'), 'utf8')).toBe('not ours');
 });
 
-test('a 512 MiB upload is streamed: the peak RSS of depot serve stays flat', async () => {
-  const size = Number(process.env.DEPOT_UPLOAD_TEST_MIB ?? 512) * 1024 * 1024;
+test('a 1 GiB upload is streamed: the peak RSS of depot serve stays flat', async () => {
+  const size = Number(process.env.DEPOT_UPLOAD_TEST_MIB ?? 1024) * 1024 * 1024;
   const peak = async () => Number(/VmHWM:\s+(\d+) kB/.exec(await readFile(`/proc/${serve.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
   const before = await peak();
   const hash = createHash('sha256');
@@ -455,7 +455,8 @@ test('a 512 MiB upload is streamed: the peak RSS of depot serve stays flat', asy
   console.log(
     `upload of ${size / 1024 ** 2} MiB: ${seconds.toFixed(1)} s; serve peak RSS ${(before / 1024 ** 2).toFixed(0)} MiB before, ${(after / 1024 ** 2).toFixed(0)} MiB after`,
   );
-  // Measured: 512 MiB +0..19 MiB, 1 GiB +57 MiB (garbage of the chunks before a GC), never the file's size.
-  expect(after - before).toBeLessThan(96 * 1024 * 1024);
+  // Measured: peak 226 MiB after 1 GiB (+73), 219 MiB after 2 GiB (+81): the same peak whatever the size (garbage of the
+  // parser's chunk copies before a GC), never near the file's size.
+  expect(after - before).toBeLessThan(128 * 1024 * 1024);
   expect(await finished(ADMIN, answer.body.taskId as string)).toMatchObject({ state: 'completed' });
 });
