@@ -42,6 +42,7 @@ import { silentLogger } from '../src/support/logging';
 import { Redactor } from '../src/support/redaction';
 import { createTestDatabase, TestDatabase } from '../test/helpers/postgres';
 import { startRedis } from '../test/helpers/redis-server';
+import { taskContext } from '../test/helpers/queue-harness';
 import { countingFactory } from '../test/catalog/counting-storage';
 import { BenchContext, freshQueue, stopAll } from './context';
 import { PROJECT_ROOT } from './env';
@@ -89,13 +90,7 @@ interface SmallCost {
   postgres: number[];
 }
 
-const ctxFor = (): TaskContext => ({
-  jobId: `bench-${randomBytes(4).toString('hex')}`,
-  createdAt: Date.now(),
-  signal: new AbortController().signal,
-  progress: () => undefined,
-  keepTaskId: () => Promise.resolve(),
-});
+const ctxFor = (): TaskContext => taskContext(`bench-${randomBytes(4).toString('hex')}`);
 
 /** A synthetic manifest: ~10 archives per userId, 1000 courses, a tenth of them quiz archives naming 5 users; deleteAfter years ahead, or none. */
 function syntheticManifest(i: number, random: () => number): Manifest {

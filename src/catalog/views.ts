@@ -1,4 +1,4 @@
-import type { Metadata, StorageRef } from '../contract';
+import type { Metadata } from '../contract';
 import type { CatalogEntry, VerifyStatus } from './catalog';
 
 /**
@@ -6,18 +6,7 @@ import type { CatalogEntry, VerifyStatus } from './catalog';
  * `ArchivingManager.find` show it (CONTRACT §8): the optional fields only when
  * they are set, `verifyStatus` only once the archive has been verified.
  */
-export interface ListedArchive {
-  ref: StorageRef;
-  name: string;
-  size: number;
-  sha256: string;
-  storedAt: string;
-  metadata: Metadata;
-  retainUntil?: string;
-  deleteAfter?: string;
-  deletedAt?: string;
-  verifyStatus?: VerifyStatus;
-}
+export type ListedArchive = Omit<CatalogEntry, 'taskId' | 'lastVerifiedAt' | 'verifyStatus'> & { verifyStatus?: VerifyStatus };
 
 export function listedArchive(entry: CatalogEntry): ListedArchive {
   return {

@@ -16,7 +16,7 @@ import type { StorageDriver } from '../../src/storage/driver';
 import { defaultDriverFactory } from '../../src/storage/drivers';
 import { silentLogger } from '../../src/support/logging';
 import { failure } from '../helpers/depot-failure';
-import { TempDirs, testConfig } from '../helpers/queue-harness';
+import { taskContext, TempDirs, testConfig } from '../helpers/queue-harness';
 
 const temp = new TempDirs();
 let root: string;
@@ -27,14 +27,7 @@ let runner: TaskRunner;
 const answerLost = new Set<string>();
 let jobs = 0;
 
-const ctx = (rerun = false): TaskContext => ({
-  jobId: `job-${++jobs}`,
-  createdAt: Date.now(),
-  signal: new AbortController().signal,
-  progress: () => undefined,
-  keepTaskId: () => Promise.resolve(),
-  rerun,
-});
+const ctx = (rerun = false): TaskContext => taskContext(`job-${++jobs}`, { rerun });
 
 beforeAll(async () => {
   const work = await temp.make();

@@ -10,7 +10,7 @@ import type { StoreResult } from '../../src/contract';
 import { StorageAPI } from '../../src/storage/api';
 import { silentLogger } from '../../src/support/logging';
 import { createTestDatabase, TestDatabase } from '../helpers/postgres';
-import { archiveKeysBelow, catalogDir, TempDirs, testConfig } from '../helpers/queue-harness';
+import { archiveKeysBelow, catalogDir, taskContext, TempDirs, testConfig } from '../helpers/queue-harness';
 import { BackendCalls, countingFactory, resetCalls } from './counting-storage';
 
 /**
@@ -34,13 +34,7 @@ describe.each(['sqlite', 'postgres'] as const)('automatic deletion reads the cat
   let root: string;
   let jobs = 0;
 
-  const ctx = (): TaskContext => ({
-    jobId: `job-${++jobs}`,
-    createdAt: Date.now(),
-    signal: new AbortController().signal,
-    progress: () => undefined,
-    keepTaskId: () => Promise.resolve(),
-  });
+  const ctx = (): TaskContext => taskContext(`job-${++jobs}`);
 
   beforeAll(async () => {
     database = kind === 'postgres' ? await createTestDatabase() : undefined;

@@ -18,7 +18,7 @@ import { defaultDriverFactory } from '../../src/storage/drivers';
 import { silentLogger } from '../../src/support/logging';
 import { jsonOf, runDepot } from '../helpers/depot-cli';
 import { createTestDatabase, TestDatabase } from '../helpers/postgres';
-import { cleanupAll, eventually, InProcessWorker, startInProcessWorker, TempDirs, testConfig, writeConfigFile } from '../helpers/queue-harness';
+import { cleanupAll, eventually, InProcessWorker, startInProcessWorker, taskContext, TempDirs, testConfig, writeConfigFile } from '../helpers/queue-harness';
 import { RedisServer, startRedis } from '../helpers/redis-server';
 import { expectedMac, parseSignature, startWebhookReceiver, WebhookReceiver } from '../helpers/webhook-receiver';
 
@@ -141,13 +141,7 @@ describe.each(['sqlite', 'postgres'] as const)('fixity (%s)', (kind) => {
           catalog,
           new NotificationService((d, id) => callbacks.enqueue(d, id), config.callbacks?.url),
         );
-        const ctx = {
-          jobId: 'fixity-1',
-          createdAt: Date.now(),
-          signal: new AbortController().signal,
-          progress: () => undefined,
-          keepTaskId: () => Promise.resolve(),
-        };
+        const ctx = taskContext('fixity-1');
         expect(await runner.processTask('verify', {}, ctx)).toEqual({ verified: 6, ok: 4, corrupt: [altered.ref], missing: [deleted.ref] });
       } finally {
         await callbacks.close();

@@ -9,6 +9,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ConnectionOptions, Job, Queue, QueueEvents } from 'bullmq';
 import YAML from 'yaml';
+import type { TaskContext } from '../../src/archiving/task-runner';
 import { Config, validateConfig } from '../../src/config/load';
 import { startDepotWorker } from '../../src/process/worker';
 import { createRedis, RedisClient, RedisTarget } from '../../src/queue/connection';
@@ -52,6 +53,11 @@ export class TempDirs {
     // Retried: a process that just ended (a browser's helpers, a server) may still be removing its own files.
     await Promise.all(this.dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 })));
   }
+}
+
+/** What a worker gives TaskRunner.processTask, for tests (and benchmarks) that call the runner directly. */
+export function taskContext(jobId: string, extra: Partial<TaskContext> = {}): TaskContext {
+  return { jobId, createdAt: Date.now(), signal: new AbortController().signal, progress: () => undefined, keepTaskId: () => Promise.resolve(), ...extra };
 }
 
 /**

@@ -9,13 +9,12 @@ import {
   queueClient,
   QueueClient,
   spawnWorkerProcess,
-  startHttpSource,
   TempDirs,
   testConfig,
-  WorkerProcess,
   writeConfigFile,
 } from '../helpers/queue-harness';
 import { RedisServer, startRedis } from '../helpers/redis-server';
+import { killWorkerEveryRun, startStallingSource } from '../helpers/stalling-task';
 
 /**
  * CONTRACT §10: a task failed by BullMQ's stall limit (its workers killed with
@@ -34,11 +33,7 @@ let source: HttpSource;
 beforeAll(async () => {
   redis = await startRedis();
   client = await queueClient(redis.port);
-  // Every download stalls after its first bytes: each run of the task holds until its worker is killed.
-  source = await startHttpSource((_req, res) => {
-    res.writeHead(200, { 'content-length': String(1024 * 1024) });
-    res.write(Buffer.alloc(1024));
-  });
+  source = await startStallingSource();
 });
 
 afterAll(async () => {
@@ -67,16 +62,7 @@ test('a store failed by the stall limit: no pending entry left, the failure audi
     { jobId: 'task-dies-every-time' },
   );
   const config = testConfig(raw, work);
-  let worker: WorkerProcess | undefined;
-  for (let run = 1; run <= 3; run++) {
-    worker = spawnWorkerProcess(configFile, { DEPOT_WORKER_NAME: `stall-${run}` });
-    const current = worker;
-    await eventually(() => (source.requests >= run ? true : undefined), 60_000, `run ${run} of the task`).catch((error: Error) => {
-      throw new Error(`${error.message}\n${current.output()}`);
-    });
-    worker.child.kill('SIGKILL');
-    await exitWithin(worker, 10_000);
-  }
+  await killWorkerEveryRun(configFile, source, 3);
   const catalog = await openCatalog(config.catalog, 'read');
   try {
     // Each run wrote the pending entry before it began to publish.

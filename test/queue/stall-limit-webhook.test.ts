@@ -9,12 +9,11 @@ import {
   queueClient,
   QueueClient,
   spawnWorkerProcess,
-  startHttpSource,
   TempDirs,
-  WorkerProcess,
   writeConfigFile,
 } from '../helpers/queue-harness';
 import { RedisServer, startRedis } from '../helpers/redis-server';
+import { killWorkerEveryRun, startStallingSource } from '../helpers/stalling-task';
 
 /**
  * A task whose worker dies every time it runs it is failed by BullMQ's stall
@@ -43,11 +42,7 @@ beforeAll(async () => {
     });
   });
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  // Every download stalls after its first bytes: each run of the task holds until its worker is killed.
-  source = await startHttpSource((_req, res) => {
-    res.writeHead(200, { 'content-length': String(1024 * 1024) });
-    res.write(Buffer.alloc(1024));
-  });
+  source = await startStallingSource();
 });
 
 afterAll(async () => {
@@ -77,17 +72,7 @@ test('a task failed by the stall limit (its worker killed with SIGKILL three tim
     { jobId: 'task-kills-its-worker' },
   );
 
-  // Named unlike `<host>:<pid>`, so no worker hands back its predecessor's task: BullMQ's stalled check alone recovers it.
-  let worker: WorkerProcess | undefined;
-  for (let run = 1; run <= 3; run++) {
-    worker = spawnWorkerProcess(configFile, { DEPOT_WORKER_NAME: `stall-${run}` });
-    const current = worker;
-    await eventually(() => (source.requests >= run ? true : undefined), 60_000, `run ${run} of the task`).catch((error: Error) => {
-      throw new Error(`${error.message}\n${current.output()}`);
-    });
-    worker.child.kill('SIGKILL');
-    await exitWithin(worker, 10_000);
-  }
+  await killWorkerEveryRun(configFile, source, 3);
   expect(hooks).toEqual([]);
 
   // The fourth worker finds the task over the stall limit and fails it without running it.

@@ -13,7 +13,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { runnerSettings } from '../../src/archiving/runner-settings';
-import { TaskContext, TaskRunner } from '../../src/archiving/task-runner';
+import { TaskRunner } from '../../src/archiving/task-runner';
 import { openCatalog } from '../../src/catalog/open';
 import { archiveKey, DepotError, newTaskId, parseArchiveKey, StoreResult } from '../../src/contract';
 import { StorageAPI } from '../../src/storage/api';
@@ -25,7 +25,7 @@ import { createLogger, silentLogger } from '../../src/support/logging';
 import { Redactor } from '../../src/support/redaction';
 import { failure } from '../helpers/depot-failure';
 import { FakeMoodleOptions, FakeMoodleSite, startFakeMoodle } from '../helpers/fake-moodle';
-import { testConfig } from '../helpers/queue-harness';
+import { taskContext, testConfig } from '../helpers/queue-harness';
 import { digestOf, KiB, MiB, patternBytes, readAll } from '../helpers/streams';
 
 let site: FakeMoodleSite;
@@ -371,23 +371,16 @@ describe('uploads carry a Content-Length when the length is known', () => {
       const storage = new StorageAPI(config, defaultDriverFactory(), silentLogger());
       try {
         const runner = new TaskRunner(storage, runnerSettings(config), silentLogger(), catalog);
-        const ctx = (jobId: string): TaskContext => ({
-          jobId,
-          createdAt: Date.now(),
-          signal: new AbortController().signal,
-          progress: () => undefined,
-          keepTaskId: () => Promise.resolve(),
-        });
         const uploads = () => site.moodle.requests.filter((r) => r.script === '/webservice/upload.php');
 
-        const stored = (await runner.processTask('store', { source: { path: file }, name: 'exam.zip' }, ctx('job-1'))) as StoreResult;
+        const stored = (await runner.processTask('store', { source: { path: file }, name: 'exam.zip' }, taskContext('job-1'))) as StoreResult;
         expect(stored).toMatchObject(digestOf(bytes));
         expect(uploads()).toHaveLength(1);
         // The multipart envelope adds its boundaries and headers to the file's own bytes.
         expect(uploads()[0].contentLength).toBeGreaterThan(bytes.length);
 
         const inline = Buffer.from('inline archive bytes');
-        await runner.processTask('store', { source: { base64: inline.toString('base64') }, name: 'inline.zip' }, ctx('job-2'));
+        await runner.processTask('store', { source: { base64: inline.toString('base64') }, name: 'inline.zip' }, taskContext('job-2'));
         expect(uploads()).toHaveLength(2);
         expect(uploads()[1].contentLength).toBeGreaterThan(inline.length);
       } finally {
