@@ -7,6 +7,11 @@ import { catalogUnavailable, Row, SqlDatabase, SqlSession, SqlValue } from '../s
 const SQLITE_BUSY = 5;
 const SQLITE_LOCKED = 6;
 
+/** WAL pages (4 KiB) past which a committing connection checkpoints by itself: 64 MiB, 16 times SQLite's default. */
+export const WRITER_CHECKPOINT_PAGES = 16_384;
+/** What a WAL file keeps of its size when it starts over. */
+const WAL_KEPT_BYTES = 16 * 1024 * 1024;
+
 export interface SqliteOptions {
   /** How long a statement or transaction keeps trying while another process holds the database's write lock. */
   busyMs?: number;
@@ -46,6 +51,10 @@ export class SqliteDatabase implements SqlDatabase {
       this.db.exec('PRAGMA busy_timeout = 0');
       // Per connection, not kept in the file: every connection commits without an fsync of its own (see above).
       this.db.exec('PRAGMA synchronous = NORMAL');
+      // Checkpoints are the checkpoint thread's (checkpoint-thread.ts); a connection runs one itself only past this.
+      this.db.exec(`PRAGMA wal_autocheckpoint = ${WRITER_CHECKPOINT_PAGES}`);
+      // …and a WAL grown that far is cut back when it starts over, not kept at its largest.
+      this.db.exec(`PRAGMA journal_size_limit = ${WAL_KEPT_BYTES}`);
     } catch (error) {
       throw catalogUnavailable(location, `cannot open ${file}: ${(error as Error).message}`, error);
     }

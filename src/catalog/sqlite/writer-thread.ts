@@ -2,7 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { DepotError, isErrorCode } from '../../contract';
 import { SqlCatalog } from '../sql-catalog';
 import { SqliteDatabase } from './database';
-import type { WriterCall, WriterReply, WriterSetup } from './writer';
+import { startThread, WriterCall, WriterReply, WriterSetup } from './writer';
 
 /**
  * The SQLite catalog's writer thread (see writer.ts): one connection that
@@ -50,9 +50,24 @@ function flush(): void {
   void Promise.allSettled(calls.map(run)).then((outcomes) => port?.postMessage(outcomes.map((outcome, i) => reply(calls[i], outcome))));
 }
 
+// Checkpoints run beside the writes, not in their way (checkpoint-thread.ts). Not needed to end the thread.
+const checkpointer = startThread('checkpoint-thread', setup);
+checkpointer.unref();
+checkpointer.on('error', () => undefined); // without it the writer keeps going, and checkpoints by itself past its limit
+
+function stopCheckpointer(): Promise<void> {
+  const exited = new Promise<void>((resolve) => checkpointer.once('exit', () => resolve()));
+  checkpointer.postMessage({ close: true });
+  const timer = setTimeout(() => void checkpointer.terminate(), 5_000);
+  return exited.finally(() => clearTimeout(timer));
+}
+
 port?.on('message', (message: WriterCall | { close: true }) => {
   if ('close' in message) {
-    void catalog.close().then(() => port.close());
+    // The checkpointer first: the writer's connection, the last to close, then checkpoints what is left and removes the WAL.
+    void stopCheckpointer()
+      .then(() => catalog.close())
+      .then(() => port.close());
     return;
   }
   arrived.push(message);

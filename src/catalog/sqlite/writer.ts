@@ -69,7 +69,7 @@ export class SqliteWriter {
 
   private thread(): Worker {
     if (this.worker) return this.worker;
-    const worker = startThread(this.setup);
+    const worker = startThread('writer-thread', this.setup);
     worker.unref();
     worker.on('message', (replies: WriterReply[]) => {
       for (const reply of replies) {
@@ -99,11 +99,12 @@ export class SqliteWriter {
 }
 
 /**
- * The thread runs writer-thread.js from the build; run from the source (tests,
- * DEPOT_FROM_SOURCE), it loads writer-thread.ts through tsx, as bin/depot does.
+ * A thread of this folder (`writer-thread`, `checkpoint-thread`): the .js from
+ * the build; run from the source (tests, DEPOT_FROM_SOURCE), the .ts through
+ * tsx, as bin/depot does.
  */
-function startThread(setup: WriterSetup): Worker {
-  if (__filename.endsWith('.js')) return new Worker(path.join(__dirname, 'writer-thread.js'), { workerData: setup });
-  const entry = path.join(__dirname, 'writer-thread.ts');
+export function startThread(name: 'writer-thread' | 'checkpoint-thread', setup: WriterSetup): Worker {
+  if (__filename.endsWith('.js')) return new Worker(path.join(__dirname, `${name}.js`), { workerData: setup });
+  const entry = path.join(__dirname, `${name}.ts`);
   return new Worker(`require('tsx/cjs/api').register(); require(${JSON.stringify(entry)});`, { eval: true, workerData: setup });
 }
