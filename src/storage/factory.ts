@@ -32,10 +32,17 @@ const SHARED_KEYS = Object.keys(commonDriverSettings);
 
 /** StorageDriverFactory: driver type → implementation (strategy pattern); a plugin's by its `module` (see plugins.ts). */
 export class StorageDriverFactory {
-  private readonly definitions = new Map<string, DriverDefinition>();
+  /** A type's definition, or what loads it on first use (registerLazy). */
+  private readonly definitions = new Map<string, DriverDefinition | (() => DriverDefinition)>();
 
   register<S extends { type: string }>(definition: DriverDefinition<S>): this {
     this.definitions.set(definition.type, definition);
+    return this;
+  }
+
+  /** A type whose definition is loaded (`load` called once) only when it is first asked for. */
+  registerLazy(type: string, load: () => DriverDefinition): this {
+    this.definitions.set(type, load);
     return this;
   }
 
@@ -44,7 +51,11 @@ export class StorageDriverFactory {
   }
 
   definition(type: string): DriverDefinition | undefined {
-    return this.definitions.get(type);
+    const entry = this.definitions.get(type);
+    if (typeof entry !== 'function') return entry;
+    const loaded = entry();
+    this.definitions.set(type, loaded);
+    return loaded;
   }
 
   /** The definition one instance's settings name: its plugin's when they have `module` (a resolved file by now), else the built-in type's. */
@@ -52,7 +63,7 @@ export class StorageDriverFactory {
     const module = (settings as { module?: unknown } | null)?.module;
     if (typeof module === 'string') return loadDriverPlugin(module, '/').definition;
     const type = (settings as { type?: unknown } | null)?.type;
-    return typeof type === 'string' ? this.definitions.get(type) : undefined;
+    return typeof type === 'string' ? this.definition(type) : undefined;
   }
 
   /** Validates one instance's settings; issues are named `drivers.<name>.<field>`. */
