@@ -51,6 +51,12 @@ function newKey(name = 'exam.zip'): string {
 }
 
 const md5 = (bytes: Buffer) => createHash('md5').update(bytes).digest('base64');
+const sha256 = (bytes: Buffer, encoding: 'hex' | 'base64') => createHash('sha256').update(bytes).digest(encoding);
+/** The checksum headers of a request: x-amz-checksum-* and Content-MD5. */
+/** UploadPart requests by part number (parts go up in parallel). */
+const partsOf = (sent: SentRequest[]) =>
+  sent.filter((r) => r.command === 'UploadPartCommand').sort((a, b) => Number(a.query.partNumber) - Number(b.query.partNumber));
+const checksumHeaders = (r: SentRequest) => Object.keys(r.headers).filter((h) => h.startsWith('x-amz-checksum-') || h === 'content-md5');
 const only = (sent: SentRequest[], command: string, sidecar?: boolean) =>
   sent.filter((r) => r.command === `${command}Command` && (sidecar === undefined || r.path.endsWith('.depot.json') === sidecar));
 const one = (sent: SentRequest[], command: string, sidecar?: boolean): SentRequest => {
@@ -66,7 +72,7 @@ const placement = {
 };
 
 describe('a small archive (one PutObject)', () => {
-  test('manifest first, then the object; both If-None-Match: *, Content-MD5 and SSE; storage class on the object only', async () => {
+  test('manifest first, then the object; both If-None-Match: * and SSE; storage class on the object only', async () => {
     const { sent, store } = await driverOn(plain, placement);
     const key = newKey('Prüfung 試験.zip');
     const bytes = patternBytes(100_000, 'small');
@@ -79,9 +85,11 @@ describe('a small archive (one PutObject)', () => {
       expect(r.headers['if-none-match']).toBe('*');
       expect(r.headers['x-amz-server-side-encryption']).toBe('aws:kms');
       expect(r.headers['x-amz-server-side-encryption-aws-kms-key-id']).toBe(placement.kmsKeyId);
-      expect(r.headers['content-md5']).toMatch(/^[A-Za-z0-9+/]{22}==$/);
+      // checksums: when_required without objectLock: no checksum header, only the signature's payload hash.
+      expect(checksumHeaders(r)).toEqual([]);
     }
-    expect(object.headers['content-md5']).toBe(md5(bytes));
+    // The object's payload hash is the archive's sha256 as the shared layer computed it.
+    expect(object.headers['x-amz-content-sha256']).toBe(digestOf(bytes).sha256);
     // The key is looked at right before the object is written: a store that ignores If-None-Match would replace it.
     const trail = commandTrail(sent);
     expect(trail.slice(trail.indexOf('PutObject (sidecar)'))).toEqual(['PutObject (sidecar)', 'HeadObject', 'PutObject', 'HeadObject']);
@@ -104,29 +112,40 @@ describe('a small archive (one PutObject)', () => {
   });
 
   test.each([
-    ['when_required', false],
-    ['when_supported', true],
-  ])('checksums: %s → SDK checksum header %s, Content-MD5 always; the bytes arrive intact either way', async (checksums, sdkChecksum) => {
-    const { driver, bucket, sent, store } = await driverOn(plain, { checksums });
+    ['when_required', undefined, []],
+    ['when_required', { mode: 'GOVERNANCE', days: 1 }, ['content-md5']],
+    ['when_supported', undefined, ['x-amz-checksum-sha256']],
+    ['when_supported', { mode: 'GOVERNANCE', days: 1 }, ['x-amz-checksum-sha256']],
+  ])('checksums: %s, objectLock %j → %j on the object; the bytes arrive intact', async (checksums, objectLock, expected) => {
+    const { driver, bucket, sent, store } = await driverOn(plain, { checksums, objectLock });
     const key = newKey();
     const bytes = patternBytes(200_000, 'checksums');
-    await store.store({ key, taskId: key.split('/')[3], name: 'exam.zip', body: archiveBody(key, bytes).stream });
+    const stored = store.store({ key, taskId: key.split('/')[3], name: 'exam.zip', body: archiveBody(key, bytes).stream });
+    // s3rver keeps no lock, and the driver reads every lock back: with objectLock the store fails after writing.
+    if (objectLock) await expect(stored).rejects.toMatchObject({ code: 'misconfigured' });
+    else await stored;
     const object = one(sent, 'PutObject', false);
-    expect(Object.keys(object.headers).some((h) => h.startsWith('x-amz-checksum-'))).toBe(sdkChecksum);
-    expect(object.headers['content-md5']).toBe(md5(bytes));
+    expect(checksumHeaders(object)).toEqual(expected);
+    if (expected.includes('content-md5')) expect(object.headers['content-md5']).toBe(md5(bytes));
+    if (expected.includes('x-amz-checksum-sha256')) expect(object.headers['x-amz-checksum-sha256']).toBe(sha256(bytes, 'base64'));
+    // One digest, the archive's own, signs the request and is its checksum.
+    expect(object.headers['x-amz-content-sha256']).toBe(sha256(bytes, 'hex'));
     // The driver never streams a body (always a buffer), so no aws-chunked framing reaches the store.
     expect(object.headers['content-encoding'] ?? '').not.toContain('aws-chunked');
+    const sidecar = one(sent, 'PutObject', true);
+    expect(checksumHeaders(sidecar)).toEqual(expected);
+    if (objectLock) return;
     const back = await raw.send(new GetObjectCommand({ Bucket: bucket, Key: `p/${key}` }));
     expect(digestOf(Buffer.from((await back.Body?.transformToByteArray()) ?? []))).toEqual(digestOf(bytes));
     expect(driver.capabilities.retention).toBe(false);
   });
 });
 
-describe('a large archive (multipart through lib-storage)', () => {
+describe('a large archive (multipart)', () => {
   const size = 12 * MiB; // three parts of 5 MiB
   const trailOf = (sent: SentRequest[]) => commandTrail(sent).filter((c) => !c.startsWith('Head') && !c.startsWith('ListMultipartUploads'));
 
-  test('SSE and storage class at CreateMultipartUpload, Content-MD5 on every part, manifest before Complete, If-None-Match on Complete', async () => {
+  test('SSE and storage class at CreateMultipartUpload, each part signed by its sha256, manifest before Complete, If-None-Match on Complete', async () => {
     const { sent, store, driver } = await driverOn(plain, placement);
     expect(driver.capabilities.retention).toBe(false);
     const key = newKey();
@@ -149,11 +168,15 @@ describe('a large archive (multipart through lib-storage)', () => {
     expect(create.headers['x-amz-storage-class']).toBe('STANDARD_IA');
     expect(create.headers['x-amz-meta-depot-task-id']).toBe(key.split('/')[3]);
     expect(create.headers['x-amz-meta-depot-sha256']).toBeUndefined(); // not known at the start
-    const parts = only(sent, 'UploadPart');
+    const parts = partsOf(sent);
+    expect(parts.map((p) => p.query.partNumber)).toEqual(['1', '2', '3']);
     for (const [i, part] of parts.entries()) {
       const chunk = bytes.subarray(i * 5 * MiB, (i + 1) * 5 * MiB);
-      expect(part.headers['content-md5']).toBe(md5(chunk));
+      expect(part.headers['x-amz-content-sha256']).toBe(sha256(chunk, 'hex'));
+      expect(part.bodyBytes).toBe(chunk.length);
+      expect(checksumHeaders(part)).toEqual([]); // when_required without objectLock
     }
+    expect(create.headers['x-amz-checksum-algorithm']).toBeUndefined();
     const complete = one(sent, 'CompleteMultipartUpload');
     expect(complete.headers['if-none-match']).toBe('*');
     expect(one(sent, 'PutObject', true).headers['if-none-match']).toBe('*');
@@ -171,6 +194,29 @@ describe('a large archive (multipart through lib-storage)', () => {
     const outcome = await driver.store(toArchiveKey(key), archiveBody(key, bytes, { declared }), new AbortController().signal);
     expect(outcome.status).toBe('created');
     expect(only(sent, 'UploadPart').map((p) => p.headers['content-length'])).toEqual([String(12 * MiB), String(11 * MiB)]);
+  });
+
+  test.each([
+    ['when_supported', undefined, 'x-amz-checksum-sha256'],
+    ['when_required', { mode: 'GOVERNANCE', days: 1 }, 'content-md5'],
+  ])('checksums: %s, objectLock %j → %s on every part, from the digests taken while filling it', async (checksums, objectLock, header) => {
+    const { sent, store } = await driverOn(plain, { checksums, objectLock });
+    const key = newKey();
+    const bytes = patternBytes(size, 'parts');
+    const stored = store.store({ key, taskId: key.split('/')[3], name: 'exam.zip', body: archiveBody(key, bytes).stream });
+    if (objectLock) await expect(stored).rejects.toMatchObject({ code: 'misconfigured' });
+    else await stored;
+    const create = one(sent, 'CreateMultipartUpload');
+    // Parts with x-amz-checksum-sha256 need an upload created for that algorithm.
+    expect(create.headers['x-amz-checksum-algorithm']).toBe(header === 'x-amz-checksum-sha256' ? 'SHA256' : undefined);
+    const parts = partsOf(sent);
+    expect(parts).toHaveLength(3);
+    for (const [i, part] of parts.entries()) {
+      const chunk = bytes.subarray(i * 5 * MiB, (i + 1) * 5 * MiB);
+      expect(checksumHeaders(part)).toEqual([header]);
+      expect(part.headers[header]).toBe(header === 'content-md5' ? md5(chunk) : sha256(chunk, 'base64'));
+      expect(part.headers['x-amz-content-sha256']).toBe(sha256(chunk, 'hex'));
+    }
   });
 
   test('a body that fails its check at the end never reaches Complete; the upload is aborted', async () => {

@@ -236,13 +236,23 @@ describe('Object Lock, read back from the store', () => {
   };
 
   test.each([
-    ['a small archive (one PutObject)', 1000],
-    ['a multipart archive (the store ignores lock headers on CreateMultipartUpload)', 12 * MiB],
-  ])('%s: archive and manifest locked as configured; the store refuses to delete them', async (_label, size) => {
-    const { bucket, store } = await setup({ settings: { objectLock: { mode: 'COMPLIANCE', days: 1 } } });
+    ['a small archive (one PutObject)', 1000, 'when_supported'],
+    ['a multipart archive (the store ignores lock headers on CreateMultipartUpload)', 12 * MiB, 'when_supported'],
+    ['a small archive with Content-MD5 (checksums: when_required)', 1000, 'when_required'],
+    ['a multipart archive with Content-MD5 (checksums: when_required)', 12 * MiB, 'when_required'],
+  ])('%s: archive and manifest locked as configured; the store refuses to delete them', async (_label, size, checksums) => {
+    const { bucket, driver, store } = await setup({ settings: { objectLock: { mode: 'COMPLIANCE', days: 1 }, checksums } });
+    const sent = recordRequests(driver.client);
     const r = ref();
     const before = Date.now();
-    await store.store({ ...r, body: archiveBody(r.key, patternBytes(size, 'locked')).stream });
+    const bytes = patternBytes(size, 'locked');
+    await store.store({ ...r, body: archiveBody(r.key, bytes).stream });
+    expect(digestOf(await bytesAt(bucket, PREFIX + r.key))).toEqual(digestOf(bytes));
+    // Every request that carries bytes has the one checksum Object Lock asks for (AWS refuses them without).
+    const header = checksums === 'when_supported' ? 'x-amz-checksum-sha256' : 'content-md5';
+    const carrying = sent.filter((q) => q.command === 'PutObjectCommand' || q.command === 'UploadPartCommand');
+    expect(carrying.length).toBeGreaterThanOrEqual(2);
+    for (const q of carrying) expect(Object.keys(q.headers).filter((h) => h.startsWith('x-amz-checksum-') || h === 'content-md5')).toEqual([header]);
     for (const key of [PREFIX + r.key, `${PREFIX}${r.key}.depot.json`]) {
       const lock = await lockOf(bucket, key);
       expect(lock.mode).toBe('COMPLIANCE');

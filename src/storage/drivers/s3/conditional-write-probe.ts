@@ -21,7 +21,7 @@ import { ignoreFailure } from '../../../support/ignore';
  * adds.
  */
 export async function probeConditionalWrites(client: S3Client, bucket: string, key: string, signal: AbortSignal): Promise<WriteOnce> {
-  // Buffers, so that the driver's middleware adds Content-MD5 (a bucket with default retention wants it).
+  // Buffers, so that the driver's middleware signs them and adds its checksum header.
   const body = (text: string) => Buffer.from(text);
   const made: (string | undefined)[] = [];
   try {

@@ -1,6 +1,8 @@
 import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -10,7 +12,6 @@ import {
   S3Client,
   StorageClass,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { ArchiveKey, DepotError, Manifest, parseArchiveKey, Space } from '../../../contract';
 import type { Logger } from '../../../support/logging';
 import type { ArchiveBody, DriverCapabilities, ListOptions, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
@@ -18,20 +19,20 @@ import { foreignObject, parseManifest, serializeManifest } from '../../manifest'
 import { probeName, runProbe } from '../../probe';
 import { QuotaUsage } from '../../quota-usage';
 import { CHECK_DIR } from '../../staging';
+import { addBodyChecksums, BodyChecksum, bodyChecksumFor, withSha256 } from './body-checksums';
 import { makeS3Client } from './client';
-import { CompleteGate } from './complete-gate';
 import { probeConditionalWrites } from './conditional-write-probe';
-import { addContentMd5 } from './content-md5';
 import { isAccessDenied, isNotFound, isPreconditionFailed, toDepotError } from './errors';
 import { sameBytes, versionsBeside, Written } from './key-versions';
 import { metadataContradicts, objectMetadata, readObjectMetadata, sidecarKey } from './manifest-metadata';
 import { abortStaleUploads } from './multipart-sweep';
+import { uploadParts } from './multipart-upload';
 import { mapInOrder } from './parallel';
+import { PartBuffers } from './part-buffers';
 import { partSizeFor } from './part-size';
 import { isLocked, laterLock, LockParams, lockFor, lockVersion } from './retention';
 import { StagedBody } from './staged-body';
 import type { S3Settings } from './types';
-import { ignoreFailure } from '../../../support/ignore';
 
 const ARCHIVE_TYPE = 'application/octet-stream';
 const MANIFEST_TYPE = 'application/json';
@@ -47,24 +48,16 @@ const USAGE_TTL_MS = 60_000;
  */
 type ManifestStep = { status: 'placed'; manifest: Manifest; placed: boolean; versionId?: string } | { status: 'taken'; existing: Manifest };
 
-/** Thrown inside the Complete gate when the key turned out to be taken: Complete is then never sent. */
-class KeyTaken extends Error {
-  constructor(readonly outcome: Promise<PublishOutcome>) {
-    super('key taken');
-    void ignoreFailure(outcome, 'awaited by the store, which reports its failure; never left unhandled');
-  }
-}
-
 /**
  * Write-once archives in an S3 bucket: `<prefix>YYYY/MM/DD/<taskId>/<name>` with
  * the manifest in a sidecar object `<key>.depot.json`.
  *
  * Nothing is visible under a key until its bytes are complete and verified:
  * a small archive (up to one part) is read to its clean end and then sent in one
- * PutObject; a large one goes through lib-storage's multipart Upload, whose
- * parts stay invisible until CompleteMultipartUpload — which the CompleteGate
- * holds until the body ended cleanly and the manifest is published. A failed or
- * aborted store aborts its upload.
+ * PutObject; a large one goes up as a multipart upload, whose parts stay
+ * invisible until CompleteMultipartUpload — which is sent only once the body
+ * ended cleanly and the manifest is published. A failed or aborted store
+ * aborts its upload.
  *
  * Write-once, in this order: the manifest goes first (so no state shows an
  * archive without its manifest), unlocked; the archive key is looked at right
@@ -79,7 +72,11 @@ export class S3Driver implements StorageDriver {
   readonly capabilities: DriverCapabilities;
   /** The SDK client; tests add middleware to it to see the exact requests. */
   readonly client: S3Client;
-  private readonly gate: CompleteGate;
+  /** The integrity header of every request that carries bytes. */
+  private readonly checksum: BodyChecksum;
+  private readonly partBuffers: PartBuffers;
+  /** Object keys with a multipart store running in this process: a second one at once is refused. */
+  private readonly uploading = new Set<string>();
   private readonly closing = new AbortController();
   private sweep?: Promise<void>;
   private readonly usage: QuotaUsage;
@@ -91,8 +88,9 @@ export class S3Driver implements StorageDriver {
   ) {
     this.capabilities = { retention: settings.objectLock !== undefined, space: settings.quotaBytes !== undefined, list: true };
     this.client = makeS3Client(settings);
-    addContentMd5(this.client);
-    this.gate = new CompleteGate(this.client);
+    this.checksum = bodyChecksumFor(settings);
+    addBodyChecksums(this.client, this.checksum);
+    this.partBuffers = new PartBuffers(settings.queueSize);
     this.usage = new QuotaUsage(settings.quotaBytes, USAGE_TTL_MS, () => this.usedBytes());
   }
 
@@ -139,8 +137,10 @@ export class S3Driver implements StorageDriver {
       signal.throwIfAborted();
       const staged = new StagedBody(body.stream);
       const partSize = partSizeFor(this.settings.partSizeMiB, declared.size);
-      const head = await staged.head(partSize);
       const lock = lockFor(this.settings, declared.retainUntil);
+      // Known to take several parts: straight into the part buffers, without holding a first part's worth of chunks.
+      if (declared.size !== undefined && declared.size > partSize) return await this.putMultipart(key, staged, [], body, { partSize, lock }, signal);
+      const head = await staged.head(partSize);
       if (staged.ended) return await this.putWhole(key, Buffer.concat(head), body.manifest(), lock, signal);
       return await this.putMultipart(key, staged, head, body, { partSize, lock }, signal);
     } catch (error) {
@@ -153,6 +153,8 @@ export class S3Driver implements StorageDriver {
 
   /** A small archive, read to its clean end: manifest first, then the object, in one PUT each. */
   private async putWhole(key: ArchiveKey, bytes: Buffer, manifest: Manifest, lock: LockParams | undefined, signal: AbortSignal): Promise<PublishOutcome> {
+    // The shared layer hashed exactly these bytes: its sha256 signs the request, and is its checksum where the store takes one.
+    const sha256 = Buffer.from(manifest.sha256, 'hex');
     const step = await this.placeManifest(key, manifest, signal);
     if (step.status === 'taken') return { status: 'exists', existing: step.existing };
     if (await this.headObject(key)) return this.keyTaken(key, step);
@@ -163,8 +165,9 @@ export class S3Driver implements StorageDriver {
         new PutObjectCommand({
           Bucket: this.settings.bucket,
           Key: this.objectKey(key),
-          Body: bytes,
+          Body: withSha256(bytes, sha256),
           ContentLength: bytes.length,
+          ...(this.checksum === 'sha256' ? { ChecksumSHA256: sha256.toString('base64') } : {}),
           ContentType: ARCHIVE_TYPE,
           IfNoneMatch: '*',
           Metadata: objectMetadata(step.manifest),
@@ -184,12 +187,13 @@ export class S3Driver implements StorageDriver {
   }
 
   /**
-   * A large archive through lib-storage's Upload (memory about queueSize ×
-   * partSize). Its CompleteMultipartUpload passes the gate only after the body
-   * ended cleanly, the manifest is in place and the key is still free; any
-   * failure aborts the upload, so no parts are left behind. Lock headers go on
-   * CreateMultipartUpload for the stores that honour them there; the lock is
-   * applied and read back after completion for those that do not.
+   * A large archive as a multipart upload (memory: queueSize part buffers,
+   * reused from store to store). CompleteMultipartUpload is sent only after the body ended cleanly,
+   * the manifest is in place and the key is still free; any failure aborts the
+   * upload once no part request runs any more, so no parts are left behind.
+   * Lock headers go on CreateMultipartUpload for the stores that honour them
+   * there; the lock is applied and read back after completion for those that
+   * do not.
    */
   private async putMultipart(
     key: ArchiveKey,
@@ -200,50 +204,83 @@ export class S3Driver implements StorageDriver {
     signal: AbortSignal,
   ): Promise<PublishOutcome> {
     const objectKey = this.objectKey(key);
-    let step: ManifestStep | undefined;
-    let taken: Promise<PublishOutcome> | undefined;
-    const unhold = this.gate.hold(objectKey, {
-      beforeComplete: async () => {
-        if (!staged.ended) throw new DepotError('internal', `${this.name}: refusing to complete ${key.text} before its body ended`);
-        step = await this.placeManifest(key, body.manifest(), signal);
-        if (step.status === 'taken') throw new KeyTaken((taken = Promise.resolve({ status: 'exists', existing: step.existing })));
-        if (await this.headObject(key)) throw new KeyTaken((taken = this.keyTaken(key, step)));
-      },
-      onPartFailed: (error) => body.stream.destroy(toDepotError(error, `${this.name}: store ${key.text}`)),
-    });
-    const upload = new Upload({
-      client: this.client,
-      queueSize: this.settings.queueSize,
-      partSize: plan.partSize,
-      // The driver aborts the upload itself, so the original failure is what the caller sees.
-      leavePartsOnError: true,
-      params: {
-        Bucket: this.settings.bucket,
-        Key: objectKey,
-        Body: staged.remainder(head),
-        ContentType: ARCHIVE_TYPE,
-        IfNoneMatch: '*',
-        Metadata: objectMetadata({ taskId: key.taskId, name: key.name }),
-        ...plan.lock,
-        ...this.placement(true),
-      },
-    });
-    let written: Written;
+    if (this.uploading.has(objectKey)) throw new DepotError('unavailable', `another store of ${objectKey} is running in this process`);
+    this.uploading.add(objectKey);
+    let uploadId: string | undefined;
+    // Aborted at most once: every way out but a completed upload goes through here.
+    const abort = async () => {
+      const id = uploadId;
+      uploadId = undefined;
+      if (id) await this.abortUpload(objectKey, id);
+    };
     try {
-      const response = await upload.done();
-      written = { versionId: response.VersionId, etag: response.ETag };
+      const created = await this.client.send(
+        new CreateMultipartUploadCommand({
+          Bucket: this.settings.bucket,
+          Key: objectKey,
+          ContentType: ARCHIVE_TYPE,
+          Metadata: objectMetadata({ taskId: key.taskId, name: key.name }),
+          // Parts with a checksum need the upload created for it.
+          ...(this.checksum === 'sha256' ? { ChecksumAlgorithm: 'SHA256' as const } : {}),
+          ...plan.lock,
+          ...this.placement(true),
+        }),
+      );
+      uploadId = created.UploadId;
+      if (!uploadId) throw new DepotError('unavailable', `${this.name}: CreateMultipartUpload of ${key.text} returned no upload id`);
+      const parts = await uploadParts(
+        {
+          client: this.client,
+          bucket: this.settings.bucket,
+          key: objectKey,
+          uploadId,
+          partSize: plan.partSize,
+          queueSize: this.settings.queueSize,
+          checksum: this.checksum,
+          buffers: this.partBuffers,
+          signal,
+          onFailure: (error) => body.stream.destroy(toDepotError(error, `${this.name}: store ${key.text}`)),
+        },
+        staged.chunks(head),
+      );
+      if (!staged.ended) throw new DepotError('internal', `${this.name}: refusing to complete ${key.text} before its body ended`);
+      const step = await this.placeManifest(key, body.manifest(), signal);
+      if (step.status === 'taken') {
+        await abort();
+        return { status: 'exists', existing: step.existing };
+      }
+      if (await this.headObject(key)) {
+        await abort();
+        return await this.keyTaken(key, step);
+      }
+      let written: Written;
+      try {
+        // Without the store's signal: once sent, its outcome must be known (an aborted Complete may still have published).
+        const response = await this.client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: this.settings.bucket,
+            Key: objectKey,
+            UploadId: uploadId,
+            IfNoneMatch: '*',
+            MultipartUpload: { Parts: parts },
+          }),
+        );
+        written = { versionId: response.VersionId, etag: response.ETag };
+      } catch (error) {
+        await abort();
+        if (isPreconditionFailed(error)) return await this.keyTaken(key, step);
+        throw error;
+      }
+      uploadId = undefined; // completed: nothing to abort any more
+      await this.confirmWritten(key, step, written, signal);
+      await this.lockPublished(key, step, written, laterLock(plan.lock, step.manifest.retainUntil), signal);
+      return { status: 'created', manifest: step.manifest };
     } catch (error) {
-      await this.abortUpload(objectKey, upload.uploadId);
-      if (taken) return taken;
-      if (isPreconditionFailed(error) && step?.status === 'placed') return this.keyTaken(key, step);
+      await abort();
       throw error;
     } finally {
-      unhold();
+      this.uploading.delete(objectKey);
     }
-    if (step?.status !== 'placed') throw new DepotError('internal', `${this.name}: the upload of ${key.text} completed without passing the gate`);
-    await this.confirmWritten(key, step, written, signal);
-    await this.lockPublished(key, step, written, laterLock(plan.lock, step.manifest.retainUntil), signal);
-    return { status: 'created', manifest: step.manifest };
   }
 
   /**
@@ -610,6 +647,7 @@ export class S3Driver implements StorageDriver {
 
   async close(): Promise<void> {
     this.closing.abort();
+    this.partBuffers.clear();
     await this.sweep;
     this.client.destroy();
   }

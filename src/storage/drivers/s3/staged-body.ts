@@ -1,10 +1,9 @@
-import { Readable } from 'node:stream';
-import { ignoreErrorEvents } from '../../../support/ignore';
+import type { Readable } from 'node:stream';
 
 /**
  * Reads an archive body in two steps: first up to one part's worth (a small
  * archive ends there and goes in one PUT), then, for a large one, the rest as a
- * stream for lib-storage's multipart upload. `ended` turns true only when the
+ * sequence of chunks for the multipart upload. `ended` turns true only when the
  * source finished without error — the shared layer's hashing stream errors at
  * its end when the bytes are not what the task said, so `ended` means "every
  * byte read and verified". Nothing is published unless it is true.
@@ -33,22 +32,18 @@ export class StagedBody {
     return chunks;
   }
 
-  /** The head followed by the rest of the source; errors of the source surface as this stream's error. */
-  remainder(head: Buffer[]): Readable {
-    const source = this.source;
-    const markEnded = () => (this.ended = true);
-    async function* all(): AsyncGenerator<Buffer> {
-      yield* head;
-      for (;;) {
-        const next = await source.next();
-        if (next.done) break;
-        yield next.value;
-      }
-      markEnded();
+  /**
+   * The head followed by the rest of the source, for the multipart upload;
+   * `ended` turns true when the source ended cleanly. Head chunks are let go
+   * as they are read, so the upload does not keep them.
+   */
+  async *chunks(head: Buffer[]): AsyncGenerator<Buffer> {
+    for (let chunk = head.shift(); chunk !== undefined; chunk = head.shift()) yield chunk;
+    for (;;) {
+      const next = await this.source.next();
+      if (next.done) break;
+      yield next.value;
     }
-    const stream = Readable.from(all(), { objectMode: false });
-    // Its reader (lib-storage) sees a source error through iteration; this keeps a late one from going unhandled.
-    ignoreErrorEvents(stream, 'its reader (lib-storage) sees a source error through iteration');
-    return stream;
+    this.ended = true;
   }
 }

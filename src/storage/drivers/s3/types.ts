@@ -43,9 +43,14 @@ export const s3SettingsSchema = z
     /** Secret fields (only from ${ENV} or <field>File); both absent: the SDK's default credential chain. */
     accessKeyId: z.string().min(1).optional(),
     secretAccessKey: z.string().min(1).optional(),
-    /** when_required: the SDK adds checksums only where S3 demands them (stores that reject or mangle the defaults). */
+    /**
+     * What a request that carries bytes proves besides its signature (body-checksums.ts). when_supported:
+     * `x-amz-checksum-sha256`, the digest that signs it anyway. when_required, for stores that reject or
+     * mangle `x-amz-checksum-*`: nothing, or `Content-MD5` with `objectLock` (which demands a checksum);
+     * the SDK then adds checksums only where S3 demands them.
+     */
     checksums: z.enum(['when_supported', 'when_required']).default('when_supported'),
-    /** Bytes per multipart part; memory per store is about queueSize × partSize. */
+    /** Bytes per multipart part; a large store holds queueSize part buffers, reused from store to store. */
     partSizeMiB: z.number().int().min(MIN_PART_MIB).max(MAX_PART_MIB).default(16),
     /** Parts uploaded in parallel per store. */
     queueSize: z.number().int().min(1).max(64).default(4),
