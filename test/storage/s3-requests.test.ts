@@ -219,6 +219,20 @@ describe('a large archive (multipart)', () => {
     }
   });
 
+  test.each([
+    ['no bytes at all', 0],
+    ['less than a part', 1000],
+  ])('a declared size above one part but %s: one part, and the object holds exactly the bytes', async (_label, length) => {
+    const { driver, bucket, sent } = await driverOn(plain);
+    const key = newKey();
+    const bytes = patternBytes(length, 'shorter');
+    const outcome = await driver.store(toArchiveKey(key), archiveBody(key, bytes, { declared: { size: 100 * MiB } }), new AbortController().signal);
+    expect(outcome.status).toBe('created');
+    expect(only(sent, 'UploadPart').map((p) => p.headers['content-length'])).toEqual([String(length)]);
+    const back = await raw.send(new GetObjectCommand({ Bucket: bucket, Key: `p/${key}` }));
+    expect(digestOf(Buffer.from((await back.Body?.transformToByteArray()) ?? []))).toEqual(digestOf(bytes));
+  });
+
   test('a body that fails its check at the end never reaches Complete; the upload is aborted', async () => {
     const { driver, bucket, sent, store } = await driverOn(plain, placement);
     const key = newKey();

@@ -343,6 +343,15 @@ describe('Object Lock, read back from the store', () => {
   });
 });
 
+test('a declared size above one part but no bytes at all: the store takes the one empty part, and the archive is locked', async () => {
+  const { bucket, driver } = await setup({ settings: { objectLock: { mode: 'GOVERNANCE', days: 1 } } });
+  const r = ref();
+  const outcome = await driver.store(toArchiveKey(r.key), archiveBody(r.key, Buffer.alloc(0), { declared: { size: 100 * MiB } }), new AbortController().signal);
+  expect(outcome.status).toBe('created');
+  expect(await bytesAt(bucket, PREFIX + r.key)).toEqual(Buffer.alloc(0));
+  expect((await raw.send(new HeadObjectCommand({ Bucket: bucket, Key: PREFIX + r.key }))).ObjectLockMode).toBe('GOVERNANCE');
+});
+
 describe('the connection check', () => {
   test.each([
     ['an Object Lock bucket (If-None-Match ignored)', true],

@@ -136,8 +136,9 @@ export async function uploadParts(plan: PartsPlan, chunks: AsyncIterable<Buffer>
       }
       if (failure) throw failure.error;
     }
-    // The source ended cleanly: the rest goes as the last part (none when the size is a multiple of the part size).
-    if (part.length > 0) send(part);
+    // The source ended cleanly: the rest goes as the last part — none when the size is a multiple of the
+    // part size, but an empty first one when the source had no bytes after all (Complete needs a part).
+    if (part.length > 0 || part.number === 1) send(part);
     else plan.buffers.give(part.buffer);
     await settle();
     if (failure) throw failure.error;
