@@ -48,6 +48,14 @@ const USAGE_TTL_MS = 60_000;
  */
 type ManifestStep = { status: 'placed'; manifest: Manifest; placed: boolean; versionId?: string } | { status: 'taken'; existing: Manifest };
 
+/** What a multipart store reads: the archive's chunks, whether they ended cleanly, its manifest then, and how to stop it at once. */
+interface MultipartSource {
+  chunks: AsyncIterable<Buffer>;
+  ended(): boolean;
+  manifest(): Manifest;
+  stop(error: unknown): void;
+}
+
 /**
  * Write-once archives in an S3 bucket: `<prefix>YYYY/MM/DD/<taskId>/<name>` with
  * the manifest in a sidecar object `<key>.depot.json`.
@@ -138,11 +146,17 @@ export class S3Driver implements StorageDriver {
       const staged = new StagedBody(body.stream);
       const partSize = partSizeFor(this.settings.partSizeMiB, declared.size);
       const lock = lockFor(this.settings, declared.retainUntil);
+      const multipart = (head: Buffer[]): MultipartSource => ({
+        chunks: staged.chunks(head),
+        ended: () => staged.ended,
+        manifest: () => body.manifest(),
+        stop: (error) => body.stream.destroy(toDepotError(error, what)),
+      });
       // Known to take several parts: straight into the part buffers, without holding a first part's worth of chunks.
-      if (declared.size !== undefined && declared.size > partSize) return await this.putMultipart(key, staged, [], body, { partSize, lock }, signal);
+      if (declared.size !== undefined && declared.size > partSize) return await this.putMultipart(key, multipart([]), { partSize, lock }, signal);
       const head = await staged.head(partSize);
       if (staged.ended) return await this.putWhole(key, Buffer.concat(head), body.manifest(), lock, signal);
-      return await this.putMultipart(key, staged, head, body, { partSize, lock }, signal);
+      return await this.putMultipart(key, multipart(head), { partSize, lock }, signal);
     } catch (error) {
       body.stream.destroy();
       throw signal.aborted ? new DepotError('unavailable', `${what}: aborted`) : toDepotError(error, what);
@@ -197,9 +211,7 @@ export class S3Driver implements StorageDriver {
    */
   private async putMultipart(
     key: ArchiveKey,
-    staged: StagedBody,
-    head: Buffer[],
-    body: ArchiveBody,
+    source: MultipartSource,
     plan: { partSize: number; lock: LockParams | undefined },
     signal: AbortSignal,
   ): Promise<PublishOutcome> {
@@ -239,12 +251,12 @@ export class S3Driver implements StorageDriver {
           checksum: this.checksum,
           buffers: this.partBuffers,
           signal,
-          onFailure: (error) => body.stream.destroy(toDepotError(error, `${this.name}: store ${key.text}`)),
+          onFailure: (error) => source.stop(error),
         },
-        staged.chunks(head),
+        source.chunks,
       );
-      if (!staged.ended) throw new DepotError('internal', `${this.name}: refusing to complete ${key.text} before its body ended`);
-      const step = await this.placeManifest(key, body.manifest(), signal);
+      if (!source.ended()) throw new DepotError('internal', `${this.name}: refusing to complete ${key.text} before its body ended`);
+      const step = await this.placeManifest(key, source.manifest(), signal);
       if (step.status === 'taken') {
         await abort();
         return { status: 'exists', existing: step.existing };
