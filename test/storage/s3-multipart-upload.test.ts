@@ -65,7 +65,6 @@ function plan(client: S3Client, overrides: Partial<PartsPlan> = {}): PartsPlan {
     queueSize: 3,
     checksum: 'none',
     buffers: new PartBuffers(3),
-    signal: new AbortController().signal,
     onFailure: () => undefined,
     ...overrides,
   };

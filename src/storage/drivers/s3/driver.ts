@@ -250,7 +250,6 @@ export class S3Driver implements StorageDriver {
           queueSize: this.settings.queueSize,
           checksum: this.checksum,
           buffers: this.partBuffers,
-          signal,
           onFailure: (error) => source.stop(error),
         },
         source.chunks,

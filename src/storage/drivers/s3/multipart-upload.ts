@@ -17,7 +17,6 @@ export interface PartsPlan {
   queueSize: number;
   checksum: BodyChecksum;
   buffers: PartBuffers;
-  signal: AbortSignal;
   /** Called once, on the first failure (a part's, after the SDK's retries, or the source's): the caller stops the source at once. */
   onFailure(error: unknown): void;
 }
@@ -77,8 +76,6 @@ class Part {
  * the caller's decision.
  */
 export async function uploadParts(plan: PartsPlan, chunks: AsyncIterable<Buffer>): Promise<CompletedPart[]> {
-  const stop = new AbortController();
-  const signal = AbortSignal.any([plan.signal, stop.signal]);
   const done: CompletedPart[] = [];
   const running = new Set<Promise<void>>();
   let failure: { error: unknown } | undefined;
@@ -86,15 +83,15 @@ export async function uploadParts(plan: PartsPlan, chunks: AsyncIterable<Buffer>
   const fail = (error: unknown) => {
     if (failure) return;
     failure = { error };
-    stop.abort();
     plan.onFailure(error);
   };
   const send = (part: Part) => {
     const task = (async () => {
       try {
+        // Not cut short on a failure or abort: a part the store is still receiving could land after the
+        // upload is aborted and stay behind, so the abort waits for every part request to be answered.
         const response = await plan.client.send(
           new UploadPartCommand({ Bucket: plan.bucket, Key: plan.key, UploadId: plan.uploadId, PartNumber: part.number, ...part.request(plan.checksum) }),
-          { abortSignal: signal },
         );
         if (!response.ETag) throw new DepotError('unavailable', `part ${part.number} of ${plan.key} was answered without an ETag`);
         done.push({
