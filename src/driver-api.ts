@@ -6,7 +6,7 @@
  */
 export { z } from 'zod';
 export type { DriverDefinition } from './storage/factory';
-export type { StorageDriver, ArchiveBody, PublishOutcome, DriverCapabilities, ProbeReport, ListOptions } from './storage/driver';
+export type { StorageDriver, ArchiveBody, FileBody, LocalFile, PublishOutcome, DriverCapabilities, ProbeReport, ListOptions } from './storage/driver';
 export { commonDriverSettings, DEFAULT_DRIVER_TIMEOUT_MS } from './storage/driver-settings';
 export { DepotError, isDepotError, ERROR_CODES, isErrorCode, MANIFEST_SUFFIX, toArchiveKey } from './contract';
 export type { ArchiveKey, ErrorCode, Manifest, Metadata, Space, WriteOnce } from './contract';

@@ -1,6 +1,7 @@
 import { constants, Stats } from 'node:fs';
 import { FileHandle, open, readlink, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
+import type { LocalFile } from '../storage/driver';
 import { DepotError } from '../contract';
 import { isInsideRoot } from '../support/path-inside';
 
@@ -29,6 +30,8 @@ const TARGET = 'target.path';
 export interface OpenedFile {
   handle: FileHandle;
   size: number;
+  /** The opened file for a copy by another program (storeFile): its /proc/<pid>/fd link; absent without /proc. */
+  local?: LocalFile;
 }
 
 /**
@@ -64,7 +67,9 @@ export async function openSourceFile(raw: string, allowed: string[] | undefined,
     } else if (!(await stillLeadsTo(resolved, info, roots))) {
       throw new DepotError('source_unavailable', `${raw} changed while it was opened`, { field: SOURCE, retryable: false });
     }
-    return { handle, size: info.size };
+    // The link by pid, not /proc/self: it is opened by another process (cp), and names this very file whatever its path names now.
+    const local = real !== null ? { path: `/proc/${process.pid}/fd/${handle.fd}`, size: info.size, dev: info.dev } : undefined;
+    return { handle, size: info.size, local };
   } catch (error) {
     await handle.close();
     if (error instanceof DepotError) throw error;

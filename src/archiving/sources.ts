@@ -4,6 +4,7 @@ import https from 'node:https';
 import { Readable, Transform } from 'node:stream';
 import { pipeInto, STREAM_CHUNK } from '../storage/hashing-stream';
 import { DepotError, Source } from '../contract';
+import type { LocalFile } from '../storage/driver';
 import { openSourceFile } from './path-policy';
 import { openSpoolFile } from './spool-source';
 import { guardedLookup } from '../support/address-guard';
@@ -28,6 +29,8 @@ export interface OpenedSource {
   stream: Readable;
   /** Known in advance for files, inline data and downloads with Content-Length. */
   totalBytes?: number;
+  /** Path and spool sources: the file itself, which a driver may copy without reading `stream` (storeFile). */
+  file?: LocalFile;
 }
 
 const MAX_REDIRECTS = 5;
@@ -62,8 +65,8 @@ async function* readingErrorsAsSource(stream: Readable): AsyncGenerator<Buffer> 
 }
 
 async function openPath(raw: string, policy: SourcePolicy): Promise<OpenedSource> {
-  const { handle, size } = await openSourceFile(raw, policy.allowedPaths);
-  return { stream: createReadStream('', { fd: handle, highWaterMark: STREAM_CHUNK }), totalBytes: size };
+  const { handle, size, local } = await openSourceFile(raw, policy.allowedPaths);
+  return { stream: createReadStream('', { fd: handle, highWaterMark: STREAM_CHUNK }), totalBytes: size, file: local };
 }
 
 function openInline(base64: string, policy: SourcePolicy): OpenedSource {

@@ -35,8 +35,8 @@ export async function openSpoolFile(id: string, spoolDir: string | undefined): P
     throw new DepotError('source_unavailable', `spool file ${id} is not (yet) in the spool: ${code}`, { field: FIELD, retryable: code === 'ENOENT' });
   }
   try {
-    const { handle, size } = await openSourceFile(file, [root]);
-    return { stream: createReadStream('', { fd: handle, highWaterMark: STREAM_CHUNK }), totalBytes: size };
+    const { handle, size, local } = await openSourceFile(file, [root]);
+    return { stream: createReadStream('', { fd: handle, highWaterMark: STREAM_CHUNK }), totalBytes: size, file: local };
   } catch (error) {
     if (error instanceof DepotError) {
       const plain = error.field && error.message.startsWith(`${error.field}: `) ? error.message.slice(error.field.length + 2) : error.message;

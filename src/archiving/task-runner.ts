@@ -229,6 +229,7 @@ export class TaskRunner {
       deleteAfter: task.deleteAfter,
       signal: ctx.signal,
       onBytes: (bytes) => ctx.progress({ bytes, totalBytes }),
+      file: source.file,
     });
   }
 

@@ -6,7 +6,13 @@
  * Every check goes through ArchiveStore, as depot does: hashing, size checks,
  * idempotency and retention live there, on top of the driver under test.
  */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { openSourceFile } from '../archiving/path-policy';
 import { archiveKey, DepotError, ErrorCode, isErrorCode, Manifest, newTaskId } from '../contract';
 import { ArchiveStore, StoreInput } from '../storage/archive-store';
 import type { StorageDriver } from '../storage/driver';
@@ -516,7 +522,67 @@ export const conformanceChecks: ConformanceCheck[] = [
     await expectFailure(ctx.store.store({ ...ref, body: source.stream }));
     await expectNothingLeft(ctx, ref.key);
   }),
+
+  // A path source comes as a file too (StoreInput.file): a driver with storeFile may copy it instead of reading it.
+  check(
+    'a local source file (16 MiB): stored intact; again: idempotent; other bytes: conflict',
+    async ({ store }) => {
+      const file = await localSourceFile(16 * MiB, 'local file');
+      try {
+        const ref = newRef('local-file.bin');
+        const stored = await store.store({ ...ref, ...(await file.open()) });
+        expect(stored.created).toBe(true);
+        expect(stored.manifest).toMatchObject({ key: ref.key, ...file.digest });
+        expect(await digestStream((await store.retrieve(ref.key)).stream)).toEqual(file.digest);
+        expect((await store.store({ ...ref, ...(await file.open()) })).created).toBe(false);
+        const other = await localSourceFile(16 * MiB, 'other local file');
+        try {
+          await expectFailure(store.store({ ...ref, ...(await other.open()) }), 'conflict');
+        } finally {
+          await other.remove();
+        }
+        expect(await digestStream((await store.retrieve(ref.key)).stream)).toEqual(file.digest);
+      } finally {
+        await file.remove();
+      }
+    },
+    60_000,
+  ),
+
+  check(
+    'a local source file that is not what the task declares (sha256, size): integrity, nothing visible',
+    async (ctx) => {
+      const file = await localSourceFile(16 * MiB, 'declared wrongly');
+      try {
+        const ref = newRef('local-file-wrong.bin');
+        const wrongSha = await expectFailure(ctx.store.store({ ...ref, ...(await file.open()), sha256: '0'.repeat(64) }), 'integrity');
+        expect(wrongSha.field).toBe('sha256');
+        const wrongSize = await expectFailure(ctx.store.store({ ...ref, ...(await file.open()), size: file.digest.size - 1 }), 'integrity');
+        expect(wrongSize.field).toBe('size');
+        await expectNothingLeft(ctx, ref.key);
+      } finally {
+        await file.remove();
+      }
+    },
+    60_000,
+  ),
 ];
+
+/** A file of `size` pattern bytes in the temp directory, opened as depot opens a path source (file and stream). */
+async function localSourceFile(size: number, seed: string) {
+  const dir = await mkdtemp(path.join(tmpdir(), 'depot-conformance-source-'));
+  const file = path.join(dir, 'source.bin');
+  const source = patternSource(size, seed);
+  await pipeline(source.stream, createWriteStream(file));
+  return {
+    digest: source.sent(),
+    async open(): Promise<Pick<StoreInput, 'body' | 'file' | 'sourceSize'>> {
+      const { handle, size: length, local } = await openSourceFile(file, undefined);
+      return { body: createReadStream('', { fd: handle }), file: local, sourceSize: length };
+    },
+    remove: () => rm(dir, { recursive: true, force: true }),
+  };
+}
 
 /** Runs one check on a fresh harness and cleans up after it, pass or fail. */
 export async function runCheck(check: ConformanceCheck, makeHarness: () => ConformanceHarness | Promise<ConformanceHarness>): Promise<void> {

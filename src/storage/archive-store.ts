@@ -4,9 +4,9 @@ import { finished, pipeline as pipelineAsync } from 'node:stream/promises';
 import { ArchiveKey, CheckResult, DepotError, Manifest, Metadata, Space, toArchiveKey } from '../contract';
 import { errorBody, handleError } from '../support/error-handler';
 import { audit, Logger } from '../support/logging';
-import type { ListOptions, StorageDriver } from './driver';
+import type { ListOptions, LocalFile, PublishOutcome, StorageDriver } from './driver';
 import type { ByteRate } from './byte-rate';
-import { HashingStream, pipeInto } from './hashing-stream';
+import { HashingStream, mismatch, pipeInto } from './hashing-stream';
 import { manifestDifference } from './manifest';
 
 export interface StoreInput {
@@ -28,6 +28,8 @@ export interface StoreInput {
   deleteAfter?: string;
   signal?: AbortSignal;
   onBytes?: (bytes: number) => void;
+  /** The source as a file on this host (path and spool sources): a driver may copy it instead of reading `body` (storeFile). */
+  file?: LocalFile;
 }
 
 /** What a fixity check found: the bytes as stored (`ok`), changed (`corrupt`), or gone (`missing`). */
@@ -73,6 +75,10 @@ export class ArchiveStore {
       throw handleError(error);
     }
     if (existing) return this.settleExisting(key, input, existing, await this.sourceDigest(input, existing, expected), signal);
+    if (input.file && this.driver.storeFile) {
+      const copied = await this.storeFile(key, input, input.file, signal);
+      if (copied) return copied;
+    }
 
     const hasher = new HashingStream(expected, input.onBytes);
     // A source failure is carried into the hasher, so the driver sees it and publishes nothing.
@@ -104,6 +110,47 @@ export class ArchiveStore {
         throw handleError(error);
       });
       return this.settleExisting(key, input, outcome.existing, hasher.result(), signal);
+    }
+    this.auditStore(outcome.manifest, 'created');
+    return { manifest: outcome.manifest, created: true };
+  }
+
+  /**
+   * A local source file handed to the driver's storeFile; null when the driver
+   * cannot take this file (the source is then streamed, unread so far). The
+   * driver hashes what it wrote; the task's expectations are checked here,
+   * before it publishes.
+   */
+  private async storeFile(key: ArchiveKey, input: StoreInput, file: LocalFile, signal: AbortSignal): Promise<StoredArchive | null> {
+    const expected = { sha256: input.sha256, size: input.size };
+    let written: { sha256: string; size: number } | undefined;
+    let outcome: PublishOutcome | null;
+    try {
+      outcome =
+        (await this.driver.storeFile?.(
+          key,
+          {
+            file,
+            declared: { size: input.size ?? input.sourceSize, retainUntil: input.retainUntil },
+            onBytes: input.onBytes,
+            manifest: (digest) => {
+              const failure = mismatch(expected, digest);
+              if (failure) throw failure;
+              written = digest;
+              return manifestFor(input, digest, new Date().toISOString());
+            },
+          },
+          signal,
+        )) ?? null;
+    } catch (error) {
+      input.body.destroy();
+      throw handleError(error);
+    }
+    if (!outcome) return null;
+    input.body.destroy(); // never read: this closes the source file
+    if (outcome.status === 'exists') {
+      if (!written) throw new DepotError('internal', `${this.name}: storeFile found the key taken without hashing the source`);
+      return this.settleExisting(key, input, outcome.existing, written, signal);
     }
     this.auditStore(outcome.manifest, 'created');
     return { manifest: outcome.manifest, created: true };

@@ -32,6 +32,29 @@ export interface ArchiveBody {
   declared: { size?: number; retainUntil?: string };
 }
 
+/** A store's source when it is a file on this host (a path or spool source), opened and checked by the shared layer. */
+export interface LocalFile {
+  /** A path that opens the very file that was checked (its /proc/<pid>/fd link), whatever its own path names now. */
+  path: string;
+  /** Its length when it was opened (it may change: the bytes copied are hashed, not this). */
+  size: number;
+  /** The device it is on (st_dev): a copy inside the kernel needs the same filesystem. */
+  dev: number;
+}
+
+/**
+ * A local source file to store without reading it through a stream (storeFile).
+ * The driver hashes the bytes it wrote and hands their digest to `manifest`,
+ * which checks it against the task (code `integrity` when they are not what
+ * the task expected: nothing may then be published) and describes them.
+ */
+export interface FileBody {
+  file: LocalFile;
+  declared: ArchiveBody['declared'];
+  manifest(written: { sha256: string; size: number }): Manifest;
+  onBytes?: (bytes: number) => void;
+}
+
 /** How a listing resumes (`depot reindex` after an interruption). */
 export interface ListOptions {
   after?: string;
@@ -69,6 +92,13 @@ export interface StorageDriver {
 
   /** Write-once: nothing is visible under `key` until the body ended cleanly; an existing key is never replaced. */
   store(key: ArchiveKey, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome>;
+  /**
+   * Optional: stores a local source file more cheaply than by reading it (the
+   * filesystem driver copies it inside the kernel, on its own filesystem).
+   * Resolves null when it cannot for this file, having written nothing; the
+   * shared layer then streams it to store().
+   */
+  storeFile?(key: ArchiveKey, body: FileBody, signal: AbortSignal): Promise<PublishOutcome | null>;
   /** The stored bytes as they are (the shared layer verifies them) and their manifest; `not_found` when absent. */
   retrieve(key: ArchiveKey, signal: AbortSignal): Promise<{ body: Readable; manifest: Manifest }>;
   /** The manifest, or null when nothing is published under `key`. */

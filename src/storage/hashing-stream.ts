@@ -13,6 +13,15 @@ export interface Expected {
   size?: number;
 }
 
+/** The `integrity` failure of bytes that are not what was expected; null when they are. */
+export function mismatch(expected: Expected, found: { sha256: string; size: number }): DepotError | null {
+  if (expected.size !== undefined && found.size !== expected.size)
+    return new DepotError('integrity', `got ${found.size} bytes, expected ${expected.size}`, { field: 'size' });
+  if (expected.sha256 !== undefined && found.sha256 !== expected.sha256)
+    return new DepotError('integrity', `sha256 is ${found.sha256}, expected ${expected.sha256}`, { field: 'sha256' });
+  return null;
+}
+
 /**
  * Passes bytes through while computing sha256 and size in the same pass. With
  * expectations it fails with `integrity` — early when the size is exceeded, else
@@ -43,15 +52,7 @@ export class HashingStream extends Transform {
 
   override _flush(callback: TransformCallback): void {
     this.digest = this.hash.digest('hex');
-    if (this.expected.size !== undefined && this.bytes !== this.expected.size) {
-      callback(new DepotError('integrity', `got ${this.bytes} bytes, expected ${this.expected.size}`, { field: 'size' }));
-      return;
-    }
-    if (this.expected.sha256 !== undefined && this.digest !== this.expected.sha256) {
-      callback(new DepotError('integrity', `sha256 is ${this.digest}, expected ${this.expected.sha256}`, { field: 'sha256' }));
-      return;
-    }
-    callback();
+    callback(mismatch(this.expected, { sha256: this.digest, size: this.bytes }));
   }
 
   /** sha256 and size of what passed; only after the stream ended. */

@@ -5,12 +5,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, stat, truncate, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline, Readable, Transform } from 'node:stream';
 import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { ArchiveKey, DepotError, Manifest, Space, toArchiveKey } from '../../src/contract';
-import type { ArchiveBody, DriverCapabilities, ProbeReport, PublishOutcome, StorageDriver } from '../../src/storage/driver';
+import type { ArchiveBody, DriverCapabilities, FileBody, ProbeReport, PublishOutcome, StorageDriver } from '../../src/storage/driver';
 import type { FilesystemDriver } from '../../src/storage/drivers/filesystem';
 import { serializeManifest, sidecarName } from '../../src/storage/manifest';
 import { probeName, runProbe } from '../../src/storage/probe';
@@ -35,6 +35,9 @@ export class PassThroughDriver implements StorageDriver {
   }
   store(key: ArchiveKey, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
     return this.inner.store(key, body, signal);
+  }
+  storeFile(key: ArchiveKey, body: FileBody, signal: AbortSignal): Promise<PublishOutcome | null> {
+    return this.inner.storeFile(key, body, signal);
   }
   retrieve(key: ArchiveKey, signal: AbortSignal): Promise<{ body: Readable; manifest: Manifest }> {
     return this.inner.retrieve(key, signal);
@@ -274,6 +277,38 @@ class NormalizesNames extends PassThroughDriver {
   }
 }
 
+// ---- storeFile ---------------------------------------------------------------
+
+/** Copies a source file but publishes what it wrote whatever the task declared (its own manifest, unchecked). */
+class FileCopyIgnoresExpectations extends PassThroughDriver {
+  override storeFile(key: ArchiveKey, body: FileBody, signal: AbortSignal): Promise<PublishOutcome | null> {
+    const manifest = (written: { sha256: string; size: number }): Manifest => {
+      try {
+        return body.manifest(written);
+      } catch {
+        return { name: key.name, taskId: key.taskId, metadata: {}, storedAt: new Date().toISOString(), key: key.text, ...written };
+      }
+    };
+    return this.inner.storeFile(key, { ...body, manifest }, signal);
+  }
+}
+
+/** Copies only the first half of a source file (a copy that stops early) and describes what it copied. */
+class FileCopyTruncates extends PassThroughDriver {
+  override async storeFile(key: ArchiveKey, body: FileBody, signal: AbortSignal): Promise<PublishOutcome | null> {
+    const dir = path.join(this.root, '..', `half-${randomBytes(4).toString('hex')}`);
+    await mkdir(dir, { recursive: true });
+    try {
+      const half = path.join(dir, 'half.bin');
+      await copyFile(body.file.path, half);
+      await truncate(half, Math.floor(body.file.size / 2));
+      return await this.inner.storeFile(key, { ...body, file: { ...body.file, path: half, dev: (await stat(half)).dev } }, signal);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+}
+
 // ---- retrieve and stat ------------------------------------------------------
 
 /** Loses the last byte on the way out (an off-by-one in a ranged read). */
@@ -476,6 +511,12 @@ export const brokenDrivers: BrokenDriver[] = [
   broken('leaks-staging', 'leaves its staging file behind when a store fails', LeaksStaging),
   broken('shared-staging', 'stages every store in one file', SharedStaging),
   broken('overwrites-existing', 'replaces an existing key', OverwritesExisting),
+  broken(
+    'file-copy-ignores-expectations',
+    "publishes a copied source file without checking it against the task's sha256 and size",
+    FileCopyIgnoresExpectations,
+  ),
+  broken('file-copy-truncates', 'copies only the first half of a source file', FileCopyTruncates),
   broken('replaces-foreign-objects', 'writes over an object at its key that has no manifest', ReplacesForeignObjects),
   broken('drops-retention', 'does not keep retainUntil', DropsRetention),
   broken('loses-metadata', 'does not keep the metadata', LosesMetadata),

@@ -35,6 +35,8 @@ const caughtBy: Record<string, string[]> = {
   '20 concurrent stores do not interfere': ['shared-staging'],
   'aborted store: rejects and leaves nothing': ['ignores-abort', 'writes-final-in-place', 'leaks-staging'],
   'source failing mid-way: store rejects, nothing visible': ['ignores-stream-errors', 'writes-final-in-place', 'leaks-staging'],
+  'a local source file (16 MiB): stored intact; again: idempotent; other bytes: conflict': ['file-copy-truncates'],
+  'a local source file that is not what the task declares (sha256, size): integrity, nothing visible': ['file-copy-ignores-expectations'],
 };
 
 const TIMEOUT_MS = 30_000;

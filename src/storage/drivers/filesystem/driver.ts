@@ -1,16 +1,17 @@
 import { constants, createReadStream } from 'node:fs';
-import { FileHandle, link, lstat, mkdir, open, readdir, readFile, realpath, rmdir, statfs, unlink } from 'node:fs/promises';
+import { FileHandle, link, lstat, mkdir, open, readdir, readFile, realpath, rmdir, stat, statfs, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { ArchiveKey, DepotError, Manifest, Space } from '../../../contract';
 import { handleError } from '../../../support/error-handler';
-import type { ArchiveBody, DriverCapabilities, ListOptions, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
+import type { ArchiveBody, DriverCapabilities, FileBody, ListOptions, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
 import { foreignObject, manifestDifference, parseManifest, serializeManifest } from '../../manifest';
 import { STREAM_CHUNK } from '../../hashing-stream';
 import { ArchivePaths, archivePaths, walkKeyTree } from '../../key-tree';
 import { probeName, runProbe } from '../../probe';
 import { DirSync } from './dir-sync';
 import { closeFd, fchmodFd, fdatasyncFd, fsyncFd, openFd, writeAllFd } from './fd';
+import { copyInKernel, kernelCopyAvailable } from './kernel-copy';
 import type { FilesystemSettings } from './types';
 import { CHECK_DIR, isStagingName, notOwnDirectory, STAGING_DIR, STALE_STAGING_MS, StagingNames, writerGone } from '../../staging';
 import { ignoreFailure } from '../../../support/ignore';
@@ -18,6 +19,8 @@ import { isInsideRoot } from '../../../support/path-inside';
 
 /** Keep one fdatasync in flight per this many bytes, so the final flush does not stall for seconds. */
 const SYNC_EVERY = 128 * 1024 * 1024;
+/** Source files from this size on are copied inside the kernel (storeFile); below it starting cp costs more than it saves. */
+const KERNEL_COPY_FROM = 8 * 1024 * 1024;
 /** Date directories remembered as flushed into their parents; a bound, not a tuning knob (a few per day are used). */
 const MAX_DURABLE = 10_000;
 
@@ -129,6 +132,38 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   async store(key: ArchiveKey, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
+    return this.storeStaged(
+      key,
+      (staged) => this.stage(staged, body, signal),
+      () => body.stream.destroy(),
+      signal,
+    );
+  }
+
+  /**
+   * A source file on the root's own filesystem, of at least KERNEL_COPY_FROM
+   * bytes, is copied inside the kernel (kernel-copy.ts) and hashed from the
+   * staged copy; anything else is streamed (null).
+   */
+  async storeFile(key: ArchiveKey, body: FileBody, signal: AbortSignal): Promise<PublishOutcome | null> {
+    if (body.file.size < KERNEL_COPY_FROM || !(await kernelCopyAvailable())) return null;
+    const realRoot = await this.init();
+    if ((await stat(realRoot)).dev !== body.file.dev) return null;
+    return this.storeStaged(
+      key,
+      (staged) => this.stageCopy(staged, body, signal),
+      () => undefined,
+      signal,
+    );
+  }
+
+  /** Stages the bytes (`stage`), publishes them under `key`, flushes the directories; on failure removes what it made. */
+  private async storeStaged(
+    key: ArchiveKey,
+    stage: (staged: { data: string; manifest: string }) => Promise<Manifest>,
+    abandon: () => void,
+    signal: AbortSignal,
+  ): Promise<PublishOutcome> {
     const realRoot = await this.init();
     const target = this.locate(key);
     const stem = path.join(this.staging, this.stagingNames.next());
@@ -138,7 +173,7 @@ export class FilesystemDriver implements StorageDriver {
     void ignoreFailure(making, 'its failure is reported below, once the bytes are written');
     let published = false;
     try {
-      const manifest = await this.stage(staged, body, signal);
+      const manifest = await stage(staged);
       signal.throwIfAborted();
       const created = await making;
       const outcome = await this.publish(key.text, target, staged, manifest);
@@ -148,7 +183,7 @@ export class FilesystemDriver implements StorageDriver {
       await settleAll([removeStaged(staged), syncing]);
       return outcome;
     } catch (error) {
-      body.stream.destroy();
+      abandon();
       await removeStaged(staged);
       throw handleError(signal.aborted ? new DepotError('unavailable', 'store aborted', { cause: error }) : error);
     } finally {
@@ -253,13 +288,41 @@ export class FilesystemDriver implements StorageDriver {
     }
   }
 
+  /**
+   * stage() for a local source file: copied into the staging file inside the
+   * kernel, hashed from the staged bytes as the copy goes on; the manifest
+   * (checked against the task by body.manifest) then written beside it and
+   * both flushed, as stage() does.
+   */
+  private async stageCopy(staged: { data: string; manifest: string }, body: FileBody, signal: AbortSignal): Promise<Manifest> {
+    const [data, sidecar] = await createAll([staged.data, staged.manifest], constants.O_RDWR);
+    try {
+      const written = await copyInKernel(body.file.path, staged.data, data, {
+        signal,
+        syncEvery: this.settings.fsync ? SYNC_EVERY : undefined,
+        onBytes: body.onBytes,
+      });
+      signal.throwIfAborted();
+      const manifest = body.manifest(written);
+      const writeSidecar = async () => {
+        await writeAllFd(sidecar, serializeManifest(manifest));
+        await this.complete(sidecar);
+      };
+      await settleAll([this.complete(data), writeSidecar()]);
+      return manifest;
+    } finally {
+      closeQuietly(data);
+      closeQuietly(sidecar);
+    }
+  }
+
   /** A staging file, fully written: flushed (fsync) and given its final mode. */
   private complete(fd: number): Promise<void> {
     return settleAll([this.settings.fsync ? fsyncFd(fd) : Promise.resolve(), fchmodFd(fd, this.settings.fileMode)]);
   }
 
   private async writeFile(file: string, bytes: Buffer): Promise<void> {
-    const fd = await openFd(file, CREATE_NEW, 0o600);
+    const fd = await openFd(file, CREATE_NEW | constants.O_WRONLY, 0o600);
     try {
       await writeAllFd(fd, bytes);
       if (this.settings.fsync) await fsyncFd(fd);
@@ -387,11 +450,12 @@ export class FilesystemDriver implements StorageDriver {
   }
 }
 
-const CREATE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
+const CREATE_NEW = constants.O_CREAT | constants.O_EXCL;
 
 /** New files (mode 0600), opened side by side; none is left open when one fails. */
-async function createAll(files: string[]): Promise<number[]> {
-  const opened = await Promise.allSettled(files.map((file) => openFd(file, CREATE_NEW, 0o600)));
+/** New staging files, opened for writing (`access`: O_RDWR to read them back too). */
+async function createAll(files: string[], access = constants.O_WRONLY): Promise<number[]> {
+  const opened = await Promise.allSettled(files.map((file) => openFd(file, CREATE_NEW | access, 0o600)));
   const fds = opened.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) {

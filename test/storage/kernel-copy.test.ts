@@ -1,0 +1,136 @@
+import { mkdtemp, open, rm, stat, truncate } from 'node:fs/promises';
+import path from 'node:path';
+import { openSource } from '../../src/archiving/sources';
+import { newTaskId, archiveKey, DepotError } from '../../src/contract';
+import { ArchiveStore } from '../../src/storage/archive-store';
+import { FilesystemDriver } from '../../src/storage/drivers/filesystem';
+import { filesystemSettingsSchema } from '../../src/storage/drivers/filesystem/types';
+import { silentLogger } from '../../src/support/logging';
+import { archiveKeysBelow, digestFile, stagingEntries, TempDirs, writePatternFile } from '../helpers/queue-harness';
+import { MiB } from '../helpers/streams';
+
+/**
+ * A path source on the filesystem driver's own filesystem is copied into the
+ * staging file inside the kernel and hashed from the staged copy (issue 19,
+ * src/storage/drivers/filesystem/kernel-copy.ts); one elsewhere is streamed.
+ * Whatever the source does during the copy, the manifest describes the bytes
+ * the archive holds, or nothing is published.
+ */
+jest.setTimeout(120_000);
+
+const temp = new TempDirs();
+const logger = silentLogger();
+const policy = { inlineBytes: MiB, timeoutMs: 10_000, maxDurationMs: 60_000, maxBytes: 1024 * MiB };
+
+const shmDirs: string[] = [];
+afterAll(async () => {
+  await temp.cleanup();
+  await Promise.all(shmDirs.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+async function setup() {
+  const work = await temp.make('depot-kernel-copy-');
+  const root = path.join(work, 'archive');
+  const driver = new FilesystemDriver('local', filesystemSettingsSchema.parse({ type: 'filesystem', root }));
+  return { work, root, driver, store: new ArchiveStore(driver, logger) };
+}
+
+/** Opens `file` as a store task's path source, exactly as the task runner does. */
+async function pathSource(file: string) {
+  const source = await openSource({ path: file }, policy, new AbortController().signal);
+  return { body: source.stream, file: source.file, sourceSize: source.totalBytes };
+}
+
+function ref(name: string) {
+  const taskId = newTaskId();
+  return { key: archiveKey(new Date(), taskId, name), taskId, name };
+}
+
+test('a source on the root’s filesystem is copied, not read: its stream stays unread and the archive holds its bytes', async () => {
+  const { work, root, driver, store } = await setup();
+  const file = path.join(work, 'source.bin');
+  const digest = await writePatternFile(file, 32 * MiB, 'kernel');
+  const source = await pathSource(file);
+  expect(source.file).toBeDefined();
+  const stored = await store.store({ ...ref('copied.bin'), ...source });
+  expect(source.body.readableDidRead).toBe(false);
+  expect(stored.manifest).toMatchObject(digest);
+  expect(await digestFile(path.join(root, ...stored.manifest.key.split('/')))).toEqual(digest);
+  expect(await stagingEntries(root)).toEqual([]);
+  await driver.close();
+});
+
+test('a source on another filesystem (tmpfs) is streamed as before', async () => {
+  const shm = await stat('/dev/shm');
+  const { root, driver, store, work } = await setup();
+  // The case only exists where the two differ: /dev/shm is a tmpfs, the temp directory is not.
+  expect(shm.dev).not.toBe((await stat(work)).dev);
+  const elsewhere = await mkdtemp('/dev/shm/depot-kernel-copy-');
+  shmDirs.push(elsewhere);
+  const file = path.join(elsewhere, 'source.bin');
+  const digest = await writePatternFile(file, 16 * MiB, 'streamed');
+  const source = await pathSource(file);
+  const stored = await store.store({ ...ref('streamed.bin'), ...source });
+  expect(source.body.readableDidRead).toBe(true);
+  expect(stored.manifest).toMatchObject(digest);
+  expect(await digestFile(path.join(root, ...stored.manifest.key.split('/')))).toEqual(digest);
+  await driver.close();
+});
+
+describe('a source that changes during the copy', () => {
+  const SIZE = 512 * MiB;
+
+  test('cut short, with its size declared: integrity, nothing published, no staging file', async () => {
+    const { work, root, driver, store } = await setup();
+    const file = path.join(work, 'shrinking.bin');
+    const digest = await writePatternFile(file, SIZE, 'shrinks');
+    let cut = false;
+    const outcome = await store
+      .store({
+        ...ref('shrinking.bin'),
+        ...(await pathSource(file)),
+        size: SIZE,
+        sha256: digest.sha256,
+        onBytes: () => {
+          if (cut) return;
+          cut = true;
+          void truncate(file, 3 * MiB);
+        },
+      })
+      .then(
+        () => null,
+        (error: unknown) => error,
+      );
+    expect(cut).toBe(true);
+    expect(outcome).toBeInstanceOf(DepotError);
+    expect(outcome).toMatchObject({ code: 'integrity', field: 'size' });
+    expect(await archiveKeysBelow(root)).toEqual([]);
+    expect(await stagingEntries(root)).toEqual([]);
+    await driver.close();
+  });
+
+  test('overwritten in place, nothing declared: the manifest’s sha256 and size are those of the bytes the archive holds', async () => {
+    const { work, root, driver, store } = await setup();
+    const file = path.join(work, 'changing.bin');
+    const original = await writePatternFile(file, SIZE, 'changes');
+    let changed: Promise<void> | undefined;
+    const stored = await store.store({
+      ...ref('changing.bin'),
+      ...(await pathSource(file)),
+      onBytes: () => {
+        // Near the end of the file, which the copy has not reached yet when the first segment is hashed.
+        changed ??= open(file, 'r+').then(async (handle) => {
+          await handle.write(Buffer.alloc(MiB, 0xee), 0, MiB, SIZE - 2 * MiB);
+          await handle.close();
+        });
+      },
+    });
+    await changed;
+    const archived = await digestFile(path.join(root, ...stored.manifest.key.split('/')));
+    expect(stored.manifest).toMatchObject(archived);
+    // The change landed in the copy: the archive is not the file as it was.
+    expect(archived.sha256).not.toBe(original.sha256);
+    expect(await digestFile(file)).toEqual(archived);
+    await driver.close();
+  });
+});
