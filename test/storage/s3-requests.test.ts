@@ -8,6 +8,9 @@
  * the driver now notices (it reads every lock back).
  */
 import { createHash } from 'node:crypto';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { GetObjectCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { archiveKey, DepotError, Manifest, newTaskId, toArchiveKey } from '../../src/contract';
@@ -345,4 +348,80 @@ test('a second store of one key in the same process is refused while the first r
   await expect(second).rejects.toMatchObject({ code: 'unavailable' });
   release();
   expect((await first).status).toBe('created');
+});
+
+describe('a local source file (storeFile)', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'depot-s3-file-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** A body that fails the test if anything reads it: storeFile must read the file instead. */
+  function unreadBody(): { body: Readable; read: () => boolean } {
+    let read = false;
+    const body = new Readable({
+      read() {
+        read = true;
+        this.push(null);
+      },
+    });
+    return { body, read: () => read };
+  }
+
+  async function fileOf(bytes: Buffer, name: string) {
+    const at = path.join(dir, name);
+    await writeFile(at, bytes);
+    return { path: at, size: bytes.length, dev: (await stat(at)).dev };
+  }
+
+  test('above one part: the parts come from the file, each signed by its sha256; the manifest has the sha256 of the bytes read', async () => {
+    const { bucket, sent, store } = await driverOn(plain);
+    const key = newKey();
+    const bytes = patternBytes(12 * MiB + 3, 'file');
+    const { body, read } = unreadBody();
+    const stored = await store.store({ key, taskId: key.split('/')[3], name: 'exam.zip', body, file: await fileOf(bytes, 'a.bin'), sourceSize: bytes.length });
+    expect(read()).toBe(false);
+    expect(stored.manifest).toMatchObject({ sha256: digestOf(bytes).sha256, size: bytes.length });
+    const parts = partsOf(sent);
+    expect(parts.map((p) => p.bodyBytes)).toEqual([5 * MiB, 5 * MiB, 2 * MiB + 3]);
+    for (const [i, part] of parts.entries()) expect(part.headers['x-amz-content-sha256']).toBe(sha256(bytes.subarray(i * 5 * MiB, (i + 1) * 5 * MiB), 'hex'));
+    const back = await raw.send(new GetObjectCommand({ Bucket: bucket, Key: `p/${key}` }));
+    expect(digestOf(Buffer.from((await back.Body?.transformToByteArray()) ?? []))).toEqual(digestOf(bytes));
+  });
+
+  test('bytes that are not what the task says: integrity, nothing published, the upload aborted', async () => {
+    const { bucket, driver, sent, store } = await driverOn(plain);
+    const key = newKey();
+    const bytes = patternBytes(12 * MiB, 'file bad');
+    const { body } = unreadBody();
+    const wrong = digestOf(patternBytes(12 * MiB, 'other')).sha256;
+    await expect(
+      store.store({ key, taskId: key.split('/')[3], name: 'exam.zip', body, sha256: wrong, file: await fileOf(bytes, 'b.bin'), sourceSize: bytes.length }),
+    ).rejects.toMatchObject({ code: 'integrity' });
+    const trail = commandTrail(sent);
+    expect(trail.filter((c) => c === 'CompleteMultipartUpload' || c.startsWith('PutObject'))).toEqual([]);
+    expect(trail[trail.length - 1]).toBe('AbortMultipartUpload');
+    expect((await raw.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? []).toEqual([]);
+    expect(await driver.stat(toArchiveKey(key))).toBeNull();
+  });
+
+  test('up to one part: left to the stream, one PutObject', async () => {
+    const { sent, store } = await driverOn(plain);
+    const key = newKey();
+    const bytes = patternBytes(1000, 'small file');
+    const stored = await store.store({
+      key,
+      taskId: key.split('/')[3],
+      name: 'exam.zip',
+      body: Readable.from([bytes]),
+      file: await fileOf(bytes, 'c.bin'),
+      sourceSize: bytes.length,
+    });
+    expect(stored.manifest.sha256).toBe(digestOf(bytes).sha256);
+    expect(only(sent, 'PutObject', false)).toHaveLength(1);
+    expect(only(sent, 'UploadPart')).toHaveLength(0);
+  });
 });

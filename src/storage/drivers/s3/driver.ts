@@ -14,7 +14,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { ArchiveKey, DepotError, Manifest, parseArchiveKey, Space } from '../../../contract';
 import type { Logger } from '../../../support/logging';
-import type { ArchiveBody, DriverCapabilities, ListOptions, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
+import type { ArchiveBody, DriverCapabilities, FileBody, ListOptions, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
 import { foreignObject, parseManifest, serializeManifest } from '../../manifest';
 import { probeName, runProbe } from '../../probe';
 import { QuotaUsage } from '../../quota-usage';
@@ -25,6 +25,7 @@ import { probeConditionalWrites } from './conditional-write-probe';
 import { isAccessDenied, isNotFound, isPreconditionFailed, toDepotError } from './errors';
 import { sameBytes, versionsBeside, Written } from './key-versions';
 import { metadataContradicts, objectMetadata, readObjectMetadata, sidecarKey } from './manifest-metadata';
+import { FileChunks } from './file-chunks';
 import { abortStaleUploads } from './multipart-sweep';
 import { uploadParts } from './multipart-upload';
 import { mapInOrder } from './parallel';
@@ -162,6 +163,36 @@ export class S3Driver implements StorageDriver {
       throw signal.aborted ? new DepotError('unavailable', `${what}: aborted`) : toDepotError(error, what);
     } finally {
       signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * A local source file above one part goes into the part buffers straight
+   * from the file, through one reused read buffer, hashed as it is read —
+   * rather than through the source stream, whose fresh chunk per read is left
+   * to the collector. The shared layer checks the digest against the task
+   * (`body.manifest`) before anything is published. Up to one part: null, and
+   * the stream takes it (one PUT).
+   */
+  async storeFile(key: ArchiveKey, body: FileBody, signal: AbortSignal): Promise<PublishOutcome | null> {
+    const partSize = partSizeFor(this.settings.partSizeMiB, body.declared.size ?? body.file.size);
+    if (body.file.size <= partSize) return null;
+    this.startSweep();
+    const what = `${this.name}: store ${key.text}`;
+    const reader = new FileChunks(body.file.path, signal, body.onBytes);
+    try {
+      signal.throwIfAborted();
+      return await this.putMultipart(
+        key,
+        // Nothing to stop on a failure: the reader is not asked for more, and it checks the signal before each read.
+        { chunks: reader.chunks(), ended: () => reader.ended, manifest: () => body.manifest(reader.digest()), stop: () => undefined },
+        { partSize, lock: lockFor(this.settings, body.declared.retainUntil) },
+        signal,
+      );
+    } catch (error) {
+      throw signal.aborted ? new DepotError('unavailable', `${what}: aborted`) : toDepotError(error, what);
+    } finally {
+      await reader.close();
     }
   }
 
