@@ -408,6 +408,33 @@ describe('a local source file (storeFile)', () => {
     expect(await driver.stat(toArchiveKey(key))).toBeNull();
   });
 
+  test('aborted while its parts go up: unavailable, the file is read no further, the upload is aborted', async () => {
+    const { bucket, driver, sent, store } = await driverOn(plain);
+    const key = newKey();
+    const bytes = patternBytes(60 * MiB, 'file aborted');
+    const controller = new AbortController();
+    injectFaults(driver.client, (r) => {
+      if (r.command === 'UploadPartCommand') controller.abort();
+      return undefined;
+    });
+    const { body } = unreadBody();
+    await expect(
+      store.store({
+        key,
+        taskId: key.split('/')[3],
+        name: 'exam.zip',
+        body,
+        file: await fileOf(bytes, 'd.bin'),
+        sourceSize: bytes.length,
+        signal: controller.signal,
+      }),
+    ).rejects.toMatchObject({ code: 'unavailable' });
+    expect(only(sent, 'UploadPart').length).toBeLessThan(12);
+    expect(commandTrail(sent).filter((c) => c === 'CompleteMultipartUpload' || c.startsWith('PutObject'))).toEqual([]);
+    expect((await raw.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? []).toEqual([]);
+    expect(await driver.stat(toArchiveKey(key))).toBeNull();
+  });
+
   test('up to one part: left to the stream, one PutObject', async () => {
     const { sent, store } = await driverOn(plain);
     const key = newKey();
