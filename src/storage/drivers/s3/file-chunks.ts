@@ -17,6 +17,7 @@ export class FileChunks {
   constructor(
     private readonly path: string,
     private readonly signal: AbortSignal,
+    /** Bytes read so far, after each chunk (a task's progress). */
     private readonly onBytes?: (bytes: number) => void,
   ) {}
 
@@ -31,7 +32,7 @@ export class FileChunks {
       const chunk = buffer.subarray(0, bytesRead);
       this.hash.update(chunk);
       this.size += bytesRead;
-      this.onBytes?.(bytesRead);
+      this.onBytes?.(this.size);
       yield chunk;
     }
     this.ended = true;
