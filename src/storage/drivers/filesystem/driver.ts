@@ -271,15 +271,7 @@ export class FilesystemDriver implements StorageDriver {
       }
       signal.throwIfAborted();
       const manifest = body.manifest();
-      const completeData = async () => {
-        await syncing;
-        await this.complete(data);
-      };
-      const writeSidecar = async () => {
-        await writeAllFd(sidecar, serializeManifest(manifest));
-        await this.complete(sidecar);
-      };
-      await settleAll([completeData(), writeSidecar()]);
+      await this.completeStaged(data, sidecar, manifest, syncing);
       return manifest;
     } finally {
       if (syncing) await ignoreFailure(syncing, 'the final fsync below reports what this one would');
@@ -304,16 +296,25 @@ export class FilesystemDriver implements StorageDriver {
       });
       signal.throwIfAborted();
       const manifest = body.manifest(written);
-      const writeSidecar = async () => {
-        await writeAllFd(sidecar, serializeManifest(manifest));
-        await this.complete(sidecar);
-      };
-      await settleAll([this.complete(data), writeSidecar()]);
+      await this.completeStaged(data, sidecar, manifest);
       return manifest;
     } finally {
       closeQuietly(data);
       closeQuietly(sidecar);
     }
+  }
+
+  /** The staged archive (after the flush still `syncing`, if any) and its manifest, written beside it, completed side by side. */
+  private async completeStaged(data: number, sidecar: number, manifest: Manifest, syncing?: Promise<void>): Promise<void> {
+    const completeData = async () => {
+      await syncing;
+      await this.complete(data);
+    };
+    const writeSidecar = async () => {
+      await writeAllFd(sidecar, serializeManifest(manifest));
+      await this.complete(sidecar);
+    };
+    await settleAll([completeData(), writeSidecar()]);
   }
 
   /** A staging file, fully written: flushed (fsync) and given its final mode. */

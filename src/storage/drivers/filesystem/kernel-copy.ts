@@ -35,7 +35,7 @@ export interface KernelCopyOptions {
  * was checked, not whatever its path names now.
  */
 export async function copyInKernel(from: string, to: string, fd: number, options: KernelCopyOptions): Promise<{ sha256: string; size: number }> {
-  const child = spawn('cp', ['--', from, to], { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' } });
+  const child = spawn('cp', ['--', from, to], { stdio: ['ignore', 'ignore', 'pipe'], env: cpEnvironment() });
   let stderr = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (text: string) => (stderr = (stderr + text).slice(0, MAX_STDERR)));
@@ -103,9 +103,14 @@ let cpRuns: Promise<boolean> | undefined;
 /** Whether cp can be run here (asked once per process): without it, sources are streamed as everywhere else. */
 export function kernelCopyAvailable(): Promise<boolean> {
   cpRuns ??= new Promise((resolve) => {
-    const child = spawn('cp', ['--version'], { stdio: 'ignore', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' } });
+    const child = spawn('cp', ['--version'], { stdio: 'ignore', env: cpEnvironment() });
     child.once('error', () => resolve(false));
     child.once('close', (code) => resolve(code === 0));
   });
   return cpRuns;
+}
+
+/** cp finds itself on the PATH and speaks plain English (its messages are matched in copyFailed). */
+function cpEnvironment(): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' };
 }
