@@ -51,6 +51,50 @@ const ARCHIVE_COLUMNS = [
   'recorded_ms',
 ] as const;
 
+const INSERT_ARCHIVE = `INSERT INTO depot_archives (${ARCHIVE_COLUMNS.join(', ')}) VALUES (${placeholders(ARCHIVE_COLUMNS.length)})`;
+/** A store's pending entry: added once; an earlier attempt's entry stays as it is. */
+const INSERT_PENDING = `${INSERT_ARCHIVE} ON CONFLICT (driver, key) DO NOTHING RETURNING id`;
+/** A store's complete entry: what the manifest says, over the pending entry (or a deleted one) of the same ref. */
+const UPSERT_STORED = `${INSERT_ARCHIVE}
+  ON CONFLICT (driver, key) DO UPDATE SET
+    task_id = excluded.task_id, name = excluded.name, state = 'stored', size = excluded.size, sha256 = excluded.sha256,
+    stored_at = excluded.stored_at, stored_ms = excluded.stored_ms, metadata = excluded.metadata,
+    retain_until = excluded.retain_until, retain_until_ms = excluded.retain_until_ms,
+    delete_after = excluded.delete_after, delete_after_ms = excluded.delete_after_ms,
+    deleted_at = NULL, deleted_ms = NULL,
+    checked_ms = CASE WHEN depot_archives.last_verified_at IS NULL THEN excluded.checked_ms ELSE depot_archives.checked_ms END,
+    recorded_ms = excluded.recorded_ms
+  RETURNING id`;
+const INSERT_AUDIT = `INSERT INTO depot_audit (at, at_ms, operation, task_id, driver, key, outcome, actor, event_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT (event_key) DO NOTHING`;
+
+/*
+ * PostgreSQL: a store's two writes as one statement each (data-modifying WITH,
+ * which SQLite does not have), so that each is one round trip and, when no
+ * other write is waiting, its own commit without BEGIN and COMMIT around it:
+ * three and five round trips before, each a socket write and a wake-up of the
+ * server on both sides (docs/BENCHMARKS.md, "The catalog"). The metadata rows
+ * come as one JSON parameter; the complete entry's replace exactly the rows
+ * that differ (rows deleted and added in one statement must not overlap).
+ */
+const METADATA_ROWS = `json_to_recordset(?::json) AS m(k TEXT, v TEXT)`;
+const PG_RECORD_PENDING = `WITH archive AS (${INSERT_PENDING})
+  INSERT INTO depot_archive_meta (k, v, archive_id) SELECT m.k, m.v, archive.id FROM archive, ${METADATA_ROWS} ON CONFLICT DO NOTHING`;
+const PG_RECORD_STORED = `WITH archive AS (${UPSERT_STORED}),
+  meta AS (SELECT m.k, m.v FROM ${METADATA_ROWS}),
+  gone AS (DELETE FROM depot_archive_meta d USING archive WHERE d.archive_id = archive.id AND (d.k, d.v) NOT IN (SELECT k, v FROM meta)),
+  added AS (INSERT INTO depot_archive_meta (k, v, archive_id) SELECT meta.k, meta.v, archive.id FROM archive, meta ON CONFLICT DO NOTHING)
+  ${INSERT_AUDIT}`;
+
+/** An operation's write waiting for its commit. */
+interface PendingWrite {
+  work: (tx: SqlSession) => Promise<void>;
+  /** One statement: it needs no transaction of its own. */
+  oneStatement: boolean;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
 /** The counter an audit event adds to, when it is recorded for the first time. */
 function counterOf(operation: AuditOperation, outcome: string): CounterName | undefined {
   if (operation === 'delete' || operation === 'expire' || operation === 'erase') {
@@ -66,6 +110,17 @@ function ms(text: string | undefined): number | null {
   if (text === undefined) return null;
   const at = Date.parse(text);
   return Number.isNaN(at) ? null : at;
+}
+
+/** The audit row's values, in INSERT_AUDIT's order. */
+function auditValues(event: AuditEvent): SqlValue[] {
+  const at = event.at ?? new Date();
+  return [at.toISOString(), at.getTime(), event.operation, event.taskId, event.ref.driver, event.ref.key, event.outcome, event.actor, event.eventKey];
+}
+
+/** The metadata rows as one JSON parameter (METADATA_ROWS). */
+function metaJson(metadata: Metadata): string {
+  return JSON.stringify(metaRows(metadata).map(([k, v]) => ({ k, v })));
 }
 
 /** Each name and value once; every value of a list its own row. */
@@ -121,7 +176,7 @@ function limitOf(limit: number | undefined): number {
  */
 export class SqlCatalog implements Catalog {
   private read = 0;
-  private readonly writes: Array<{ work: (tx: SqlSession) => Promise<void>; resolve: () => void; reject: (error: unknown) => void }> = [];
+  private readonly writes: PendingWrite[] = [];
   /** Transactions committing writes now; at most the database's `parallelWrites`. */
   private committing = 0;
 
@@ -146,32 +201,30 @@ export class SqlCatalog implements Catalog {
 
   async recordPending(pending: PendingArchive): Promise<void> {
     if (this.writer) return this.writer.call('recordPending', [pending]);
-    const now = Date.now();
+    const values: SqlValue[] = [
+      pending.ref.driver,
+      pending.ref.key,
+      pending.taskId,
+      pending.name,
+      'pending',
+      null,
+      null,
+      null,
+      null,
+      JSON.stringify(pending.metadata),
+      pending.retainUntil ?? null,
+      ms(pending.retainUntil),
+      pending.deleteAfter ?? null,
+      ms(pending.deleteAfter),
+      null,
+      0,
+      Date.now(),
+    ];
+    if (this.db.dialect === 'postgres') {
+      return this.write((tx) => tx.run(PG_RECORD_PENDING, [...values, metaJson(pending.metadata)]).then(() => undefined), { oneStatement: true });
+    }
     await this.write(async (tx) => {
-      const inserted = await this.all(
-        tx,
-        `INSERT INTO depot_archives (${ARCHIVE_COLUMNS.join(', ')}) VALUES (${placeholders(ARCHIVE_COLUMNS.length)})
-         ON CONFLICT (driver, key) DO NOTHING RETURNING id`,
-        [
-          pending.ref.driver,
-          pending.ref.key,
-          pending.taskId,
-          pending.name,
-          'pending',
-          null,
-          null,
-          null,
-          null,
-          JSON.stringify(pending.metadata),
-          pending.retainUntil ?? null,
-          ms(pending.retainUntil),
-          pending.deleteAfter ?? null,
-          ms(pending.deleteAfter),
-          null,
-          0,
-          now,
-        ],
-      );
+      const inserted = await this.all(tx, INSERT_PENDING, values);
       // Catalogued already (an earlier attempt of the task): nothing to add.
       if (inserted.length) await this.insertMeta(tx, [[Number(inserted[0].id), pending.metadata]]);
     });
@@ -179,24 +232,15 @@ export class SqlCatalog implements Catalog {
 
   async recordStored(driver: string, manifest: Manifest, event: AuditEvent): Promise<void> {
     if (this.writer) return this.writer.call('recordStored', [driver, manifest, event]);
-    const now = Date.now();
-    const storedMs = ms(manifest.storedAt);
+    const values = this.storedValues(driver, manifest, ms(manifest.storedAt), 0, Date.now());
+    // A store's event moves no counter (counterOf), so the audit row is all its event adds.
+    if (this.db.dialect === 'postgres' && !counterOf(event.operation, event.outcome)) {
+      const statement = [...values, metaJson(manifest.metadata), ...auditValues(event)];
+      return this.write((tx) => tx.run(PG_RECORD_STORED, statement).then(() => undefined), { oneStatement: true });
+    }
     await this.write(async (tx) => {
       const [before] = await this.all(tx, `SELECT id, metadata FROM depot_archives WHERE driver = ? AND key = ?`, [driver, manifest.key]);
-      const [row] = await this.all(
-        tx,
-        `INSERT INTO depot_archives (${ARCHIVE_COLUMNS.join(', ')}) VALUES (${placeholders(ARCHIVE_COLUMNS.length)})
-         ON CONFLICT (driver, key) DO UPDATE SET
-           task_id = excluded.task_id, name = excluded.name, state = 'stored', size = excluded.size, sha256 = excluded.sha256,
-           stored_at = excluded.stored_at, stored_ms = excluded.stored_ms, metadata = excluded.metadata,
-           retain_until = excluded.retain_until, retain_until_ms = excluded.retain_until_ms,
-           delete_after = excluded.delete_after, delete_after_ms = excluded.delete_after_ms,
-           deleted_at = NULL, deleted_ms = NULL,
-           checked_ms = CASE WHEN depot_archives.last_verified_at IS NULL THEN excluded.checked_ms ELSE depot_archives.checked_ms END,
-           recorded_ms = excluded.recorded_ms
-         RETURNING id`,
-        this.storedValues(driver, manifest, storedMs, 0, now),
-      );
+      const [row] = await this.all(tx, UPSERT_STORED, values);
       const id = Number(row.id);
       const previous = before ? (JSON.parse(text(before, 'metadata')) as Metadata) : undefined;
       if (!previous || !sameMetadata(previous, manifest.metadata)) {
@@ -269,12 +313,12 @@ export class SqlCatalog implements Catalog {
    * then committed together, in one transaction, up to WRITES_PER_COMMIT. Each write is idempotent, so
    * a batch that fails is tried again write by write, and only the write that
    * fails on its own rejects. On PostgreSQL this saves a commit (a WAL flush)
-   * and its round trips per write under load; on SQLite, whose commits are
-   * cheap, batches are rarely more than one.
+   * and its round trips per write under load; a write of one statement that
+   * finds no other waiting is committed by itself, without BEGIN and COMMIT.
    */
-  private write(work: (tx: SqlSession) => Promise<void>): Promise<void> {
+  private write(work: (tx: SqlSession) => Promise<void>, options: { oneStatement?: boolean } = {}): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.writes.push({ work, resolve, reject });
+      this.writes.push({ work, oneStatement: options.oneStatement ?? false, resolve, reject });
       if (this.committing < this.db.parallelWrites) void this.commitWrites();
     });
   }
@@ -286,6 +330,10 @@ export class SqlCatalog implements Catalog {
       await Promise.resolve();
       while (this.writes.length) {
         const batch = this.writes.splice(0, WRITES_PER_COMMIT);
+        if (batch.length === 1 && batch[0].oneStatement) {
+          await batch[0].work(this.db).then(batch[0].resolve, batch[0].reject);
+          continue;
+        }
         try {
           await this.db.transaction(async (tx) => {
             for (const write of batch) await write.work(tx);
@@ -306,12 +354,7 @@ export class SqlCatalog implements Catalog {
 
   /** The audit row, once per event key; true when it was new (then, and only then, its counter moves). */
   private async insertAudit(tx: SqlSession, event: AuditEvent): Promise<boolean> {
-    const at = event.at ?? new Date();
-    const added = await tx.run(
-      `INSERT INTO depot_audit (at, at_ms, operation, task_id, driver, key, outcome, actor, event_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (event_key) DO NOTHING`,
-      [at.toISOString(), at.getTime(), event.operation, event.taskId, event.ref.driver, event.ref.key, event.outcome, event.actor, event.eventKey],
-    );
+    const added = await tx.run(INSERT_AUDIT, auditValues(event));
     const counter = counterOf(event.operation, event.outcome);
     if (added && counter) {
       await tx.run(

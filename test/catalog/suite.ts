@@ -166,6 +166,26 @@ export function describeCatalog(name: string, harness: CatalogHarness): void {
       expect(await listAll(catalog, { limit: 4 })).toHaveLength(6);
     });
 
+    test('a complete entry is found by the manifest metadata, not by its pending entry where they differ; without one too', async () => {
+      const catalog = await fresh();
+      const m = manifest({ metadata: { userIds: ['34', '35'], courseId: '13' } });
+      await catalog.recordPending({
+        ref: { driver: 'local', key: m.key },
+        taskId: m.taskId,
+        name: m.name,
+        metadata: { userIds: ['34', '36'], courseId: '12' },
+      });
+      await catalog.recordStored('local', m, event('store', m, 'local'));
+      const unannounced = manifest({ metadata: { userIds: ['36'] } });
+      await catalog.recordStored('s3', unannounced, event('store', unannounced, 's3'));
+      expect(await listAll(catalog, { metadata: [['userIds', '34']] })).toEqual([`local:${m.key}`]);
+      expect(await listAll(catalog, { metadata: [['userIds', '35']] })).toEqual([`local:${m.key}`]);
+      expect(await listAll(catalog, { metadata: [['courseId', '13']] })).toEqual([`local:${m.key}`]);
+      expect(await listAll(catalog, { metadata: [['courseId', '12']] })).toEqual([]);
+      expect(await listAll(catalog, { metadata: [['userIds', '36']] })).toEqual([`s3:${unannounced.key}`]);
+      expect((await catalog.get({ driver: 'local', key: m.key }))?.metadata).toEqual(m.metadata);
+    });
+
     test('deleted archives leave the list and appear with --deleted, with deletedAt; deletions are counted once by reason', async () => {
       const catalog = await fresh();
       const keep = await stored(catalog, 'local', manifest({ metadata: { userId: '34' } }));
