@@ -12,6 +12,9 @@ const NUMERIC = 1700;
 const TRANSIENT_CLASSES = ['08', '53', '57', '58'];
 const TRANSIENT_STATES = ['40001', '40P01', '55P03', '3D000'];
 
+/** Statement texts named (prepared once per connection) at most; any further text is sent unnamed. */
+const MAX_NAMED_STATEMENTS = 100;
+
 /** bigint and numeric as numbers (sizes and milliseconds stay far below 2^53); every other type as pg reads it. */
 const typeParser = ((id: number, format?: 'text' | 'binary'): ((value: string) => unknown) => {
   if (id === INT8 || id === NUMERIC) return (value: string) => Number(value);
@@ -36,7 +39,7 @@ export class PostgresDatabase implements SqlDatabase {
   readonly dialect = 'postgres';
   readonly parallelWrites: number;
   private readonly pool: pg.Pool;
-  private readonly numbered = new Map<string, string>();
+  private readonly numbered = new Map<string, { text: string; name?: string }>();
 
   constructor(
     url: string,
@@ -58,11 +61,11 @@ export class PostgresDatabase implements SqlDatabase {
   }
 
   all(sql: string, params: readonly SqlValue[] = []): Promise<Row[]> {
-    return this.guard(async () => (await this.pool.query(this.text(sql), params as SqlValue[])).rows as Row[]);
+    return this.guard(async () => (await this.pool.query(this.query(sql, params))).rows as Row[]);
   }
 
   run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
-    return this.guard(async () => (await this.pool.query(this.text(sql), params as SqlValue[])).rowCount ?? 0);
+    return this.guard(async () => (await this.pool.query(this.query(sql, params))).rowCount ?? 0);
   }
 
   transaction<T>(work: (tx: SqlSession) => Promise<T>): Promise<T> {
@@ -78,8 +81,8 @@ export class PostgresDatabase implements SqlDatabase {
       client.on('error', onError);
       try {
         const tx: SqlSession = {
-          all: async (sql, params = []) => (await client.query(this.text(sql), params as SqlValue[])).rows as Row[],
-          run: async (sql, params = []) => (await client.query(this.text(sql), params as SqlValue[])).rowCount ?? 0,
+          all: async (sql, params = []) => (await client.query(this.query(sql, params))).rows as Row[],
+          run: async (sql, params = []) => (await client.query(this.query(sql, params))).rowCount ?? 0,
         };
         await client.query('BEGIN');
         try {
@@ -104,15 +107,23 @@ export class PostgresDatabase implements SqlDatabase {
     await ignoreFailure(this.pool.end(), 'closing: connections the server already dropped need no goodbye');
   }
 
-  /** `?` → `$1`, `$2`, … (the catalog's SQL has no `?` inside literals). */
-  private text(sql: string): string {
-    let numbered = this.numbered.get(sql);
-    if (numbered === undefined) {
+  /**
+   * The statement as pg sends it: `?` → `$1`, `$2`, … (the catalog's SQL has
+   * no `?` inside literals), and a write named, so that each connection has
+   * the server parse and plan it once instead of on every store. Reads stay
+   * unnamed: a plan kept across a later migration could no longer match a
+   * `SELECT *`; a write returns an id at most.
+   */
+  private query(sql: string, params: readonly SqlValue[]): pg.QueryConfig<SqlValue[]> {
+    let statement = this.numbered.get(sql);
+    if (statement === undefined) {
       let n = 0;
-      numbered = sql.replace(/\?/g, () => `$${++n}`);
-      this.numbered.set(sql, numbered);
+      const text = sql.replace(/\?/g, () => `$${++n}`);
+      const write = /^\s*(INSERT|UPDATE|DELETE|WITH)\b/i.test(sql) && this.numbered.size < MAX_NAMED_STATEMENTS;
+      statement = write ? { text, name: `depot_${this.numbered.size + 1}` } : { text };
+      this.numbered.set(sql, statement);
     }
-    return numbered;
+    return { ...statement, values: params as SqlValue[] };
   }
 
   /** PostgreSQL's and the network's failures as the contract's: `unavailable` (origin catalog) for what may pass, `internal` for the rest. */
