@@ -74,7 +74,7 @@ export async function openCatalog(settings: CatalogSettings, mode: 'write' | 're
     await ignoreFailure(db.close(), 'a catalog that failed to open has nothing to flush');
     throw error;
   }
-  // SQLite's writes run in a thread of their own (sqlite/writer.ts); PostgreSQL's wait on the network anyway.
+  // SQLite's reindex batches run in a thread of their own (sqlite/writer.ts); PostgreSQL's wait on the network anyway.
   return new SqlCatalog(db, location, target.kind === 'sqlite' ? new SqliteWriter({ file: target.file, location }) : undefined);
 }
 

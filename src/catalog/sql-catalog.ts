@@ -183,7 +183,7 @@ export class SqlCatalog implements Catalog {
   constructor(
     private readonly db: SqlDatabase,
     readonly location: string,
-    /** Where the operations' writes go instead, when they run elsewhere (SQLite: its writer thread, sqlite/writer.ts). */
+    /** Where reindex batches go instead, when they run elsewhere (SQLite: its writer thread, sqlite/writer.ts). */
     private readonly writer?: { call<T = void>(method: string, args: unknown[]): Promise<T>; close(): Promise<void> },
   ) {}
 
@@ -200,7 +200,6 @@ export class SqlCatalog implements Catalog {
   // --- writes ---
 
   async recordPending(pending: PendingArchive): Promise<void> {
-    if (this.writer) return this.writer.call('recordPending', [pending]);
     const values: SqlValue[] = [
       pending.ref.driver,
       pending.ref.key,
@@ -231,7 +230,6 @@ export class SqlCatalog implements Catalog {
   }
 
   async recordStored(driver: string, manifest: Manifest, event: AuditEvent): Promise<void> {
-    if (this.writer) return this.writer.call('recordStored', [driver, manifest, event]);
     const values = this.storedValues(driver, manifest, ms(manifest.storedAt), 0, Date.now());
     // A store's event moves no counter (counterOf), so the audit row is all its event adds.
     if (this.db.dialect === 'postgres' && !counterOf(event.operation, event.outcome)) {
@@ -252,7 +250,6 @@ export class SqlCatalog implements Catalog {
   }
 
   async recordDeleted(event: AuditEvent): Promise<void> {
-    if (this.writer) return this.writer.call('recordDeleted', [event]);
     const at = event.at ?? new Date();
     await this.write(async (tx) => {
       await this.insertAudit(tx, { ...event, at });
@@ -266,12 +263,10 @@ export class SqlCatalog implements Catalog {
   }
 
   async recordAudit(event: AuditEvent): Promise<void> {
-    if (this.writer) return this.writer.call('recordAudit', [event]);
     await this.write((tx) => this.insertAudit(tx, event).then(() => undefined));
   }
 
   async recordVerification(status: VerifyStatus, event: AuditEvent): Promise<void> {
-    if (this.writer) return this.writer.call('recordVerification', [status, event]);
     const at = event.at ?? new Date();
     await this.write(async (tx) => {
       if (!(await this.insertAudit(tx, { ...event, at }))) return;
@@ -326,8 +321,9 @@ export class SqlCatalog implements Catalog {
   private async commitWrites(): Promise<void> {
     this.committing++;
     try {
-      // Writes issued in the same run of code as this one (the writer thread hands over all that arrived) join it.
-      await Promise.resolve();
+      // Writes issued in the same run of code as this one join it; on SQLite, whose calls hold the thread,
+      // all that arrive in this turn of the event loop (concurrent tasks' writes), for one commit instead of many.
+      await (this.db.blocking ? new Promise<void>((resolve) => setImmediate(resolve)) : Promise.resolve());
       while (this.writes.length) {
         const batch = this.writes.splice(0, WRITES_PER_COMMIT);
         if (batch.length === 1 && batch[0].oneStatement) {

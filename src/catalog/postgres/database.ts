@@ -38,6 +38,7 @@ export interface PostgresOptions {
 export class PostgresDatabase implements SqlDatabase {
   readonly dialect = 'postgres';
   readonly parallelWrites: number;
+  readonly blocking = false;
   private readonly pool: pg.Pool;
   private readonly numbered = new Map<string, { text: string; name?: string }>();
 

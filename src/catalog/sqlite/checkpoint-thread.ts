@@ -4,15 +4,16 @@ import type { WriterSetup } from './writer';
 
 /**
  * The SQLite catalog's checkpoints, in a thread of their own beside the
- * writer thread (which starts and ends it). A checkpoint copies the WAL into
- * the database file and flushes both (two fsyncs, 10 ms to hundreds under
- * load); run by the writer itself, as SQLite does by default every 1000
- * pages, it held every catalog write — and every store waiting for one —
- * that long. PASSIVE, it never waits for the writer or a reader and never
- * holds them: the writer appends to the WAL meanwhile, and starts it over
- * once a checkpoint has caught up. The writer still checkpoints by itself
- * should the WAL outgrow WRITER_CHECKPOINT_PAGES (database.ts), so it stays bounded
- * even if this thread falls behind.
+ * connection opened for writing (database.ts starts and ends it). A
+ * checkpoint copies the WAL into the database file and flushes both (two
+ * fsyncs, 10 ms to hundreds under load); run by the writing connection
+ * itself, as SQLite does by default every 1000 pages, it held the worker's
+ * event loop — and every store waiting for a catalog write — that long.
+ * PASSIVE, it never waits for a writer or a reader and never holds them:
+ * writers append to the WAL meanwhile, and start it over once a checkpoint
+ * has caught up. A connection still checkpoints by itself should the WAL
+ * outgrow WRITER_CHECKPOINT_PAGES (database.ts), so it stays bounded even
+ * if this thread falls behind.
  */
 const setup = workerData as WriterSetup;
 /** Often enough that the WAL stays a few MiB under a steady load of stores. */

@@ -1,7 +1,9 @@
 import { DatabaseSync, StatementSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Worker } from 'node:worker_threads';
 import { Semaphore } from '../../support/semaphore';
 import { catalogUnavailable, Row, SqlDatabase, SqlSession, SqlValue } from '../sql';
+import { startThread, stopThread } from './writer';
 
 /** SQLite's result codes for "another connection holds the lock" (the primary code, without its extended bits). */
 const SQLITE_BUSY = 5;
@@ -33,12 +35,15 @@ export interface SqliteOptions {
 export class SqliteDatabase implements SqlDatabase {
   readonly dialect = 'sqlite';
   readonly parallelWrites = 1;
+  readonly blocking = true;
   private readonly db: DatabaseSync;
   private readonly statements = new Map<string, StatementSync>();
   /** One unit of work at a time on the connection: a transaction's statements are never interleaved with another's. */
   private readonly turn = new Semaphore(1);
   private readonly busyMs: number;
   private closed = false;
+  /** The checkpoint thread (checkpoint-thread.ts) of a connection opened for writing. */
+  private checkpointer?: Worker;
 
   constructor(
     readonly file: string,
@@ -60,11 +65,16 @@ export class SqliteDatabase implements SqlDatabase {
     }
   }
 
-  /** WAL, kept in the file; a writer's business (it changes the file), done when the catalog is opened for writing. */
+  /** WAL, kept in the file, and checkpoints beside the writes; a writer's business, done when the catalog is opened for writing. */
   async prepareForWriting(): Promise<void> {
     await this.exclusive(() => {
       this.db.exec('PRAGMA journal_mode = WAL');
     });
+    if (this.checkpointer) return;
+    this.checkpointer = startThread('checkpoint-thread', { file: this.file, location: this.location });
+    this.checkpointer.unref();
+    // Without it the connection goes on, and checkpoints by itself past WRITER_CHECKPOINT_PAGES.
+    this.checkpointer.on('error', () => undefined);
   }
 
   all(sql: string, params: readonly SqlValue[] = []): Promise<Row[]> {
@@ -95,6 +105,8 @@ export class SqliteDatabase implements SqlDatabase {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    // The checkpointer first: this connection, the last to close, then checkpoints what is left and removes the WAL.
+    await this.stopCheckpointer();
     const release = await this.turn.acquire();
     try {
       this.closed = true;
@@ -103,6 +115,12 @@ export class SqliteDatabase implements SqlDatabase {
     } finally {
       release();
     }
+  }
+
+  private async stopCheckpointer(): Promise<void> {
+    const thread = this.checkpointer;
+    this.checkpointer = undefined;
+    if (thread) await stopThread(thread);
   }
 
   /**

@@ -2,14 +2,13 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { DepotError, isErrorCode } from '../../contract';
 import { SqlCatalog } from '../sql-catalog';
 import { SqliteDatabase } from './database';
-import { startThread, WriterCall, WriterReply, WriterSetup } from './writer';
+import { WriterCall, WriterReply, WriterSetup } from './writer';
 
 /**
  * The SQLite catalog's writer thread (see writer.ts): one connection that
- * takes the operations' writes and the reindex's batches. Calls that arrive together — from the
- * worker's concurrent tasks — are committed together: each turn of this
- * thread's event loop hands everything that has arrived to the catalog at
- * once, whose group commit puts it in one transaction.
+ * takes the reindex's batches, each tens of milliseconds of SQLite work that
+ * would otherwise hold the worker's event loop. Calls that arrive together
+ * are started together.
  */
 const setup = workerData as WriterSetup;
 const db = new SqliteDatabase(setup.file, setup.location);
@@ -18,7 +17,7 @@ const port = parentPort;
 let arrived: WriterCall[] = [];
 let scheduled = false;
 
-const WRITES = new Set<string>(['recordPending', 'recordStored', 'recordDeleted', 'recordAudit', 'recordVerification', 'reindexBatch']);
+const WRITES = new Set<string>(['reindexBatch']);
 
 function run(call: WriterCall): Promise<unknown> {
   if (!WRITES.has(call.method)) return Promise.reject(new Error(`not a write: ${call.method}`));
@@ -50,24 +49,9 @@ function flush(): void {
   void Promise.allSettled(calls.map(run)).then((outcomes) => port?.postMessage(outcomes.map((outcome, i) => reply(calls[i], outcome))));
 }
 
-// Checkpoints run beside the writes, not in their way (checkpoint-thread.ts). Not needed to end the thread.
-const checkpointer = startThread('checkpoint-thread', setup);
-checkpointer.unref();
-checkpointer.on('error', () => undefined); // without it the writer keeps going, and checkpoints by itself past its limit
-
-function stopCheckpointer(): Promise<void> {
-  const exited = new Promise<void>((resolve) => checkpointer.once('exit', () => resolve()));
-  checkpointer.postMessage({ close: true });
-  const timer = setTimeout(() => void checkpointer.terminate(), 5_000);
-  return exited.finally(() => clearTimeout(timer));
-}
-
 port?.on('message', (message: WriterCall | { close: true }) => {
   if ('close' in message) {
-    // The checkpointer first: the writer's connection, the last to close, then checkpoints what is left and removes the WAL.
-    void stopCheckpointer()
-      .then(() => catalog.close())
-      .then(() => port.close());
+    void catalog.close().then(() => port.close());
     return;
   }
   arrived.push(message);

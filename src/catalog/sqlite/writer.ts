@@ -23,16 +23,16 @@ export interface WriterReply {
 }
 
 /**
- * The SQLite catalog's writes, off the main thread (docs/BENCHMARKS.md,
- * "The catalog"): a store's two catalog transactions cost the main thread
- * ~0.25 ms of synchronous SQLite work (a commit writes a WAL frame for every
- * index page it touched), a quarter of a worker's CPU on small archives. In
- * a thread of its own that work runs beside the worker's, and the
- * transactions of concurrent tasks are committed together; the main thread
- * only passes messages. Reads stay on the main thread's connection: they are
- * short index lookups, and WAL lets them run while the thread writes.
+ * The SQLite catalog's reindex batches, off the main thread: a batch of 500
+ * manifests holds SQLite for tens of milliseconds, long enough to delay a
+ * worker's lock renewals and the progress of its other tasks. The
+ * operations' writes stay on the main thread's connection (a few
+ * statements, gathered per turn of the event loop and committed together,
+ * sql-catalog.ts): a hop to a thread cost more than the write itself
+ * (docs/BENCHMARKS.md, "The catalog"). WAL lets the two connections write
+ * one after the other and read meanwhile.
  *
- * The thread is started on the first write, and again after it died (a call
+ * The thread is started on the first batch, and again after it died (a call
  * it held fails `unavailable`, origin catalog, and is retried like any).
  * It holds the process open only while a call is waiting.
  */
@@ -59,12 +59,7 @@ export class SqliteWriter {
     this.closed = true;
     const worker = this.worker;
     this.worker = undefined;
-    if (!worker) return;
-    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-    worker.postMessage({ close: true });
-    const timer = setTimeout(() => void worker.terminate(), 5_000);
-    await exited;
-    clearTimeout(timer);
+    if (worker) await stopThread(worker);
   }
 
   private thread(): Worker {
@@ -107,4 +102,13 @@ export function startThread(name: 'writer-thread' | 'checkpoint-thread', setup: 
   if (__filename.endsWith('.js')) return new Worker(path.join(__dirname, `${name}.js`), { workerData: setup });
   const entry = path.join(__dirname, `${name}.ts`);
   return new Worker(`require('tsx/cjs/api').register(); require(${JSON.stringify(entry)});`, { eval: true, workerData: setup });
+}
+
+/** Asks a thread of this folder to close its connection and end; ended by force after 5 s. */
+export async function stopThread(thread: Worker): Promise<void> {
+  const exited = new Promise<void>((resolve) => thread.once('exit', () => resolve()));
+  thread.postMessage({ close: true });
+  const timer = setTimeout(() => void thread.terminate(), 5_000);
+  await exited;
+  clearTimeout(timer);
 }
