@@ -87,6 +87,8 @@ export interface TargetDir {
   entry(entry: string): string;
   /** Without /proc: fails when the checked path no longer leads to the opened directory (call it right before creating or linking). */
   recheck(): Promise<void>;
+  /** Whether a file opened here can be handed to another program by its /proc/<pid>/fd link (retrieveFile): with /proc only. */
+  readonly linkable: boolean;
   close(): Promise<void>;
 }
 
@@ -116,6 +118,7 @@ export async function openTargetDir(raw: string, allowed: string[] | undefined, 
         path: path.join(real, name),
         entry: (entry) => `${dirEntry}/${entry}`,
         recheck: () => Promise.resolve(), // names go through the descriptor: nothing to recheck
+        linkable: true,
         close: () => handle.close(),
       };
     }
@@ -124,7 +127,7 @@ export async function openTargetDir(raw: string, allowed: string[] | undefined, 
       if (!(await stillLeadsTo(resolved, info, roots))) throw new DepotError('invalid_task', `directory of ${raw} changed while writing`, { field: TARGET });
     };
     await recheck();
-    return { name, path: path.join(resolved, name), entry: (entry) => path.join(resolved, entry), recheck, close: () => handle.close() };
+    return { name, path: path.join(resolved, name), entry: (entry) => path.join(resolved, entry), recheck, linkable: false, close: () => handle.close() };
   } catch (error) {
     await handle.close();
     if (error instanceof DepotError) throw error;

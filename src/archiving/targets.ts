@@ -2,57 +2,59 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { FileHandle, link, lstat, open, unlink } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { DepotError } from '../contract';
+import { DepotError, Manifest } from '../contract';
 import { openTargetDir, TargetDir } from './path-policy';
 import { ignoreFailure } from '../support/ignore';
 
 /** Bytes of the target's name kept in its temporary name: with the dot, random part and suffix it stays within 255. */
 const TEMP_NAME_BYTES = 200;
 
+/** The archive a retrieve writes to a path: read as a stream, or written into an open file by the cheapest way (ArchiveStore.retrieveInto). */
+export interface RetrievedArchive {
+  open(): Promise<{ manifest: Manifest; stream: Readable }>;
+  writeInto(file: { handle: FileHandle; dev: number; link?: string }): Promise<Manifest>;
+}
+
 /**
  * Writes a retrieved archive to `path`: into a temporary file beside it, then
  * published with link(2), which never replaces an existing file. The file
- * appears only once complete and verified (the stream errors otherwise). Both
- * names are reached through the target's opened directory (path-policy.ts),
- * so a directory exchanged meanwhile cannot send them elsewhere.
+ * appears only once complete and verified. Both names are reached through
+ * the target's opened directory (path-policy.ts), so a directory exchanged
+ * meanwhile cannot send them elsewhere; another program (the filesystem
+ * driver's in-kernel copy) is given the temporary file by its descriptor's
+ * /proc link, never by its name.
  */
-export async function writeToPath(stream: Readable, rawPath: string, allowed: string[] | undefined): Promise<string> {
-  let dir: TargetDir;
+export async function writeToPath(archive: RetrievedArchive, rawPath: string, allowed: string[] | undefined): Promise<{ path: string; manifest: Manifest }> {
+  const dir = await openTargetDir(rawPath, allowed);
   try {
-    dir = await openTargetDir(rawPath, allowed);
-  } catch (error) {
-    // The archive is already open for reading: a refused target must not leave it open.
-    stream.destroy();
-    throw error;
-  }
-  try {
-    await writeInto(dir, stream, rawPath);
-    return dir.path;
-  } catch (error) {
-    stream.destroy();
-    throw error;
+    return { path: dir.path, manifest: await writeInto(dir, archive, rawPath) };
   } finally {
     await dir.close();
   }
 }
 
-async function writeInto(dir: TargetDir, stream: Readable, rawPath: string): Promise<void> {
+async function writeInto(dir: TargetDir, archive: RetrievedArchive, rawPath: string): Promise<Manifest> {
   if (await exists(dir.entry(dir.name))) {
     // A retried retrieve whose first run published the file and died before its job completed (kill -9,
     // a Redis failover losing the completion) finds its own bytes there: as for a retried store (§2),
     // the same bytes are success. Anything else there is never replaced.
-    if (await holdsExactly(dir.entry(dir.name), stream)) return;
+    const { manifest, stream } = await archive.open();
+    try {
+      if (await holdsExactly(dir.entry(dir.name), stream)) return manifest;
+    } finally {
+      stream.destroy();
+    }
     throw new DepotError('conflict', `${rawPath} already exists; it is never replaced`, { field: 'target.path' });
   }
   const temp = dir.entry(`.${cutUtf8(dir.name, TEMP_NAME_BYTES)}.${randomBytes(6).toString('hex')}.depot-part`);
   try {
     await dir.recheck();
-    const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    // Readable too: an in-kernel copy hashes what it wrote by reading it back.
+    const handle = await open(temp, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    let manifest: Manifest;
     try {
-      for await (const chunk of stream as AsyncIterable<Buffer>) {
-        let offset = 0;
-        while (offset < chunk.length) offset += (await handle.write(chunk, offset)).bytesWritten;
-      }
+      const link = dir.linkable ? `/proc/${process.pid}/fd/${handle.fd}` : undefined;
+      manifest = await archive.writeInto({ handle, dev: (await handle.stat()).dev, ...(link !== undefined ? { link } : {}) });
       await handle.sync();
       await handle.chmod(0o644);
     } finally {
@@ -67,6 +69,7 @@ async function writeInto(dir: TargetDir, stream: Readable, rawPath: string): Pro
       }
       throw error;
     }
+    return manifest;
   } finally {
     // Before the directory's descriptor is closed: the temporary name is reached through it.
     await ignoreFailure(unlink(temp), 'after a link the temporary name is gone or a second name of the same file; its removal changes nothing');

@@ -30,7 +30,7 @@ import { deleteExpired, ExpiryReport } from './expiry';
 import { FixityReport, verifyArchives } from './fixity';
 import type { NotificationService } from '../support/notifications';
 import { describeUrl, openSource, SourcePolicy } from './sources';
-import { readInline, writeToPath } from './targets';
+import { readInline, RetrievedArchive, writeToPath } from './targets';
 
 /** What the queue tells the runner about the job it runs; the runner knows nothing else of queues. */
 export interface TaskContext {
@@ -257,6 +257,15 @@ export class TaskRunner {
   }
 
   private async retrieveOnce(store: ArchiveStore, task: RetrieveTask, taskId: string, ctx: TaskContext): Promise<RetrieveResult> {
+    if ('path' in task.target) {
+      const options = { signal: ctx.signal, taskId };
+      const archive: RetrievedArchive = {
+        open: () => store.retrieve(task.ref.key, options),
+        writeInto: (file) => store.retrieveInto(task.ref.key, file, { ...options, onBytes: (bytes, totalBytes) => ctx.progress({ bytes, totalBytes }) }),
+      };
+      const { path, manifest } = await writeToPath(archive, task.target.path, this.settings.allowedPaths);
+      return { taskId, ref: task.ref, size: manifest.size, sha256: manifest.sha256, path };
+    }
     // The size is known from the manifest only once the retrieve has started.
     const known: { totalBytes?: number } = {};
     const { manifest, stream } = await store.retrieve(task.ref.key, {
@@ -265,9 +274,7 @@ export class TaskRunner {
       onBytes: (bytes) => ctx.progress({ bytes, totalBytes: known.totalBytes }),
     });
     known.totalBytes = manifest.size;
-    const base = { taskId, ref: task.ref, size: manifest.size, sha256: manifest.sha256 };
-    if ('path' in task.target) return { ...base, path: await writeToPath(stream, task.target.path, this.settings.allowedPaths) };
-    return { ...base, base64: await readInline(stream, manifest.size, this.settings.inlineBytes) };
+    return { taskId, ref: task.ref, size: manifest.size, sha256: manifest.sha256, base64: await readInline(stream, manifest.size, this.settings.inlineBytes) };
   }
 
   private async delete(task: DeleteTask, ctx: TaskContext): Promise<DeleteResult> {

@@ -6,8 +6,8 @@
  * Every check goes through ArchiveStore, as depot does: hashing, size checks,
  * idempotency and retention live there, on top of the driver under test.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { constants, createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -562,6 +562,39 @@ export const conformanceChecks: ConformanceCheck[] = [
         await expectNothingLeft(ctx, ref.key);
       } finally {
         await file.remove();
+      }
+    },
+    60_000,
+  ),
+
+  // A retrieve to a path fills a local file (ArchiveStore.retrieveInto): a driver with retrieveFile may copy into it.
+  check(
+    'an archive retrieved into a local file (16 MiB): the file holds it; tampered: integrity',
+    async ({ h, driver, store }) => {
+      const file = await localSourceFile(16 * MiB, 'retrieved file');
+      const dir = await mkdtemp(path.join(tmpdir(), 'depot-conformance-target-'));
+      /** Retrieves into a new file of `dir`, as a retrieve to a path does; resolves with the manifest and the file's digest. */
+      const retrieveInto = async (key: string, name: string) => {
+        const handle = await open(path.join(dir, name), constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600);
+        try {
+          const into = { handle, dev: (await handle.stat()).dev, link: `/proc/${process.pid}/fd/${handle.fd}` };
+          const manifest = await store.retrieveInto(key, into);
+          return { manifest, written: await digestStream(createReadStream(path.join(dir, name))) };
+        } finally {
+          await handle.close();
+        }
+      };
+      try {
+        const ref = newRef('retrieved-file.bin');
+        const stored = await store.store({ ...ref, ...(await file.open()) });
+        const { manifest, written } = await retrieveInto(ref.key, 'first.bin');
+        expect(manifest).toEqual(stored.manifest);
+        expect(written).toEqual(file.digest);
+        await h.tamper(driver, ref.key);
+        await expectFailure(retrieveInto(ref.key, 'tampered.bin'), 'integrity');
+      } finally {
+        await file.remove();
+        await rm(dir, { recursive: true, force: true });
       }
     },
     60_000,

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
 import { Readable, pipeline } from 'node:stream';
 import { finished, pipeline as pipelineAsync } from 'node:stream/promises';
 import { ArchiveKey, CheckResult, DepotError, Manifest, Metadata, Space, toArchiveKey } from '../contract';
@@ -246,19 +247,47 @@ export class ArchiveStore {
     const verifier = new HashingStream({ sha256: manifest.sha256, size: manifest.size }, options.onBytes);
     const stream = pipeInto(body, verifier);
     finished(stream).then(
-      () =>
-        audit(this.logger, {
-          action: 'retrieve',
-          driver: this.name,
-          key,
-          taskId: options.taskId,
-          size: manifest.size,
-          sha256: manifest.sha256,
-          outcome: 'read',
-        }),
+      () => this.auditRead(key, options.taskId, manifest),
       () => undefined,
     );
     return { manifest, stream };
+  }
+
+  /**
+   * The archive written into `file` (empty, open for reading and writing):
+   * by the driver's retrieveFile where it has one and can (the filesystem
+   * driver copies inside the kernel, and the bytes written are hashed back
+   * from `file`), else through retrieve()'s verified stream. Either way the
+   * bytes in `file` are the manifest's, or this fails `integrity`.
+   */
+  async retrieveInto(
+    key: string,
+    file: { handle: FileHandle; dev: number; link?: string },
+    options: { signal?: AbortSignal; taskId?: string; onBytes?: (bytes: number, totalBytes: number) => void } = {},
+  ): Promise<Manifest> {
+    const signal = options.signal ?? new AbortController().signal;
+    if (this.driver.retrieveFile && file.link !== undefined) {
+      const target = { path: file.link, fd: file.handle.fd, dev: file.dev, onBytes: options.onBytes };
+      const copied = await this.driver.retrieveFile(toArchiveKey(key), target, signal);
+      if (copied) {
+        const problem = mismatch(copied.manifest, copied.written);
+        if (problem) throw problem;
+        this.auditRead(key, options.taskId, copied.manifest);
+        return copied.manifest;
+      }
+    }
+    let total = 0;
+    const { manifest, stream } = await this.retrieve(key, { signal, taskId: options.taskId, onBytes: (bytes) => options.onBytes?.(bytes, total) });
+    total = manifest.size;
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      let offset = 0;
+      while (offset < chunk.length) offset += (await file.handle.write(chunk, offset)).bytesWritten;
+    }
+    return manifest;
+  }
+
+  private auditRead(key: string, taskId: string | undefined, manifest: Manifest): void {
+    audit(this.logger, { action: 'retrieve', driver: this.name, key, taskId, size: manifest.size, sha256: manifest.sha256, outcome: 'read' });
   }
 
   /**

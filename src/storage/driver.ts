@@ -55,6 +55,20 @@ export interface FileBody {
   onBytes?: (bytes: number) => void;
 }
 
+/**
+ * A retrieve's target when it is a file on this host: empty, created by the
+ * shared layer and open for reading and writing (retrieveFile).
+ */
+export interface FileTarget {
+  /** A path that opens this very file (its /proc/<pid>/fd link), whatever its own name names now. */
+  path: string;
+  fd: number;
+  /** The device it is on (st_dev): a copy inside the kernel needs the same filesystem. */
+  dev: number;
+  /** Bytes written so far, of the manifest's size. */
+  onBytes?: (bytes: number, totalBytes: number) => void;
+}
+
 /** How a listing resumes (`depot reindex` after an interruption). */
 export interface ListOptions {
   after?: string;
@@ -101,6 +115,15 @@ export interface StorageDriver {
   storeFile?(key: ArchiveKey, body: FileBody, signal: AbortSignal): Promise<PublishOutcome | null>;
   /** The stored bytes as they are (the shared layer verifies them) and their manifest; `not_found` when absent. */
   retrieve(key: ArchiveKey, signal: AbortSignal): Promise<{ body: Readable; manifest: Manifest }>;
+  /**
+   * Optional: writes the archive into a local file more cheaply than through
+   * retrieve()'s stream (the filesystem driver copies it inside the kernel,
+   * on its own filesystem), and returns its manifest with the sha256 and
+   * size of the bytes written, read back from the target (the shared layer
+   * compares them with the manifest). Resolves null when it cannot for this
+   * archive, having written nothing; the shared layer then streams it.
+   */
+  retrieveFile?(key: ArchiveKey, target: FileTarget, signal: AbortSignal): Promise<{ manifest: Manifest; written: { sha256: string; size: number } } | null>;
   /** The manifest, or null when nothing is published under `key`. */
   stat(key: ArchiveKey): Promise<Manifest | null>;
   /** Removes archive and manifest; `not_found` when absent. Retention is checked by the caller (and by the backend where it can). */

@@ -5,6 +5,7 @@
  * target names that are long in bytes.
  */
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { lstat, mkdir, mkdtemp, open, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,14 +13,35 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { openSourceFile, openTargetDir } from '../../src/archiving/path-policy';
 import { openSource, SourcePolicy } from '../../src/archiving/sources';
-import { writeToPath } from '../../src/archiving/targets';
-import { DepotError } from '../../src/contract';
+import { RetrievedArchive, writeToPath } from '../../src/archiving/targets';
+import { DepotError, Manifest } from '../../src/contract';
 import { readAll } from '../helpers/streams';
 
 let sandbox: string;
 let allowed: string;
 let outside: string;
 const swappers: ChildProcess[] = [];
+
+/** An archive of `chunks` as the task runner hands one to writeToPath, without a driver's in-kernel copy: streamed. */
+function archiveOf(...chunks: string[]): RetrievedArchive {
+  const bytes = Buffer.from(chunks.join(''));
+  const manifest: Manifest = {
+    name: 'archive.bin',
+    key: '2026/03/01/task-1/archive.bin',
+    size: bytes.length,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    storedAt: '2026-03-01T10:00:00.000Z',
+    taskId: 'task-1',
+    metadata: {},
+  };
+  return {
+    open: () => Promise.resolve({ manifest, stream: Readable.from(chunks.map((chunk) => Buffer.from(chunk))) }),
+    writeInto: async ({ handle }) => {
+      await handle.write(bytes);
+      return manifest;
+    },
+  };
+}
 
 beforeEach(async () => {
   sandbox = await mkdtemp(path.join(tmpdir(), 'depot-confine-'));
@@ -145,7 +167,7 @@ describe('a directory exchanged for a symlink between the check and the open', (
     let written = 0;
     await attempts(RACE_ATTEMPTS, 4, async (i) => {
       try {
-        await writeToPath(Readable.from([Buffer.from(`archive ${i}`)]), path.join(dir, `out-${i}.bin`), [allowed]);
+        await writeToPath(archiveOf(`archive ${i}`), path.join(dir, `out-${i}.bin`), [allowed]);
         written += 1;
       } catch (error) {
         if (!(error instanceof DepotError) && !['ENOENT', 'ELOOP', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
@@ -218,7 +240,7 @@ describe('paths.allowed still holds', () => {
 
   test('a target in a symlinked directory leading outside is refused; nothing is written there', async () => {
     await symlink(outside, path.join(allowed, 'out'));
-    const error = await failure(writeToPath(Readable.from([Buffer.from('x')]), path.join(allowed, 'out', 'x.bin'), [allowed]));
+    const error = await failure(writeToPath(archiveOf('x'), path.join(allowed, 'out', 'x.bin'), [allowed]));
     expect(error).toMatchObject({ code: 'invalid_task', field: 'target.path' });
     expect(await readdir(outside)).toEqual([]);
   });
@@ -226,7 +248,7 @@ describe('paths.allowed still holds', () => {
   test('a target that exists is never replaced, not even a symlink', async () => {
     await writeFile(path.join(outside, 'victim'), 'keep');
     await symlink(path.join(outside, 'victim'), path.join(allowed, 'x.bin'));
-    const error = await failure(writeToPath(Readable.from([Buffer.from('new')]), path.join(allowed, 'x.bin'), [allowed]));
+    const error = await failure(writeToPath(archiveOf('new'), path.join(allowed, 'x.bin'), [allowed]));
     expect(error).toMatchObject({ code: 'conflict', field: 'target.path' });
     expect(await readFile(path.join(outside, 'victim'), 'utf8')).toBe('keep');
     expect((await readdir(allowed)).sort()).toEqual(['x.bin']);
@@ -236,7 +258,7 @@ describe('paths.allowed still holds', () => {
     const target = path.join(allowed, 'again.bin');
     await writeFile(target, 'the archive');
     const before = await lstat(target);
-    expect(await writeToPath(Readable.from([Buffer.from('the '), Buffer.from('archive')]), target, [allowed])).toBe(target);
+    expect((await writeToPath(archiveOf('the ', 'archive'), target, [allowed])).path).toBe(target);
     const after = await lstat(target);
     expect({ ino: after.ino, mtimeMs: after.mtimeMs }).toEqual({ ino: before.ino, mtimeMs: before.mtimeMs });
     expect(await readdir(allowed)).toEqual(['again.bin']);
@@ -250,7 +272,7 @@ describe('paths.allowed still holds', () => {
   ])('a target holding %s is a conflict and keeps its bytes', async (_, there) => {
     const target = path.join(allowed, 'other.bin');
     await writeFile(target, there);
-    const error = await failure(writeToPath(Readable.from([Buffer.from('the archive')]), target, [allowed]));
+    const error = await failure(writeToPath(archiveOf('the archive'), target, [allowed]));
     expect(error).toMatchObject({ code: 'conflict', field: 'target.path' });
     expect(await readFile(target, 'utf8')).toBe(there);
     expect(await readdir(allowed)).toEqual(['other.bin']);
@@ -259,12 +281,12 @@ describe('paths.allowed still holds', () => {
   test('a symlink to a file with the same bytes is still a conflict (never followed)', async () => {
     await writeFile(path.join(outside, 'same'), 'the archive');
     await symlink(path.join(outside, 'same'), path.join(allowed, 'link.bin'));
-    const error = await failure(writeToPath(Readable.from([Buffer.from('the archive')]), path.join(allowed, 'link.bin'), [allowed]));
+    const error = await failure(writeToPath(archiveOf('the archive'), path.join(allowed, 'link.bin'), [allowed]));
     expect(error).toMatchObject({ code: 'conflict', field: 'target.path' });
   });
 
   test('a target path returns where the file is; its temporary file is gone', async () => {
-    const written = await writeToPath(Readable.from([Buffer.from('bytes')]), path.join(allowed, 'a.bin'), [allowed]);
+    const { path: written } = await writeToPath(archiveOf('bytes'), path.join(allowed, 'a.bin'), [allowed]);
     expect(written).toBe(path.join(allowed, 'a.bin'));
     expect(await readFile(written, 'utf8')).toBe('bytes');
     expect(await readdir(allowed)).toEqual(['a.bin']);
@@ -276,7 +298,7 @@ describe('names long in bytes', () => {
     const name = '€'.repeat(85);
     expect(Buffer.byteLength(name)).toBe(255);
     const target = path.join(allowed, name);
-    expect(await writeToPath(Readable.from([Buffer.from('euro')]), target, [allowed])).toBe(target);
+    expect((await writeToPath(archiveOf('euro'), target, [allowed])).path).toBe(target);
     expect(await readFile(target, 'utf8')).toBe('euro');
     expect(await readdir(allowed)).toEqual([name]);
   });
@@ -285,7 +307,7 @@ describe('names long in bytes', () => {
     const name = '📦'.repeat(63) + 'abc'; // 252 + 3 bytes; a cut at 200 bytes would fall inside a character
     expect(Buffer.byteLength(name)).toBe(255);
     const target = path.join(allowed, name);
-    expect(await writeToPath(Readable.from([Buffer.from('box')]), target, [allowed])).toBe(target);
+    expect((await writeToPath(archiveOf('box'), target, [allowed])).path).toBe(target);
     expect(await readdir(allowed)).toEqual([name]);
   });
 });

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { pipeline, Readable, Transform } from 'node:stream';
 import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { ArchiveKey, DepotError, Manifest, Space, toArchiveKey } from '../../src/contract';
-import type { ArchiveBody, DriverCapabilities, FileBody, ProbeReport, PublishOutcome, StorageDriver } from '../../src/storage/driver';
+import type { ArchiveBody, DriverCapabilities, FileBody, FileTarget, ProbeReport, PublishOutcome, StorageDriver } from '../../src/storage/driver';
 import type { FilesystemDriver } from '../../src/storage/drivers/filesystem';
 import { serializeManifest, sidecarName } from '../../src/storage/manifest';
 import { probeName, runProbe } from '../../src/storage/probe';
@@ -38,6 +38,9 @@ export class PassThroughDriver implements StorageDriver {
   }
   storeFile(key: ArchiveKey, body: FileBody, signal: AbortSignal): Promise<PublishOutcome | null> {
     return this.inner.storeFile(key, body, signal);
+  }
+  retrieveFile(key: ArchiveKey, target: FileTarget, signal: AbortSignal): Promise<{ manifest: Manifest; written: { sha256: string; size: number } } | null> {
+    return this.inner.retrieveFile(key, target, signal);
   }
   retrieve(key: ArchiveKey, signal: AbortSignal): Promise<{ body: Readable; manifest: Manifest }> {
     return this.inner.retrieve(key, signal);
@@ -309,6 +312,23 @@ class FileCopyTruncates extends PassThroughDriver {
   }
 }
 
+/** Copies an archive into a retrieve's file but reports the manifest's digest instead of hashing what it wrote. */
+class FileRetrieveTrustsManifest extends PassThroughDriver {
+  override async retrieveFile(key: ArchiveKey, target: FileTarget, signal: AbortSignal) {
+    const copied = await this.inner.retrieveFile(key, target, signal);
+    return copied && { manifest: copied.manifest, written: { sha256: copied.manifest.sha256, size: copied.manifest.size } };
+  }
+}
+
+/** Copies an archive into a retrieve's file, then loses its second half (a copy that stops early), reporting the whole. */
+class FileRetrieveTruncates extends PassThroughDriver {
+  override async retrieveFile(key: ArchiveKey, target: FileTarget, signal: AbortSignal) {
+    const copied = await this.inner.retrieveFile(key, target, signal);
+    if (copied) await truncate(target.path, Math.floor(copied.written.size / 2));
+    return copied;
+  }
+}
+
 // ---- retrieve and stat ------------------------------------------------------
 
 /** Loses the last byte on the way out (an off-by-one in a ranged read). */
@@ -517,6 +537,8 @@ export const brokenDrivers: BrokenDriver[] = [
     FileCopyIgnoresExpectations,
   ),
   broken('file-copy-truncates', 'copies only the first half of a source file', FileCopyTruncates),
+  broken('file-retrieve-trusts-manifest', "reports the manifest's digest for the file it filled", FileRetrieveTrustsManifest),
+  broken('file-retrieve-truncates', 'fills a retrieve’s file with only the first half of the archive', FileRetrieveTruncates),
   broken('replaces-foreign-objects', 'writes over an object at its key that has no manifest', ReplacesForeignObjects),
   broken('drops-retention', 'does not keep retainUntil', DropsRetention),
   broken('loses-metadata', 'does not keep the metadata', LosesMetadata),

@@ -37,6 +37,7 @@ const caughtBy: Record<string, string[]> = {
   'source failing mid-way: store rejects, nothing visible': ['ignores-stream-errors', 'writes-final-in-place', 'leaks-staging'],
   'a local source file (16 MiB): stored intact; again: idempotent; other bytes: conflict': ['file-copy-truncates'],
   'a local source file that is not what the task declares (sha256, size): integrity, nothing visible': ['file-copy-ignores-expectations'],
+  'an archive retrieved into a local file (16 MiB): the file holds it; tampered: integrity': ['file-retrieve-trusts-manifest', 'file-retrieve-truncates'],
 };
 
 const TIMEOUT_MS = 30_000;

@@ -1,6 +1,7 @@
-import { mkdtemp, open, rm, stat, truncate } from 'node:fs/promises';
+import { chmod, mkdtemp, open, readdir, rm, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { openSource } from '../../src/archiving/sources';
+import { RetrievedArchive, writeToPath } from '../../src/archiving/targets';
 import { newTaskId, archiveKey, DepotError } from '../../src/contract';
 import { ArchiveStore } from '../../src/storage/archive-store';
 import { FilesystemDriver } from '../../src/storage/drivers/filesystem';
@@ -14,7 +15,8 @@ import { MiB } from '../helpers/streams';
  * staging file inside the kernel and hashed from the staged copy (issue 19,
  * src/storage/drivers/filesystem/kernel-copy.ts); one elsewhere is streamed.
  * Whatever the source does during the copy, the manifest describes the bytes
- * the archive holds, or nothing is published.
+ * the archive holds, or nothing is published. A retrieve to a path is copied
+ * the same way, and its file checked against the manifest before it appears.
  */
 jest.setTimeout(120_000);
 
@@ -131,6 +133,76 @@ describe('a source that changes during the copy', () => {
     // The change landed in the copy: the archive is not the file as it was.
     expect(archived.sha256).not.toBe(original.sha256);
     expect(await digestFile(file)).toEqual(archived);
+    await driver.close();
+  });
+});
+
+describe('retrieve to a path', () => {
+  /** A retrieve to `target` as the task runner does it (task-runner.ts): written into a file beside it, then linked. */
+  function retrieveTo(store: ArchiveStore, key: string, target: string) {
+    const archive: RetrievedArchive = {
+      open: () => store.retrieve(key),
+      writeInto: (file) => store.retrieveInto(key, file),
+    };
+    return writeToPath(archive, target, undefined);
+  }
+
+  async function storedArchive(size: number, seed: string) {
+    const { work, root, driver, store } = await setup();
+    const file = path.join(work, 'source.bin');
+    const digest = await writePatternFile(file, size, seed);
+    const stored = await store.store({ ...ref(`${seed}.bin`), ...(await pathSource(file)) });
+    const retrieves = jest.spyOn(driver, 'retrieve');
+    return { work, root, driver, store, digest, key: stored.manifest.key, retrieves };
+  }
+
+  test('on the root’s filesystem: copied in the kernel (the driver’s stream never opened), the file holds the archive, no temporary left', async () => {
+    const { work, driver, store, digest, key, retrieves } = await storedArchive(32 * MiB, 'fetched');
+    const out = await temp.make('depot-kernel-retrieve-');
+    expect((await stat(out)).dev).toBe((await stat(work)).dev);
+    const target = path.join(out, 'fetched.bin');
+    const { manifest } = await retrieveTo(store, key, target);
+    expect(retrieves).not.toHaveBeenCalled();
+    expect(manifest).toMatchObject(digest);
+    expect(await digestFile(target)).toEqual(digest);
+    expect(await readdir(out)).toEqual(['fetched.bin']);
+    await driver.close();
+  });
+
+  test('on another filesystem (tmpfs), or smaller than a copy is worth: streamed through the verified stream', async () => {
+    const large = await storedArchive(16 * MiB, 'elsewhere');
+    const elsewhere = await mkdtemp('/dev/shm/depot-kernel-retrieve-');
+    shmDirs.push(elsewhere);
+    const target = path.join(elsewhere, 'elsewhere.bin');
+    await retrieveTo(large.store, large.key, target);
+    expect(large.retrieves).toHaveBeenCalledTimes(1);
+    expect(await digestFile(target)).toEqual(large.digest);
+    await large.driver.close();
+
+    const small = await storedArchive(MiB, 'small');
+    const out = await temp.make('depot-kernel-retrieve-');
+    await retrieveTo(small.store, small.key, path.join(out, 'small.bin'));
+    expect(small.retrieves).toHaveBeenCalledTimes(1);
+    expect(await digestFile(path.join(out, 'small.bin'))).toEqual(small.digest);
+    await small.driver.close();
+  });
+
+  test('an archive altered on disk (same size, other bytes): integrity, nothing at the target, no temporary left', async () => {
+    const { root, driver, store, key, retrieves } = await storedArchive(32 * MiB, 'altered');
+    const archive = path.join(root, ...key.split('/'));
+    await chmod(archive, 0o644);
+    const handle = await open(archive, 'r+');
+    await handle.write(Buffer.alloc(MiB, 0xee), 0, MiB, 20 * MiB);
+    await handle.close();
+    const out = await temp.make('depot-kernel-retrieve-');
+    const error = await retrieveTo(store, key, path.join(out, 'altered.bin')).then(
+      () => null,
+      (failure: unknown) => failure,
+    );
+    expect(error).toBeInstanceOf(DepotError);
+    expect(error).toMatchObject({ code: 'integrity', field: 'sha256' });
+    expect(retrieves).not.toHaveBeenCalled();
+    expect(await readdir(out)).toEqual([]);
     await driver.close();
   });
 });

@@ -4,13 +4,13 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { ArchiveKey, DepotError, Manifest, Space } from '../../../contract';
 import { handleError } from '../../../support/error-handler';
-import type { ArchiveBody, DriverCapabilities, FileBody, ListOptions, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
+import type { ArchiveBody, DriverCapabilities, FileBody, FileTarget, ListOptions, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
 import { foreignObject, manifestDifference, parseManifest, serializeManifest } from '../../manifest';
 import { STREAM_CHUNK } from '../../hashing-stream';
 import { ArchivePaths, archivePaths, walkKeyTree } from '../../key-tree';
 import { probeName, runProbe } from '../../probe';
 import { DirSync } from './dir-sync';
-import { closeFd, fchmodFd, fdatasyncFd, fsyncFd, openFd, writeAllFd } from './fd';
+import { closeFd, fchmodFd, fdatasyncFd, fstatFd, fsyncFd, openFd, writeAllFd } from './fd';
 import { copyInKernel, kernelCopyAvailable } from './kernel-copy';
 import type { FilesystemSettings } from './types';
 import { CHECK_DIR, isStagingName, notOwnDirectory, STAGING_DIR, STALE_STAGING_MS, StagingNames, writerGone } from '../../staging';
@@ -348,6 +348,44 @@ export class FilesystemDriver implements StorageDriver {
     } catch (error) {
       await handle?.close();
       throw this.notFoundOr(error, key.text);
+    }
+  }
+
+  /**
+   * An archive of at least KERNEL_COPY_FROM bytes, retrieved to a file on
+   * the root's own filesystem, is copied inside the kernel (kernel-copy.ts)
+   * and hashed from the target as it fills; anything else is streamed (null).
+   */
+  async retrieveFile(
+    key: ArchiveKey,
+    target: FileTarget,
+    signal: AbortSignal,
+  ): Promise<{ manifest: Manifest; written: { sha256: string; size: number } } | null> {
+    if (!(await kernelCopyAvailable())) return null;
+    const realRoot = await this.init();
+    const paths = this.locate(key);
+    let fd: number | undefined;
+    try {
+      await this.assertInside(paths.dir, realRoot);
+      // Not blocking on a FIFO put in the archive's place; only a regular file is copied.
+      fd = await openFd(paths.file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      const info = await fstatFd(fd);
+      if (!info.isFile()) throw new DepotError('integrity', `${this.name}:${key.text} is not a regular file`);
+      const manifest = await this.readSidecar(key.text, paths.sidecar);
+      if (!manifest) throw foreignObject(this.name, key.text);
+      if (manifest.size < KERNEL_COPY_FROM || info.dev !== target.dev) return null;
+      const written = await copyInKernel(`/proc/${process.pid}/fd/${fd}`, target.path, target.fd, {
+        signal,
+        syncEvery: SYNC_EVERY,
+        onBytes: (bytes) => target.onBytes?.(bytes, manifest.size),
+      });
+      return { manifest, written };
+    } catch (error) {
+      // cp's "source" is the archive here: a failure to read it is the backend's, not the task's source's.
+      if (error instanceof DepotError && error.code === 'source_unavailable') throw new DepotError('unavailable', error.message, { cause: error });
+      throw signal.aborted ? new DepotError('unavailable', 'retrieve aborted', { cause: error }) : this.notFoundOr(error, key.text);
+    } finally {
+      if (fd !== undefined) closeQuietly(fd);
     }
   }
 

@@ -23,6 +23,10 @@ export async function writeAllFd(fd: number, bytes: Buffer): Promise<void> {
   for (let offset = 0; offset < bytes.length;) offset += await writeFd(fd, bytes, offset, bytes.length - offset);
 }
 
+export function fstatFd(fd: number): Promise<fs.Stats> {
+  return new Promise((resolve, reject) => fs.fstat(fd, done(resolve, reject)));
+}
+
 export function fsyncFd(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fs.fsync(fd, (error) => (error ? reject(error) : resolve())));
 }
