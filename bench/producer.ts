@@ -1,6 +1,6 @@
 import { Queue, QueueEvents } from 'bullmq';
 import IORedis, { Redis } from 'ioredis';
-import { newTaskId, Source } from '../src/contract';
+import { newTaskId, Source, StorageRef } from '../src/contract';
 import { DEFAULT_JOB_OPTIONS } from '../src/queue/job-options';
 import { DEFAULT_PREFIX, jobIdFor } from '../src/queue/names';
 
@@ -48,6 +48,15 @@ export class Producer {
     const jobId = jobIdFor(taskId);
     const done = new Promise<number>((resolve, reject) => this.waiting.set(jobId, { resolve, reject }));
     await this.queue.add('store', { source, name, taskId }, { jobId });
+    return { jobId, done };
+  }
+
+  /** Adds one retrieve task to a file at `target`; `done` as for store(). */
+  async retrieve(ref: StorageRef, target: string): Promise<{ jobId: string; done: Promise<number> }> {
+    const taskId = newTaskId();
+    const jobId = jobIdFor(taskId);
+    const done = new Promise<number>((resolve, reject) => this.waiting.set(jobId, { resolve, reject }));
+    await this.queue.add('retrieve', { ref, target: { path: target }, taskId }, { jobId });
     return { jobId, done };
   }
 

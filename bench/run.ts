@@ -91,8 +91,10 @@ async function main(): Promise<void> {
   }
   const ctx: BenchContext = { redisUrl: redis.url, scratch, log, nodeArgs: [] };
   try {
-    log(`1. large archive (${PLAN.largeBytes / MiB} MiB): depot, rclone, cp+sync+openssl`);
+    log(`1. large archive (${PLAN.largeBytes / MiB} MiB): depot, rclone, cp+sync+openssl; retrieve to a path: depot, cp+openssl`);
     const large = await largeArchive(ctx, PLAN.largeRuns, PLAN.largeBytes);
+    log(`1. again, with a CPU-bound process keeping the other core busy`);
+    const largeBusy = await largeArchive(ctx, PLAN.largeRuns, PLAN.largeBytes, true);
     log('2. worker peak memory');
     const memory = await workerMemory(ctx, PLAN.memoryRuns);
     log(`3. small archives: ${PLAN.smallCount} × 4 KiB, depot and the bare worker`);
@@ -118,6 +120,7 @@ async function main(): Promise<void> {
       loadBefore,
       loadAfter: os.loadavg(),
       large,
+      largeBusy,
       memory,
       small,
       latency: lat,
