@@ -53,7 +53,7 @@ import { fmt, fmtSpread, median, pairedRatios, percentile, rotated } from './sta
 const QUICK = process.env.BENCH_QUICK === '1';
 const PLAN = QUICK
   ? { entries: 100_000, lookups: 300, reindexArchives: 2_000, smallRuns: 2, smallCount: 1_000, writes: 5_000 }
-  : { entries: 1_000_000, lookups: 1_000, reindexArchives: 20_000, smallRuns: Number(process.env.BENCH_SMALL_RUNS ?? 5), smallCount: 5_000, writes: 20_000 };
+  : { entries: 1_000_000, lookups: 1_000, reindexArchives: 20_000, smallRuns: Number(process.env.BENCH_SMALL_RUNS ?? 7), smallCount: 5_000, writes: 20_000 };
 /** BENCH_CATALOG_PARTS=databases or =small runs one half (printed, not written). */
 const PARTS = (process.env.BENCH_CATALOG_PARTS ?? 'databases,small').split(',');
 const USERS = 100_000;
@@ -570,6 +570,12 @@ export async function runCatalogBenchmarks(): Promise<void> {
     });
   }
   try {
+    // The small stores first: the million-entry inserts leave the disk writing back for minutes, and
+    // a drain of small stores measured after them measures that writeback as much as the catalog.
+    log('small stores with and without the catalog');
+    const small = PARTS.includes('small')
+      ? await smallStoreCost({ redisUrl: redis.url, scratch, log, nodeArgs: [] }, databases)
+      : { count: 0, without: [], sqlite: [], postgres: [] };
     const results: DatabaseResult[] = [];
     for (const kind of PARTS.includes('databases') ? (['sqlite', 'postgres'] as const) : []) {
       log(`catalog on ${kind}`);
@@ -579,10 +585,6 @@ export async function runCatalogBenchmarks(): Promise<void> {
     const threading = PARTS.includes('databases') ? await sqliteThreading(scratch) : [];
     for (const t of threading)
       log(`  ${t.mainMsPerStore.toFixed(3)} ms of the main thread per store, event loop late by ${t.maxDelayMs.toFixed(1)} ms at most`);
-    log('small stores with and without the catalog');
-    const small = PARTS.includes('small')
-      ? await smallStoreCost({ redisUrl: redis.url, scratch, log, nodeArgs: [] }, databases)
-      : { count: 0, without: [], sqlite: [], postgres: [] };
     if (PARTS.length < 2) {
       // A partial run (while investigating) prints what it measured and keeps the file as it is.
       console.log(JSON.stringify({ results, threading, small }, null, 2));

@@ -39,6 +39,9 @@ const mibs = (bytes: number, seconds: number[]) => seconds.map((s) => bytes / Mi
 const mib = (bytes: number) => bytes / MiB;
 const crashLabel = (c: CrashSettings) => `${c.lockDurationMs}/${c.stalledIntervalMs} ms, new worker ${c.sameHost ? 'on the same host' : 'named as elsewhere'}`;
 
+/** A gap in milliseconds with its sign (depot slower: +). */
+const signedMs = (ms: number) => `${ms >= 0 ? '+' : '−'}${fmt(Math.abs(ms))} ms`;
+
 /** Measurement 1 (issue 19's targets): the large path-source store against rclone and cp+sync+openssl, and its retrieve to a path against cp+openssl. */
 function largeRows(large: LargeResult): Row[] {
   const size = `${large.bytes / MiB} MiB`;
@@ -105,7 +108,7 @@ export function rows(r: BenchResults): Row[] {
       measurement: '4. latency enqueue → completed, 4 KiB, one at a time: p50',
       depot: `${fmtSpread(r.latency.map((l) => l.depot.p50))} ms`,
       peer: `${fmtSpread(r.latency.map((l) => l.bare.p50))} ms`,
-      ratio: `+${fmt(p50Gap)} ms`,
+      ratio: signedMs(p50Gap),
       target: '≤ +2 ms',
       met: p50Gap <= 2,
     },
@@ -113,7 +116,7 @@ export function rows(r: BenchResults): Row[] {
       measurement: '4. latency: p99',
       depot: `${fmtSpread(r.latency.map((l) => l.depot.p99))} ms`,
       peer: `${fmtSpread(r.latency.map((l) => l.bare.p99))} ms`,
-      ratio: `+${fmt(median(r.latency.map((l) => l.depot.p99 - l.bare.p99)))} ms`,
+      ratio: signedMs(median(r.latency.map((l) => l.depot.p99 - l.bare.p99))),
       target: '(reported)',
       met: undefined,
     },
