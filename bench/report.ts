@@ -89,6 +89,14 @@ export function rows(r: BenchResults): Row[] {
       met: oneGiB < 200 && fourGiB < 200 && fourGiB / oneGiB <= 1.1,
     },
     {
+      measurement: '2. worker peak RSS (VmHWM), 1 GiB path-source store (issue 19)',
+      depot: `${fmt(oneGiB, 0)} MiB`,
+      peer: `idle worker ${fmt(median(r.memory.idle.map(mib)), 0)} MiB`,
+      ratio: `store adds ${fmt(oneGiB - median(r.memory.idle.map(mib)), 0)} MiB`,
+      target: '< 100 MiB',
+      met: oneGiB < 100,
+    },
+    {
       measurement: `2. worker peak RSS, ${r.memory.concurrentStores} concurrent ${r.memory.concurrentBytes / MiB} MiB stores`,
       depot: `${fmt(concurrent, 0)} MiB`,
       peer: '',
