@@ -14,6 +14,7 @@ import { MiB } from '../helpers/streams';
  * A path source on the filesystem driver's own filesystem is copied into the
  * staging file inside the kernel and hashed from the staged copy (issue 19,
  * src/storage/drivers/filesystem/kernel-copy.ts); one elsewhere is streamed.
+ * Elsewhere a source of that size is copied through two reused buffers.
  * Whatever the source does during the copy, the manifest describes the bytes
  * the archive holds, or nothing is published. A retrieve to a path is copied
  * the same way, and its file checked against the manifest before it appears.
@@ -62,20 +63,45 @@ test('a source on the root’s filesystem is copied, not read: its stream stays 
   await driver.close();
 });
 
-test('a source on another filesystem (tmpfs) is streamed as before', async () => {
-  const shm = await stat('/dev/shm');
-  const { root, driver, store, work } = await setup();
+/** A folder on /dev/shm (a tmpfs): another filesystem than the temp directory's, where the driver's roots are. */
+async function elsewhereDir(work: string): Promise<string> {
   // The case only exists where the two differ: /dev/shm is a tmpfs, the temp directory is not.
-  expect(shm.dev).not.toBe((await stat(work)).dev);
+  expect((await stat('/dev/shm')).dev).not.toBe((await stat(work)).dev);
   const elsewhere = await mkdtemp('/dev/shm/depot-kernel-copy-');
   shmDirs.push(elsewhere);
-  const file = path.join(elsewhere, 'source.bin');
-  const digest = await writePatternFile(file, 16 * MiB, 'streamed');
+  return elsewhere;
+}
+
+test('a source on another filesystem (tmpfs) is copied through reused buffers, not streamed: the archive holds its bytes', async () => {
+  const { root, driver, store, work } = await setup();
+  const file = path.join(await elsewhereDir(work), 'source.bin');
+  // Not a whole number of the copy's 1 MiB segments: the last one is short.
+  const digest = await writePatternFile(file, 16 * MiB + 12_345, 'buffered');
   const source = await pathSource(file);
-  const stored = await store.store({ ...ref('streamed.bin'), ...source });
-  expect(source.body.readableDidRead).toBe(true);
+  const stored = await store.store({ ...ref('buffered.bin'), ...source });
+  expect(source.body.readableDidRead).toBe(false);
   expect(stored.manifest).toMatchObject(digest);
   expect(await digestFile(path.join(root, ...stored.manifest.key.split('/')))).toEqual(digest);
+  expect(await stagingEntries(root)).toEqual([]);
+  await driver.close();
+});
+
+test('a source on another filesystem that is not what the task declares: integrity, nothing published, no staging file', async () => {
+  const { root, driver, store, work } = await setup();
+  const file = path.join(await elsewhereDir(work), 'declared.bin');
+  const digest = await writePatternFile(file, 16 * MiB, 'declared');
+  const wrongSize = await store.store({ ...ref('declared.bin'), ...(await pathSource(file)), size: digest.size + 1 }).then(
+    () => null,
+    (error: unknown) => error,
+  );
+  expect(wrongSize).toMatchObject({ code: 'integrity', field: 'size' });
+  const wrongSha = await store.store({ ...ref('declared.bin'), ...(await pathSource(file)), sha256: '0'.repeat(64) }).then(
+    () => null,
+    (error: unknown) => error,
+  );
+  expect(wrongSha).toMatchObject({ code: 'integrity', field: 'sha256' });
+  expect(await archiveKeysBelow(root)).toEqual([]);
+  expect(await stagingEntries(root)).toEqual([]);
   await driver.close();
 });
 
@@ -169,13 +195,12 @@ describe('retrieve to a path', () => {
     await driver.close();
   });
 
-  test('on another filesystem (tmpfs), or smaller than a copy is worth: streamed through the verified stream', async () => {
-    const large = await storedArchive(16 * MiB, 'elsewhere');
-    const elsewhere = await mkdtemp('/dev/shm/depot-kernel-retrieve-');
-    shmDirs.push(elsewhere);
-    const target = path.join(elsewhere, 'elsewhere.bin');
-    await retrieveTo(large.store, large.key, target);
-    expect(large.retrieves).toHaveBeenCalledTimes(1);
+  test('on another filesystem (tmpfs): copied through reused buffers; smaller than a copy is worth: streamed through the verified stream', async () => {
+    const large = await storedArchive(16 * MiB + 12_345, 'elsewhere');
+    const target = path.join(await elsewhereDir(large.work), 'elsewhere.bin');
+    const { manifest } = await retrieveTo(large.store, large.key, target);
+    expect(large.retrieves).not.toHaveBeenCalled();
+    expect(manifest).toMatchObject(large.digest);
     expect(await digestFile(target)).toEqual(large.digest);
     await large.driver.close();
 

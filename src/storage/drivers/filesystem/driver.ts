@@ -11,6 +11,7 @@ import { ArchivePaths, archivePaths, walkKeyTree } from '../../key-tree';
 import { probeName, runProbe } from '../../probe';
 import { DirSync } from './dir-sync';
 import { closeFd, fchmodFd, fdatasyncFd, fstatFd, fsyncFd, openFd, writeAllFd } from './fd';
+import { copyThroughBuffers } from './buffered-copy';
 import { copyInKernel, kernelCopyAvailable } from './kernel-copy';
 import type { FilesystemSettings } from './types';
 import { CHECK_DIR, isStagingName, notOwnDirectory, STAGING_DIR, STALE_STAGING_MS, StagingNames, writerGone } from '../../staging';
@@ -141,17 +142,18 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   /**
-   * A source file on the root's own filesystem, of at least KERNEL_COPY_FROM
-   * bytes, is copied inside the kernel (kernel-copy.ts) and hashed from the
-   * staged copy; anything else is streamed (null).
+   * A source file of at least KERNEL_COPY_FROM bytes: on the root's own
+   * filesystem copied inside the kernel (kernel-copy.ts) and hashed from the
+   * staged copy; elsewhere copied through two reused buffers
+   * (buffered-copy.ts). A smaller one is streamed (null).
    */
   async storeFile(key: ArchiveKey, body: FileBody, signal: AbortSignal): Promise<PublishOutcome | null> {
-    if (body.file.size < KERNEL_COPY_FROM || !(await kernelCopyAvailable())) return null;
+    if (body.file.size < KERNEL_COPY_FROM) return null;
     const realRoot = await this.init();
-    if ((await stat(realRoot)).dev !== body.file.dev) return null;
+    const inKernel = (await stat(realRoot)).dev === body.file.dev && (await kernelCopyAvailable());
     return this.storeStaged(
       key,
-      (staged) => this.stageCopy(staged, body, signal),
+      (staged) => this.stageCopy(staged, body, inKernel, signal),
       () => undefined,
       signal,
     );
@@ -282,18 +284,16 @@ export class FilesystemDriver implements StorageDriver {
 
   /**
    * stage() for a local source file: copied into the staging file inside the
-   * kernel, hashed from the staged bytes as the copy goes on; the manifest
-   * (checked against the task by body.manifest) then written beside it and
-   * both flushed, as stage() does.
+   * kernel, hashed from the staged bytes as the copy goes on (or, `inKernel`
+   * false, through reused buffers, hashed as written); the manifest (checked
+   * against the task by body.manifest) then written beside it and both
+   * flushed, as stage() does.
    */
-  private async stageCopy(staged: { data: string; manifest: string }, body: FileBody, signal: AbortSignal): Promise<Manifest> {
+  private async stageCopy(staged: { data: string; manifest: string }, body: FileBody, inKernel: boolean, signal: AbortSignal): Promise<Manifest> {
     const [data, sidecar] = await createAll([staged.data, staged.manifest], constants.O_RDWR);
     try {
-      const written = await copyInKernel(body.file.path, staged.data, data, {
-        signal,
-        syncEvery: this.settings.fsync ? SYNC_EVERY : undefined,
-        onBytes: body.onBytes,
-      });
+      const options = { signal, syncEvery: this.settings.fsync ? SYNC_EVERY : undefined, onBytes: body.onBytes };
+      const written = inKernel ? await copyInKernel(body.file.path, staged.data, data, options) : await copyThroughBuffers(body.file.path, data, options);
       signal.throwIfAborted();
       const manifest = body.manifest(written);
       await this.completeStaged(data, sidecar, manifest);
@@ -352,16 +352,16 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   /**
-   * An archive of at least KERNEL_COPY_FROM bytes, retrieved to a file on
-   * the root's own filesystem, is copied inside the kernel (kernel-copy.ts)
-   * and hashed from the target as it fills; anything else is streamed (null).
+   * An archive of at least KERNEL_COPY_FROM bytes retrieved to a file: on the
+   * root's own filesystem copied inside the kernel (kernel-copy.ts) and
+   * hashed from the target as it fills; elsewhere copied through two reused
+   * buffers (buffered-copy.ts). A smaller one is streamed (null).
    */
   async retrieveFile(
     key: ArchiveKey,
     target: FileTarget,
     signal: AbortSignal,
   ): Promise<{ manifest: Manifest; written: { sha256: string; size: number } } | null> {
-    if (!(await kernelCopyAvailable())) return null;
     const realRoot = await this.init();
     const paths = this.locate(key);
     let fd: number | undefined;
@@ -373,12 +373,11 @@ export class FilesystemDriver implements StorageDriver {
       if (!info.isFile()) throw new DepotError('integrity', `${this.name}:${key.text} is not a regular file`);
       const manifest = await this.readSidecar(key.text, paths.sidecar);
       if (!manifest) throw foreignObject(this.name, key.text);
-      if (manifest.size < KERNEL_COPY_FROM || info.dev !== target.dev) return null;
-      const written = await copyInKernel(`/proc/${process.pid}/fd/${fd}`, target.path, target.fd, {
-        signal,
-        syncEvery: SYNC_EVERY,
-        onBytes: (bytes) => target.onBytes?.(bytes, manifest.size),
-      });
+      if (manifest.size < KERNEL_COPY_FROM) return null;
+      const archive = `/proc/${process.pid}/fd/${fd}`;
+      const options = { signal, syncEvery: SYNC_EVERY, onBytes: (bytes: number) => target.onBytes?.(bytes, manifest.size) };
+      const inKernel = info.dev === target.dev && (await kernelCopyAvailable());
+      const written = inKernel ? await copyInKernel(archive, target.path, target.fd, options) : await copyThroughBuffers(archive, target.fd, options);
       return { manifest, written };
     } catch (error) {
       // cp's "source" is the archive here: a failure to read it is the backend's, not the task's source's.

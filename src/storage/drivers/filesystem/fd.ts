@@ -42,3 +42,31 @@ export function fchmodFd(fd: number, mode: number): Promise<void> {
 export function closeFd(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fs.close(fd, (error) => (error ? reject(error) : resolve())));
 }
+
+/**
+ * Keeps one fdatasync of `fd` in flight per `every` bytes written (none when
+ * `every` is undefined), so that a large copy's final flush does not stall
+ * for seconds; `settled()` before the descriptor is closed.
+ */
+export class FlushAlong {
+  private since = 0;
+  private flushing?: Promise<void>;
+
+  constructor(
+    private readonly fd: number,
+    private readonly every: number | undefined,
+  ) {}
+
+  wrote(bytes: number): void {
+    if (this.every === undefined) return;
+    this.since += bytes;
+    if (this.since < this.every || this.flushing) return;
+    this.since = 0;
+    this.flushing = fdatasyncFd(this.fd).finally(() => (this.flushing = undefined));
+  }
+
+  /** The flush in flight, ended; its failure is the final flush's to report. */
+  async settled(): Promise<void> {
+    await this.flushing?.catch(() => undefined);
+  }
+}

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { DepotError } from '../../../contract';
-import { fdatasyncFd } from './fd';
+import { FlushAlong } from './fd';
 
 /** Bytes hashed per read of the staged file: one buffer, reused for the whole copy. */
 const SEGMENT = 1024 * 1024;
@@ -51,8 +51,7 @@ export async function copyInKernel(from: string, to: string, fd: number, options
   const hash = createHash('sha256');
   const buffer = Buffer.allocUnsafe(SEGMENT);
   let size = 0;
-  let sinceSync = 0;
-  let syncing: Promise<void> | undefined;
+  const flush = new FlushAlong(fd, options.syncEvery);
   try {
     for (;;) {
       options.signal.throwIfAborted();
@@ -62,12 +61,8 @@ export async function copyInKernel(from: string, to: string, fd: number, options
       if (n > 0) {
         hash.update(buffer.subarray(0, n));
         size += n;
-        sinceSync += n;
         options.onBytes?.(size);
-        if (options.syncEvery !== undefined && sinceSync >= options.syncEvery && !syncing) {
-          sinceSync = 0;
-          syncing = fdatasyncFd(fd).finally(() => (syncing = undefined));
-        }
+        flush.wrote(n);
         continue;
       }
       if (ended) break;
@@ -81,7 +76,7 @@ export async function copyInKernel(from: string, to: string, fd: number, options
       child.kill('SIGKILL');
       await exited;
     }
-    if (syncing) await syncing.catch(() => undefined);
+    await flush.settled();
   }
 }
 
