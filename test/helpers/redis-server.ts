@@ -18,7 +18,24 @@ export interface RedisServerOptions {
   aof?: boolean;
 }
 
+/**
+ * Ports handed out already in this test file: the kernel may offer a port it
+ * just offered again, and servers started together (a cluster's six nodes)
+ * then got the same one (seen in CI: mkdir EEXIST for the second node).
+ */
+const handedOut = new Set<number>();
+
+/** A loopback port no server listens on now, and not handed out before in this test file. */
 export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await unusedPort();
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
+}
+
+function unusedPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
