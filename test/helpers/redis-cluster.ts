@@ -38,7 +38,8 @@ export async function startRedisCluster(): Promise<RedisCluster> {
   try {
     const nodes: RedisNode[] = [];
     for (let i = 0; i < 6; i++) nodes.push({ host: '127.0.0.1', port: await freePort() });
-    await Promise.all(
+    // Settled, all of them, before a failure is thrown: a node still starting would escape stop() and keep jest alive.
+    const started = await Promise.allSettled(
       nodes.map(async ({ port }) => {
         const nodeDir = path.join(dir, String(port));
         await mkdir(nodeDir);
@@ -71,6 +72,8 @@ export async function startRedisCluster(): Promise<RedisCluster> {
         );
       }),
     );
+    const failed = started.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+    if (failed) throw failed.reason;
     await run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `${n.host}:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'], {
       timeout: 30_000,
     });
