@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import fs, { constants } from 'node:fs';
+import { constants } from 'node:fs';
 import { DepotError } from '../../../contract';
-import { closeFd, FlushAlong, openFd, writeAllFd } from './fd';
+import { closeFd, FlushAlong, openFd, readAtFd, writeAllFd } from './fd';
 import type { KernelCopyOptions } from './kernel-copy';
 
 /** Bytes per read: two buffers of this size, reused for the whole copy. */
@@ -53,9 +53,7 @@ export async function copyThroughBuffers(from: string, fd: number, options: Kern
 }
 
 function readSource(fd: number, buffer: Buffer, position: number): Promise<number> {
-  return new Promise((resolve, reject) =>
-    fs.read(fd, buffer, 0, buffer.length, position, (error, n) =>
-      error ? reject(new DepotError('source_unavailable', `reading the source failed: ${error.message}`, { cause: error })) : resolve(n),
-    ),
-  );
+  return readAtFd(fd, buffer, position).catch((error: Error) => {
+    throw new DepotError('source_unavailable', `reading the source failed: ${error.message}`, { cause: error });
+  });
 }

@@ -12,7 +12,7 @@ import { probeName, runProbe } from '../../probe';
 import { DirSync } from './dir-sync';
 import { closeFd, fchmodFd, fdatasyncFd, fstatFd, fsyncFd, openFd, writeAllFd } from './fd';
 import { copyThroughBuffers } from './buffered-copy';
-import { copyInKernel, kernelCopyAvailable } from './kernel-copy';
+import { copyInKernel, kernelCopyAvailable, KernelCopyOptions } from './kernel-copy';
 import type { FilesystemSettings } from './types';
 import { CHECK_DIR, isStagingName, notOwnDirectory, STAGING_DIR, STALE_STAGING_MS, StagingNames, writerGone } from '../../staging';
 import { ignoreFailure } from '../../../support/ignore';
@@ -150,10 +150,10 @@ export class FilesystemDriver implements StorageDriver {
   async storeFile(key: ArchiveKey, body: FileBody, signal: AbortSignal): Promise<PublishOutcome | null> {
     if (body.file.size < KERNEL_COPY_FROM) return null;
     const realRoot = await this.init();
-    const inKernel = (await stat(realRoot)).dev === body.file.dev && (await kernelCopyAvailable());
+    const rootDev = (await stat(realRoot)).dev;
     return this.storeStaged(
       key,
-      (staged) => this.stageCopy(staged, body, inKernel, signal),
+      (staged) => this.stageCopy(staged, body, rootDev, signal),
       () => undefined,
       signal,
     );
@@ -284,16 +284,16 @@ export class FilesystemDriver implements StorageDriver {
 
   /**
    * stage() for a local source file: copied into the staging file inside the
-   * kernel, hashed from the staged bytes as the copy goes on (or, `inKernel`
-   * false, through reused buffers, hashed as written); the manifest (checked
+   * kernel, hashed from the staged bytes as the copy goes on (or, on another
+   * filesystem, through reused buffers: copyLocal); the manifest (checked
    * against the task by body.manifest) then written beside it and both
    * flushed, as stage() does.
    */
-  private async stageCopy(staged: { data: string; manifest: string }, body: FileBody, inKernel: boolean, signal: AbortSignal): Promise<Manifest> {
+  private async stageCopy(staged: { data: string; manifest: string }, body: FileBody, rootDev: number, signal: AbortSignal): Promise<Manifest> {
     const [data, sidecar] = await createAll([staged.data, staged.manifest], constants.O_RDWR);
     try {
       const options = { signal, syncEvery: this.settings.fsync ? SYNC_EVERY : undefined, onBytes: body.onBytes };
-      const written = inKernel ? await copyInKernel(body.file.path, staged.data, data, options) : await copyThroughBuffers(body.file.path, data, options);
+      const written = await copyLocal(body.file, { path: staged.data, fd: data, dev: rootDev }, options);
       signal.throwIfAborted();
       const manifest = body.manifest(written);
       await this.completeStaged(data, sidecar, manifest);
@@ -376,8 +376,7 @@ export class FilesystemDriver implements StorageDriver {
       if (manifest.size < KERNEL_COPY_FROM) return null;
       const archive = `/proc/${process.pid}/fd/${fd}`;
       const options = { signal, syncEvery: SYNC_EVERY, onBytes: (bytes: number) => target.onBytes?.(bytes, manifest.size) };
-      const inKernel = info.dev === target.dev && (await kernelCopyAvailable());
-      const written = inKernel ? await copyInKernel(archive, target.path, target.fd, options) : await copyThroughBuffers(archive, target.fd, options);
+      const written = await copyLocal({ path: archive, dev: info.dev }, target, options);
       return { manifest, written };
     } catch (error) {
       // cp's "source" is the archive here: a failure to read it is the backend's, not the task's source's.
@@ -501,6 +500,16 @@ async function createAll(files: string[], access = constants.O_WRONLY): Promise<
     throw failed.reason;
   }
   return fds;
+}
+
+/** Copies `from` into `to` inside the kernel when both are on one filesystem and cp runs here, else through two reused buffers. */
+async function copyLocal(
+  from: { path: string; dev: number },
+  to: { path: string; fd: number; dev: number },
+  options: KernelCopyOptions,
+): Promise<{ sha256: string; size: number }> {
+  if (from.dev === to.dev && (await kernelCopyAvailable())) return copyInKernel(from.path, to.path, to.fd, options);
+  return copyThroughBuffers(from.path, to.fd, options);
 }
 
 function closeQuietly(fd: number): void {

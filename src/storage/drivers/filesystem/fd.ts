@@ -23,6 +23,11 @@ export async function writeAllFd(fd: number, bytes: Buffer): Promise<void> {
   for (let offset = 0; offset < bytes.length;) offset += await writeFd(fd, bytes, offset, bytes.length - offset);
 }
 
+/** Reads up to `buffer.length` bytes at `position`; 0 at the end of the file. */
+export function readAtFd(fd: number, buffer: Buffer, position: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.read(fd, buffer, 0, buffer.length, position, done(resolve, reject)));
+}
+
 export function fstatFd(fd: number): Promise<fs.Stats> {
   return new Promise((resolve, reject) => fs.fstat(fd, done(resolve, reject)));
 }

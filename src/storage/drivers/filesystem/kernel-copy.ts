@@ -1,8 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import fs from 'node:fs';
 import { DepotError } from '../../../contract';
-import { FlushAlong } from './fd';
+import { FlushAlong, readAtFd } from './fd';
 
 /** Bytes hashed per read of the staged file: one buffer, reused for the whole copy. */
 const SEGMENT = 1024 * 1024;
@@ -57,7 +56,7 @@ export async function copyInKernel(from: string, to: string, fd: number, options
       options.signal.throwIfAborted();
       // Whether cp had ended before this read: then a short read is the end of the staged bytes.
       const ended = outcome !== undefined;
-      const n = await readAt(fd, buffer, size);
+      const n = await readAtFd(fd, buffer, size);
       if (n > 0) {
         hash.update(buffer.subarray(0, n));
         size += n;
@@ -78,10 +77,6 @@ export async function copyInKernel(from: string, to: string, fd: number, options
     }
     await flush.settled();
   }
-}
-
-function readAt(fd: number, buffer: Buffer, position: number): Promise<number> {
-  return new Promise((resolve, reject) => fs.read(fd, buffer, 0, buffer.length, position, (error, n) => (error ? reject(error) : resolve(n))));
 }
 
 /** cp's failure as the contract's: the source's side is `source_unavailable`, the rest (the disk, cp itself) `unavailable` or `no_space`. */
