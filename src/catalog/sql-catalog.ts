@@ -51,12 +51,11 @@ const ARCHIVE_COLUMNS = [
   'recorded_ms',
 ] as const;
 
-const INSERT_ARCHIVE = `INSERT INTO depot_archives (${ARCHIVE_COLUMNS.join(', ')}) VALUES (${placeholders(ARCHIVE_COLUMNS.length)})`;
+const INSERT_ARCHIVE = `INSERT INTO depot_archives (${ARCHIVE_COLUMNS.join(', ')})`;
 /** A store's pending entry: added once; an earlier attempt's entry stays as it is. */
-const INSERT_PENDING = `${INSERT_ARCHIVE} ON CONFLICT (driver, key) DO NOTHING RETURNING id`;
+const ON_CONFLICT_PENDING = `ON CONFLICT (driver, key) DO NOTHING RETURNING id`;
 /** A store's complete entry: what the manifest says, over the pending entry (or a deleted one) of the same ref. */
-const UPSERT_STORED = `${INSERT_ARCHIVE}
-  ON CONFLICT (driver, key) DO UPDATE SET
+const ON_CONFLICT_STORED = `ON CONFLICT (driver, key) DO UPDATE SET
     task_id = excluded.task_id, name = excluded.name, state = 'stored', size = excluded.size, sha256 = excluded.sha256,
     stored_at = excluded.stored_at, stored_ms = excluded.stored_ms, metadata = excluded.metadata,
     retain_until = excluded.retain_until, retain_until_ms = excluded.retain_until_ms,
@@ -65,32 +64,111 @@ const UPSERT_STORED = `${INSERT_ARCHIVE}
     checked_ms = CASE WHEN depot_archives.last_verified_at IS NULL THEN excluded.checked_ms ELSE depot_archives.checked_ms END,
     recorded_ms = excluded.recorded_ms
   RETURNING id`;
-const INSERT_AUDIT = `INSERT INTO depot_audit (at, at_ms, operation, task_id, driver, key, outcome, actor, event_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+const ARCHIVE_VALUES = `VALUES (${placeholders(ARCHIVE_COLUMNS.length)})`;
+const INSERT_PENDING = `${INSERT_ARCHIVE} ${ARCHIVE_VALUES} ${ON_CONFLICT_PENDING}`;
+const UPSERT_STORED = `${INSERT_ARCHIVE} ${ARCHIVE_VALUES} ${ON_CONFLICT_STORED}`;
+const AUDIT_COLUMNS = ['at', 'at_ms', 'operation', 'task_id', 'driver', 'key', 'outcome', 'actor', 'event_key'] as const;
+const INSERT_AUDIT = `INSERT INTO depot_audit (${AUDIT_COLUMNS.join(', ')}) VALUES (${placeholders(AUDIT_COLUMNS.length)})
   ON CONFLICT (event_key) DO NOTHING`;
 
 /*
- * PostgreSQL: a store's two writes as one statement each (data-modifying WITH,
- * which SQLite does not have), so that each is one round trip and, when no
- * other write is waiting, its own commit without BEGIN and COMMIT around it:
- * three and five round trips before, each a socket write and a wake-up of the
- * server on both sides (docs/BENCHMARKS.md, "The catalog"). The metadata rows
- * come as one JSON parameter; the complete entry's replace exactly the rows
- * that differ (rows deleted and added in one statement must not overlap).
+ * PostgreSQL: the pending entries of every store waiting to be written are
+ * one statement, and their complete entries (with their audit rows) one
+ * statement (data-modifying WITH, which SQLite does not have), their rows
+ * passed as one JSON array: one round trip, one plan and, when nothing else
+ * waits, one commit for all of them, without BEGIN and COMMIT around it.
+ * Each statement on its own cost the server its CPU per store on the same
+ * cores as the worker (docs/BENCHMARKS.md, "The catalog"). The complete
+ * entries' metadata replace exactly the rows that differ (rows deleted and
+ * added in one statement must not overlap).
  */
-const METADATA_ROWS = `json_to_recordset(?::json) AS m(k TEXT, v TEXT)`;
-const PG_RECORD_PENDING = `WITH archive AS (${INSERT_PENDING})
-  INSERT INTO depot_archive_meta (k, v, archive_id) SELECT m.k, m.v, archive.id FROM archive, ${METADATA_ROWS} ON CONFLICT DO NOTHING`;
-const PG_RECORD_STORED = `WITH archive AS (${UPSERT_STORED}),
-  meta AS (SELECT m.k, m.v FROM ${METADATA_ROWS}),
-  gone AS (DELETE FROM depot_archive_meta d USING archive WHERE d.archive_id = archive.id AND (d.k, d.v) NOT IN (SELECT k, v FROM meta)),
-  added AS (INSERT INTO depot_archive_meta (k, v, archive_id) SELECT meta.k, meta.v, archive.id FROM archive, meta ON CONFLICT DO NOTHING)
-  ${INSERT_AUDIT}`;
+const BIGINT_COLUMNS: ReadonlySet<string> = new Set([
+  'size',
+  'stored_ms',
+  'retain_until_ms',
+  'delete_after_ms',
+  'checked_ms',
+  'seen_gen',
+  'recorded_ms',
+  'at_ms',
+]);
+/** The archive columns, then `meta`, then the audit columns prefixed `audit_`, as json_to_recordset reads them. */
+const INPUT_COLUMNS = [
+  ...ARCHIVE_COLUMNS.map((c) => `${c} ${BIGINT_COLUMNS.has(c) ? 'BIGINT' : 'TEXT'}`),
+  'meta JSON',
+  ...AUDIT_COLUMNS.map((c) => `audit_${c} ${BIGINT_COLUMNS.has(c) ? 'BIGINT' : 'TEXT'}`),
+];
+const INPUT = `input AS (SELECT * FROM json_to_recordset(?::json) AS i(${INPUT_COLUMNS.join(', ')}))`;
+const INSERT_ARCHIVES_FROM_INPUT = `${INSERT_ARCHIVE} SELECT ${ARCHIVE_COLUMNS.join(', ')} FROM input`;
+const INPUT_META = `SELECT archive.id, m.k, m.v FROM archive JOIN input USING (driver, key), json_to_recordset(input.meta) AS m(k TEXT, v TEXT)`;
+const PG_RECORD_PENDING = `WITH ${INPUT},
+  archive AS (${INSERT_ARCHIVES_FROM_INPUT} ${ON_CONFLICT_PENDING}, driver, key),
+  meta AS (${INPUT_META})
+  INSERT INTO depot_archive_meta (k, v, archive_id) SELECT k, v, id FROM meta ON CONFLICT DO NOTHING`;
+const PG_RECORD_STORED = `WITH ${INPUT},
+  archive AS (${INSERT_ARCHIVES_FROM_INPUT} ${ON_CONFLICT_STORED}, driver, key),
+  meta AS (${INPUT_META}),
+  gone AS (DELETE FROM depot_archive_meta d USING archive WHERE d.archive_id = archive.id AND (d.archive_id, d.k, d.v) NOT IN (SELECT id, k, v FROM meta)),
+  added AS (INSERT INTO depot_archive_meta (k, v, archive_id) SELECT k, v, id FROM meta ON CONFLICT DO NOTHING)
+  INSERT INTO depot_audit (${AUDIT_COLUMNS.join(', ')}) SELECT ${AUDIT_COLUMNS.map((c) => `audit_${c}`).join(', ')} FROM input
+  ON CONFLICT (event_key) DO NOTHING`;
+
+/** A row for a PG_RECORD_* statement, and the archive it is for. */
+interface InputRow {
+  statement: string;
+  ref: string;
+  input: Record<string, unknown>;
+}
+
+function inputRow(statement: string, archive: readonly SqlValue[], metadata: Metadata, event?: AuditEvent): InputRow {
+  const input: Record<string, unknown> = { meta: metaRows(metadata).map(([k, v]) => ({ k, v })) };
+  ARCHIVE_COLUMNS.forEach((column, i) => (input[column] = archive[i]));
+  if (event) auditValues(event).forEach((value, i) => (input[`audit_${AUDIT_COLUMNS[i]}`] = value));
+  return { statement, ref: JSON.stringify([archive[0], archive[1]]), input };
+}
+
+/** Runs a PG_RECORD_* statement for its rows. */
+async function runRows(tx: SqlSession, rows: InputRow[]): Promise<void> {
+  await tx.run(rows[0].statement, [JSON.stringify(rows.map((row) => row.input))]);
+}
+
+/**
+ * A batch of writes as the statements that do them, in order: the rows of
+ * consecutive PG_RECORD_* writes together, one statement per kind, as long
+ * as no archive comes twice and no other write comes between (that one
+ * closes the statements so far, so that nothing changes order with it).
+ */
+function statementsOf(batch: readonly PendingWrite[]): Array<(tx: SqlSession) => Promise<void>> {
+  const statements: Array<(tx: SqlSession) => Promise<void>> = [];
+  let open = new Map<string, InputRow[]>();
+  let refs = new Set<string>();
+  for (const write of batch) {
+    const row = write.row;
+    if (!row || refs.has(row.ref)) {
+      open = new Map();
+      refs = new Set();
+    }
+    if (!row) {
+      statements.push(write.work);
+      continue;
+    }
+    refs.add(row.ref);
+    const rows = open.get(row.statement);
+    if (rows) rows.push(row);
+    else {
+      const started = [row];
+      open.set(row.statement, started);
+      statements.push((tx) => runRows(tx, started));
+    }
+  }
+  return statements;
+}
 
 /** An operation's write waiting for its commit. */
 interface PendingWrite {
   work: (tx: SqlSession) => Promise<void>;
-  /** One statement: it needs no transaction of its own. */
-  oneStatement: boolean;
+  /** PostgreSQL: a row of a PG_RECORD_* statement, which takes the rows of every write of its kind waiting with it. */
+  row?: InputRow;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -116,11 +194,6 @@ function ms(text: string | undefined): number | null {
 function auditValues(event: AuditEvent): SqlValue[] {
   const at = event.at ?? new Date();
   return [at.toISOString(), at.getTime(), event.operation, event.taskId, event.ref.driver, event.ref.key, event.outcome, event.actor, event.eventKey];
-}
-
-/** The metadata rows as one JSON parameter (METADATA_ROWS). */
-function metaJson(metadata: Metadata): string {
-  return JSON.stringify(metaRows(metadata).map(([k, v]) => ({ k, v })));
 }
 
 /** Each name and value once; every value of a list its own row. */
@@ -219,9 +292,7 @@ export class SqlCatalog implements Catalog {
       0,
       Date.now(),
     ];
-    if (this.db.dialect === 'postgres') {
-      return this.write((tx) => tx.run(PG_RECORD_PENDING, [...values, metaJson(pending.metadata)]).then(() => undefined), { oneStatement: true });
-    }
+    if (this.db.dialect === 'postgres') return this.writeRow(inputRow(PG_RECORD_PENDING, values, pending.metadata));
     await this.write(async (tx) => {
       const inserted = await this.all(tx, INSERT_PENDING, values);
       // Catalogued already (an earlier attempt of the task): nothing to add.
@@ -233,8 +304,7 @@ export class SqlCatalog implements Catalog {
     const values = this.storedValues(driver, manifest, ms(manifest.storedAt), 0, Date.now());
     // A store's event moves no counter (counterOf), so the audit row is all its event adds.
     if (this.db.dialect === 'postgres' && !counterOf(event.operation, event.outcome)) {
-      const statement = [...values, metaJson(manifest.metadata), ...auditValues(event)];
-      return this.write((tx) => tx.run(PG_RECORD_STORED, statement).then(() => undefined), { oneStatement: true });
+      return this.writeRow(inputRow(PG_RECORD_STORED, values, manifest.metadata, event));
     }
     await this.write(async (tx) => {
       const [before] = await this.all(tx, `SELECT id, metadata FROM depot_archives WHERE driver = ? AND key = ?`, [driver, manifest.key]);
@@ -308,14 +378,19 @@ export class SqlCatalog implements Catalog {
    * then committed together, in one transaction, up to WRITES_PER_COMMIT. Each write is idempotent, so
    * a batch that fails is tried again write by write, and only the write that
    * fails on its own rejects. On PostgreSQL this saves a commit (a WAL flush)
-   * and its round trips per write under load; a write of one statement that
-   * finds no other waiting is committed by itself, without BEGIN and COMMIT.
+   * and its round trips per write under load, and the rows of a batch's
+   * stores are one statement of each kind (statementsOf); a batch that is one
+   * statement is committed by itself, without BEGIN and COMMIT.
    */
-  private write(work: (tx: SqlSession) => Promise<void>, options: { oneStatement?: boolean } = {}): Promise<void> {
+  private write(work: (tx: SqlSession) => Promise<void>, row?: InputRow): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.writes.push({ work, oneStatement: options.oneStatement ?? false, resolve, reject });
+      this.writes.push({ work, row, resolve, reject });
       if (this.committing < this.db.parallelWrites) void this.commitWrites();
     });
+  }
+
+  private writeRow(row: InputRow): Promise<void> {
+    return this.write((tx) => runRows(tx, [row]), row);
   }
 
   private async commitWrites(): Promise<void> {
@@ -326,14 +401,14 @@ export class SqlCatalog implements Catalog {
       await (this.db.blocking ? new Promise<void>((resolve) => setImmediate(resolve)) : Promise.resolve());
       while (this.writes.length) {
         const batch = this.writes.splice(0, WRITES_PER_COMMIT);
-        if (batch.length === 1 && batch[0].oneStatement) {
-          await batch[0].work(this.db).then(batch[0].resolve, batch[0].reject);
-          continue;
-        }
+        const statements = statementsOf(batch);
         try {
-          await this.db.transaction(async (tx) => {
-            for (const write of batch) await write.work(tx);
-          });
+          if (statements.length === 1 && batch[0].row) await statements[0](this.db);
+          else {
+            await this.db.transaction(async (tx) => {
+              for (const statement of statements) await statement(tx);
+            });
+          }
           for (const write of batch) write.resolve();
         } catch (error) {
           if (batch.length === 1) {

@@ -186,6 +186,32 @@ export function describeCatalog(name: string, harness: CatalogHarness): void {
       expect((await catalog.get({ driver: 'local', key: m.key }))?.metadata).toEqual(m.metadata);
     });
 
+    test('writes issued together (one batch; on PostgreSQL one statement per kind) each land with their own metadata and audit row', async () => {
+      const catalog = await fresh();
+      const all = Array.from({ length: 12 }, (_, i) => manifest({ metadata: { userId: String(i), courseId: String(i % 3) } }));
+      await Promise.all(
+        all.map((m, i) =>
+          catalog.recordPending({ ref: { driver: 'local', key: m.key }, taskId: m.taskId, name: m.name, metadata: { userId: String(i + 100) } }),
+        ),
+      );
+      // The same archive twice in one batch, and a deletion between stores of others: each in its place.
+      const [gone, twice] = all;
+      await Promise.all([
+        ...all.slice(0, 6).map((m) => catalog.recordStored('local', m, event('store', m, 'local'))),
+        catalog.recordStored('local', twice, event('store', twice, 'local')),
+        catalog.recordDeleted(event('delete', gone, 'local', { actor: 'cli' })),
+        ...all.slice(6).map((m) => catalog.recordStored('local', m, event('store', m, 'local'))),
+      ]);
+      for (const [i, m] of all.entries()) {
+        expect(await listAll(catalog, { metadata: [['userId', String(i)]] })).toEqual(i === 0 ? [] : [`local:${m.key}`]);
+        expect(await listAll(catalog, { metadata: [['userId', String(i + 100)]] })).toEqual([]);
+        expect(await catalog.get({ driver: 'local', key: m.key })).toMatchObject({ name: m.name, size: m.size, sha256: m.sha256, metadata: m.metadata });
+        const trail = (await catalog.findAudit({ driver: 'local', key: m.key })).items.map((e) => e.operation);
+        expect(trail).toEqual(i === 0 ? ['store', 'delete'] : ['store']);
+      }
+      expect(await listAll(catalog, { metadata: [['courseId', '1']] })).toEqual([1, 4, 7, 10].map((i) => `local:${all[i].key}`));
+    });
+
     test('deleted archives leave the list and appear with --deleted, with deletedAt; deletions are counted once by reason', async () => {
       const catalog = await fresh();
       const keep = await stored(catalog, 'local', manifest({ metadata: { userId: '34' } }));
