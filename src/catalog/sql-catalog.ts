@@ -374,8 +374,9 @@ export class SqlCatalog implements Catalog {
   /**
    * Group commit of the operations' writes: a write that arrives while fewer
    * than the database's `parallelWrites` transactions are committing starts
-   * one at once; writes that arrive meanwhile (concurrent tasks) wait and are
-   * then committed together, in one transaction, up to WRITES_PER_COMMIT. Each write is idempotent, so
+   * one at the end of this turn of the event loop; writes that arrive until
+   * then, or while none can start (concurrent tasks), are committed together,
+   * in one transaction, up to WRITES_PER_COMMIT. Each write is idempotent, so
    * a batch that fails is tried again write by write, and only the write that
    * fails on its own rejects. On PostgreSQL this saves a commit (a WAL flush)
    * and its round trips per write under load, and the rows of a batch's
@@ -396,9 +397,10 @@ export class SqlCatalog implements Catalog {
   private async commitWrites(): Promise<void> {
     this.committing++;
     try {
-      // Writes issued in the same run of code as this one join it; on SQLite, whose calls hold the thread,
-      // all that arrive in this turn of the event loop (concurrent tasks' writes), for one commit instead of many.
-      await (this.db.blocking ? new Promise<void>((resolve) => setImmediate(resolve)) : Promise.resolve());
+      // All writes that arrive in this turn of the event loop (concurrent tasks') join this one, for one commit
+      // (on PostgreSQL one statement per kind) instead of many; on SQLite, whose calls hold the thread, each
+      // commit would otherwise keep the next write waiting behind it anyway.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       while (this.writes.length) {
         const batch = this.writes.splice(0, WRITES_PER_COMMIT);
         const statements = statementsOf(batch);

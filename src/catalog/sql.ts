@@ -22,14 +22,8 @@ export type Dialect = 'sqlite' | 'postgres';
  */
 export interface SqlDatabase extends SqlSession {
   readonly dialect: Dialect;
-  /** Write transactions worth running at once: 1 on SQLite (one writer), the pool's connections on PostgreSQL. */
+  /** Write transactions worth running at once: 1 on SQLite (one writer), WRITE_CONNECTIONS on PostgreSQL. */
   readonly parallelWrites: number;
-  /**
-   * Its calls hold the calling thread until done (SQLite): the writes that
-   * arrive in one turn of the event loop are gathered and committed together
-   * at its end, rather than the first alone as it comes.
-   */
-  readonly blocking: boolean;
   transaction<T>(work: (tx: SqlSession) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }

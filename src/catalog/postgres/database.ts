@@ -12,6 +12,15 @@ const NUMERIC = 1700;
 const TRANSIENT_CLASSES = ['08', '53', '57', '58'];
 const TRANSIENT_STATES = ['40001', '40P01', '55P03', '3D000'];
 
+/**
+ * Write transactions at once (of the pool's connections; the others serve
+ * reads). Writes that arrive meanwhile wait and then go together, the stores'
+ * rows as one statement of each kind (sql-catalog.ts): with 2, 16 concurrent
+ * small stores cost the server ≈ 250 µs of CPU each and the worker ≈ 130;
+ * with all 4 connections writing, mostly one row per statement, ≈ 800 and
+ * ≈ 250 (docs/BENCHMARKS.md, "The catalog").
+ */
+const WRITE_CONNECTIONS = 2;
 /** Statement texts named (prepared once per connection) at most; any further text is sent unnamed. */
 const MAX_NAMED_STATEMENTS = 100;
 
@@ -38,7 +47,6 @@ export interface PostgresOptions {
 export class PostgresDatabase implements SqlDatabase {
   readonly dialect = 'postgres';
   readonly parallelWrites: number;
-  readonly blocking = false;
   private readonly pool: pg.Pool;
   private readonly numbered = new Map<string, { text: string; name?: string }>();
 
@@ -47,10 +55,11 @@ export class PostgresDatabase implements SqlDatabase {
     private readonly location: string,
     options: PostgresOptions = {},
   ) {
-    this.parallelWrites = options.maxConnections ?? 4;
+    const connections = options.maxConnections ?? 4;
+    this.parallelWrites = Math.min(WRITE_CONNECTIONS, connections);
     this.pool = new pg.Pool({
       connectionString: url,
-      max: this.parallelWrites,
+      max: connections,
       connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
       statement_timeout: options.statementTimeoutMs ?? 30_000,
       idleTimeoutMillis: 30_000,

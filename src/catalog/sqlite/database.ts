@@ -35,7 +35,6 @@ export interface SqliteOptions {
 export class SqliteDatabase implements SqlDatabase {
   readonly dialect = 'sqlite';
   readonly parallelWrites = 1;
-  readonly blocking = true;
   private readonly db: DatabaseSync;
   private readonly statements = new Map<string, StatementSync>();
   /** One unit of work at a time on the connection: a transaction's statements are never interleaved with another's. */
