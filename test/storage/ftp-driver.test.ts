@@ -13,6 +13,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { inspect } from 'node:util';
 import { ArchivingManager } from '../../src/archiving/manager';
+import { openSource } from '../../src/archiving/sources';
 import { archiveKey, DepotError, newTaskId, toArchiveKey } from '../../src/contract';
 import { ArchiveStore } from '../../src/storage/archive-store';
 import { FtpDriver } from '../../src/storage/drivers/ftp';
@@ -230,6 +231,44 @@ describe('the other transport modes', () => {
     expect(digestOf(await readFile(path.join(diskPath, ...big.key.split('/'))))).toEqual(big.digest);
     expect(await readdir(path.join(diskPath, '.depot-tmp'))).toEqual([]);
     expect(await store.check()).toMatchObject({ ok: true });
+  });
+});
+
+describe('a local source file (path and spool sources)', () => {
+  const policy = { inlineBytes: MiB, timeoutMs: 10_000, maxDurationMs: 60_000, maxBytes: 1024 * MiB };
+  /** Opens `file` as a store task's path source, exactly as the task runner does. */
+  async function pathSource(file: string) {
+    const source = await openSource({ path: file }, policy, new AbortController().signal);
+    return { body: source.stream, file: source.file, sourceSize: source.totalBytes };
+  }
+
+  test.each([
+    ['explicit FTPS', () => explicit, true],
+    ['plain FTP', () => plain, false],
+  ] as const)('%s: uploaded from the file, its stream never read; a size that is no whole number of chunks arrives whole', async (_mode, server, secure) => {
+    const { store, diskPath } = await setup(server(), { secure });
+    const file = path.join(await temp.make('depot-ftp-file-'), 'source.bin');
+    const digest = await writePatternFile(file, 5 * MiB + 13, `file-${String(secure)}`);
+    const source = await pathSource(file);
+    const stored = await store.store({ ...ref('from-file.bin'), ...source });
+    expect(source.body.readableDidRead).toBe(false);
+    expect(stored.manifest).toMatchObject(digest);
+    expect(await digestFile(path.join(diskPath, ...stored.manifest.key.split('/')))).toEqual(digest);
+    expect(await readdir(path.join(diskPath, '.depot-tmp'))).toEqual([]);
+  });
+
+  test('aborted mid-upload: unavailable, nothing published, no staging file', async () => {
+    const { store, diskPath } = await setup(explicit);
+    const file = path.join(await temp.make('depot-ftp-file-'), 'source.bin');
+    await writePatternFile(file, 64 * MiB, 'file-aborted');
+    const controller = new AbortController();
+    const r = ref('aborted.bin');
+    const error = await failure(
+      store.store({ ...r, ...(await pathSource(file)), signal: controller.signal, onBytes: (bytes) => bytes >= 4 * MiB && controller.abort() }),
+    );
+    expect(error.code).toBe('unavailable');
+    expect(await store.stat(r.key)).toBeNull();
+    expect(await readdir(path.join(diskPath, '.depot-tmp'))).toEqual([]);
   });
 });
 

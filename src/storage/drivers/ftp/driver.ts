@@ -6,7 +6,7 @@ import type { AccessOptions, FileInfo } from 'basic-ftp';
 import { ArchiveKey, DepotError, Manifest, Space } from '../../../contract';
 import { ignoreFailure } from '../../../support/ignore';
 import type { Logger } from '../../../support/logging';
-import type { ArchiveBody, DriverCapabilities, ListOptions, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
+import type { ArchiveBody, DriverCapabilities, FileBody, ListOptions, ProbeReport, PublishOutcome, StorageDriver } from '../../driver';
 import { DEFAULT_DRIVER_TIMEOUT_MS } from '../../driver-settings';
 import { STREAM_CHUNK } from '../../hashing-stream';
 import { ArchivePaths, archivePaths, walkKeyTree } from '../../key-tree';
@@ -16,7 +16,7 @@ import { QuotaUsage } from '../../quota-usage';
 import { CHECK_DIR, isStagingName, notOwnDirectory, STAGING_DIR, STALE_STAGING_MS, StagingNames, writerGone } from '../../staging';
 import { ClientPool } from './client-pool';
 import { isFtpReply, toDepotError } from './errors';
-import { guardedDownload, guardedUpload } from './transfer-guard';
+import { guardedDownload, guardedFileUpload, guardedUpload } from './transfer-guard';
 import type { FtpSettings } from './types';
 
 /** A sidecar larger than this is not a depot manifest. */
@@ -150,12 +150,47 @@ export class FtpDriver implements StorageDriver {
   }
 
   async store(key: ArchiveKey, body: ArchiveBody, signal: AbortSignal): Promise<PublishOutcome> {
-    const target = this.locate(key);
-    const stem = this.abs(STAGING_DIR, this.stagingNames.next());
-    const staged = { data: `${stem}.part`, manifest: `${stem}.manifest` };
     // An abort ends the upload the only way basic-ftp allows: the source fails.
     const onAbort = () => body.stream.destroy(new DepotError('unavailable', 'store aborted'));
     signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await this.storeUploaded(
+        key,
+        async (client, remote) => {
+          await this.uploadArchive(client, body, remote);
+          return body.manifest();
+        },
+        signal,
+      );
+    } catch (error) {
+      body.stream.destroy();
+      throw error;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * A local source file (path and spool sources), uploaded from the file
+   * through two reused buffers instead of a stream (guardedFileUpload). An
+   * empty file is left to the stream, which handles an empty upload's end on
+   * TLS 1.3.
+   */
+  async storeFile(key: ArchiveKey, body: FileBody, signal: AbortSignal): Promise<PublishOutcome | null> {
+    if (body.file.size === 0) return null;
+    return this.storeUploaded(
+      key,
+      async (client, remote) =>
+        body.manifest(await guardedFileUpload(client, body.file.path, remote, { timeoutMs: this.timeoutMs, driver: this.name, signal, onBytes: body.onBytes })),
+      signal,
+    );
+  }
+
+  /** A store: `upload` writes the bytes to a staging name and returns their manifest; then checked and published. */
+  private async storeUploaded(key: ArchiveKey, upload: (client: Client, remote: string) => Promise<Manifest>, signal: AbortSignal): Promise<PublishOutcome> {
+    const target = this.locate(key);
+    const stem = this.abs(STAGING_DIR, this.stagingNames.next());
+    const staged = { data: `${stem}.part`, manifest: `${stem}.manifest` };
     let published = false;
     try {
       await this.init();
@@ -163,9 +198,8 @@ export class FtpDriver implements StorageDriver {
         'store',
         async (client) => {
           await this.makeDirs(client, target.dir);
-          await this.uploadArchive(client, body, staged.data);
+          const manifest = await upload(client, staged.data);
           signal.throwIfAborted();
-          const manifest = body.manifest();
           const size = await this.sizeOf(client, staged.data);
           // A proxy or server that cut the upload short must not get the archive published.
           if (size !== manifest.size) throw new DepotError('unavailable', `${this.name}: the server kept ${size ?? 'no'} bytes of ${manifest.size}`);
@@ -176,11 +210,9 @@ export class FtpDriver implements StorageDriver {
         signal,
       );
     } catch (error) {
-      body.stream.destroy();
       this.knownDirs.clear(); // a directory may have vanished under us
       throw signal.aborted ? new DepotError('unavailable', 'store aborted', { cause: error }) : error;
     } finally {
-      signal.removeEventListener('abort', onAbort);
       await this.cleanUp(staged, published ? undefined : target.dir);
     }
   }

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import type { TLSSocket } from 'node:tls';
 import { Readable, Transform, Writable } from 'node:stream';
 import type { Client } from 'basic-ftp';
@@ -6,7 +8,7 @@ import { pipeInto, STREAM_CHUNK } from '../../hashing-stream';
 
 /*
  * Every transfer of the FTP driver goes through here: uploads through
- * `guardedUpload`, downloads (manifests, probes and archives) through
+ * `guardedUpload` (a local source file through `guardedFileUpload`), downloads (manifests, probes and archives) through
  * `guardedDownload`, each under a Watchdog.
  */
 
@@ -113,6 +115,79 @@ export async function guardedUpload(
     throw dog.fired ? dog.error(driver, `upload of ${remote}`) : error;
   } finally {
     dog.stop();
+  }
+}
+
+/**
+ * Uploads a local file to `remote` under a watchdog, read through two reused
+ * buffers and written to the data connection by this function itself: chunk
+ * N+1 is read and hashed while chunk N is written, and a buffer is read into
+ * again only after the socket's callback for its last write (TLS has
+ * encrypted it by then). A stream of the file would hand basic-ftp a fresh
+ * 1 MiB buffer per read, left to the collector — in the worker a full
+ * collection every few tens of MiB (docs/BENCHMARKS.md, 7b). basic-ftp gets
+ * a source that sends nothing and ends after the last write, so that it
+ * ends the data connection and waits for the server's reply as usual.
+ * sha256 and size are of exactly the bytes sent.
+ */
+export async function guardedFileUpload(
+  client: Client,
+  file: string,
+  remote: string,
+  options: { timeoutMs: number; driver: string; signal: AbortSignal; onBytes?: (bytes: number) => void },
+): Promise<{ sha256: string; size: number }> {
+  const dog = new Watchdog(client, options.timeoutMs);
+  const handle = await open(file, 'r');
+  const hash = createHash('sha256');
+  let size = 0;
+  const send = async (): Promise<void> => {
+    const socket = client.ftp.dataSocket;
+    if (!socket) throw new Error('no data connection for the upload');
+    const buffers = [Buffer.allocUnsafeSlow(STREAM_CHUNK), Buffer.allocUnsafeSlow(STREAM_CHUNK)];
+    let written: Promise<void> = Promise.resolve();
+    for (let i = 0; !source.destroyed; i++) {
+      options.signal.throwIfAborted();
+      const buffer = buffers[i % 2];
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, size);
+      if (bytesRead === 0) break;
+      const chunk = buffer.subarray(0, bytesRead);
+      hash.update(chunk);
+      size += bytesRead;
+      options.onBytes?.(size);
+      // The other buffer's write is done before this one is written (and before the other is read into next).
+      await written;
+      dog.touch();
+      written = new Promise((resolve, reject) => socket.write(chunk, (error) => (error ? reject(error) : resolve())));
+      // Not left unhandled while the next chunk is read: awaited above on the next turn, or below.
+      written.catch(() => undefined);
+    }
+    await written;
+    dog.touch();
+  };
+  let started = false;
+  const source = new Readable({
+    // Called once basic-ftp has connected the data socket and piped this into it.
+    read() {
+      if (started) return;
+      started = true;
+      send().then(
+        () => source.push(null),
+        (error: unknown) => source.destroy(error instanceof Error ? error : new Error(String(error))),
+      );
+    },
+  });
+  // An abort ends the upload the only way basic-ftp allows: the source fails.
+  const onAbort = () => source.destroy(new DepotError('unavailable', 'store aborted'));
+  options.signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    await client.uploadFrom(source, remote);
+    return { sha256: hash.digest('hex'), size };
+  } catch (error) {
+    throw dog.fired ? dog.error(options.driver, `upload of ${remote}`) : error;
+  } finally {
+    options.signal.removeEventListener('abort', onAbort);
+    dog.stop();
+    await handle.close();
   }
 }
 
