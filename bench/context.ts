@@ -27,6 +27,8 @@ export interface DepotRun {
   /** Where the run's source files may lie (paths.allowed). */
   sources: string;
   dir: string;
+  /** The YAML config the workers read (and `depot serve`, when it has an `http` section). */
+  configFile: string;
   /** Starts one more worker process on the same config (e.g. after a crash). */
   startWorker(extraEnv?: NodeJS.ProcessEnv): Promise<WorkerProcess>;
 }
@@ -49,6 +51,7 @@ export async function startDepotRun(
     lockDurationMs: options.lockDurationMs,
     stalledIntervalMs: options.stalledIntervalMs,
     driver: options.driver,
+    http: options.http,
   });
   const workers: WorkerProcess[] = [];
   const startWorker = async (extraEnv: NodeJS.ProcessEnv = {}) => {
@@ -57,7 +60,7 @@ export async function startDepotRun(
     return worker;
   };
   for (let i = 0; i < (options.count ?? 1); i++) await startWorker();
-  return { workers, queue, root: dirs.archive, sources, dir: dirs.base, startWorker };
+  return { workers, queue, root: dirs.archive, sources, dir: dirs.base, configFile, startWorker };
 }
 
 export async function startBareRun(ctx: BenchContext, prefix: string, concurrency: number): Promise<{ worker: WorkerProcess; queue: string }> {

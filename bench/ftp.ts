@@ -2,29 +2,23 @@ import { execFile } from 'node:child_process';
 import { readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FtpServer, startFtpServer } from '../test/helpers/ftp-server';
-import type { FtpUploadReply, FtpUploadRequest } from './basic-ftp-uploader';
+import type { FtpUploadRequest } from './basic-ftp-uploader';
 import { BenchContext, startDepotRun, stopAll } from './context';
 import { sha256File } from './large';
-import { childPidsNamed, startBasicFtpUploader, treeCpuSecondsOf, WorkerProcess } from './processes';
+import { askScript, childPidsNamed, startBasicFtpUploader, treeCpuSecondsOf, WorkerProcess } from './processes';
 import { Producer } from './producer';
 import { run, runCpu } from './s3';
 import { writeRandomFile } from './scratch';
-import { MiB, recordRound, rotatedRounds } from './stats';
+import { ComparisonFigures, MiB, recordRound, rotatedRounds } from './stats';
 
-export interface FtpResult {
+/** `serverCpu`: proftpd's master and every session process it forked (running or ended) during the run; NaN when its process was not found. */
+export interface FtpResult extends ComparisonFigures<FtpContender> {
   bytes: number;
   /** Seconds per run, paired by index. */
   depot: number[];
   basicFtp: number[];
   rclone: number[];
-  /** CPU seconds (user + system) per counted run: of the contender's own process, and of proftpd meanwhile. */
-  cpu: Record<FtpContender, number[]>;
-  /** proftpd's master and every session process it forked (running or ended) during the run; NaN when its process was not found. */
-  serverCpu: Record<FtpContender, number[]>;
-  /** VmHWM of the depot worker before its first store, and after each round (peak RSS only grows). */
-  depotIdleRss: number;
-  depotPeakRss: number[];
-  /** The same for the basic-ftp process. */
+  /** VmHWM of the basic-ftp process, as depotIdleRss and depotPeakRss. */
   basicFtpIdleRss: number;
   basicFtpPeakRss: number[];
 }
@@ -45,16 +39,6 @@ export async function destroyFtpServer(): Promise<void> {
   const server = running;
   running = undefined;
   await server?.destroy();
-}
-
-/** One upload by the basic-ftp process; resolves when it answers. */
-function uploadVia(uploader: WorkerProcess, request: FtpUploadRequest): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onExit = () => reject(new Error(`the basic-ftp uploader exited; see ${uploader.logFile}`));
-    void uploader.exited.then(onExit);
-    uploader.child.once('message', (reply: FtpUploadReply) => (reply.ok ? resolve() : reject(new Error(`basic-ftp upload failed: ${reply.error}`))));
-    uploader.child.send(request);
-  });
 }
 
 /** `rclone obscure`, the form its config takes a password in; read from stdin, so that it never shows in a process list. */
@@ -155,12 +139,8 @@ export async function ftpLargeArchive(ctx: BenchContext, runs: number, bytes: nu
         const seconds = ((await done) - start) / 1000;
         const cpuSeconds = worker.cpuSeconds() - cpu;
         const serverCpuSeconds = serverCpu() - server;
-        const job = await p.queue.getJob(jobId);
-        const result = job?.returnvalue as { ref?: { key?: string }; attempts?: number; size?: number; sha256?: string } | undefined;
-        const key = result?.ref?.key;
-        if (!key || result?.size !== bytes || result.sha256 !== expected)
-          throw new Error(`depot: unexpected result ${JSON.stringify(result)}, expected sha256 ${expected}`);
-        if (result.attempts !== 1) throw new Error(`depot: the store took ${result.attempts} attempts`);
+        const { key, attempts } = await p.storedArchive(jobId, { bytes: bytes, sha256: expected });
+        if (attempts !== 1) throw new Error(`depot: the store took ${attempts} attempts`);
         await expectSize('depot', key);
         // The task's directory (archive and manifest); the date directories stay, as they would in production.
         return { seconds, cpuSeconds, serverCpuSeconds, remove: path.join(roots.depot.diskPath, path.dirname(key)) };
@@ -170,7 +150,7 @@ export async function ftpLargeArchive(ctx: BenchContext, runs: number, bytes: nu
         const cpu = up.cpuSeconds();
         const server = serverCpu();
         const start = performance.now();
-        await uploadVia(up, { file: source, remotePath: path.posix.join(roots.basicFtp.ftpPath, name) });
+        await askScript(up, { file: source, remotePath: path.posix.join(roots.basicFtp.ftpPath, name) } satisfies FtpUploadRequest, 'basic-ftp uploader');
         const seconds = (performance.now() - start) / 1000;
         const cpuSeconds = up.cpuSeconds() - cpu;
         const serverCpuSeconds = serverCpu() - server;

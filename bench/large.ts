@@ -33,6 +33,19 @@ export function sha256File(file: string): Promise<string> {
   });
 }
 
+/** A file of random bytes that contenders copy, with what each copy is checked against. */
+export interface SourceFile {
+  path: string;
+  bytes: number;
+  sha256: string;
+}
+
+/** Writes a file of `bytes` random bytes (flushed to disk) and hashes it. */
+export async function randomSource(file: string, bytes: number): Promise<SourceFile> {
+  writeRandomFile(file, bytes);
+  return { path: file, bytes, sha256: await sha256File(file) };
+}
+
 /** Stores one path source through the queue; resolves with seconds from enqueue to completion. */
 export async function depotStore(producer: Producer, file: string, expectedSha256?: string): Promise<number> {
   const start = performance.now();

@@ -33,6 +33,8 @@ export interface DepotWorkerConfig {
   stalledIntervalMs?: number;
   /** Settings of the one driver instead of a filesystem driver at `root` (secrets as `${ENV}` references). */
   driver?: Record<string, unknown>;
+  /** The `http` section, for `depot serve` on the same config (port, spoolDir, tokens as `${ENV}` references). */
+  http?: Record<string, unknown>;
 }
 
 /** The YAML config an operator would write for one driver (filesystem unless `driver` says otherwise). */
@@ -47,6 +49,7 @@ export async function writeDepotConfig(dir: string, config: DepotWorkerConfig): 
     defaultDriver: 'bench',
     drivers: { bench: config.driver ?? { type: 'filesystem', root: config.root } },
     paths: { allowed: [config.allowedPath] },
+    ...(config.http ? { http: config.http } : {}),
   };
   await writeFile(file, YAML.stringify(raw));
   return file;
@@ -60,15 +63,33 @@ const depotBin = () => process.env.BENCH_DEPOT_BIN ?? path.join(PROJECT_ROOT, 'b
 const BARE_ENTRY = path.join(PROJECT_ROOT, 'bench', 'bare-worker.ts');
 const UPLOADER_ENTRY = path.join(PROJECT_ROOT, 'bench', 'lib-storage-uploader.ts');
 const FTP_UPLOADER_ENTRY = path.join(PROJECT_ROOT, 'bench', 'basic-ftp-uploader.ts');
+const NATS_UPLOADER_ENTRY = path.join(PROJECT_ROOT, 'bench', 'nats-obj-uploader.ts');
+const FSYNC_SERVER_ENTRY = path.join(PROJECT_ROOT, 'bench', 'fsync-http-server.ts');
 
 /**
  * `depot worker` as production runs it, compiled (dist/, never the source: DEPOT_FROM_SOURCE is dropped),
  * reading its config from DEPOT_CONFIG; `extraEnv` e.g. for secrets the config references.
  */
 export function startDepotWorker(configFile: string, logFile: string, nodeArgs: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<WorkerProcess> {
+  return startDepotCommand('worker', configFile, logFile, nodeArgs, extraEnv, 'storage worker ready');
+}
+
+/** `depot serve` on the same terms as startDepotWorker: compiled, its config from DEPOT_CONFIG (which must have an `http` section). */
+export function startDepotServe(configFile: string, logFile: string, nodeArgs: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<WorkerProcess> {
+  return startDepotCommand('serve', configFile, logFile, nodeArgs, extraEnv, 'serving /health');
+}
+
+function startDepotCommand(
+  command: string,
+  configFile: string,
+  logFile: string,
+  nodeArgs: string[],
+  extraEnv: NodeJS.ProcessEnv,
+  readyLine: string,
+): Promise<WorkerProcess> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv, DEPOT_CONFIG: configFile, LOG_FORMAT: 'json', LOG_LEVEL: 'info' };
   for (const name of ['DEPOT_DATA', 'REDIS_URL', 'NODE_OPTIONS', 'DEPOT_FROM_SOURCE']) delete env[name];
-  return startProcess([...nodeArgs, depotBin(), 'worker'], env, logFile, 'storage worker ready');
+  return startProcess([...nodeArgs, depotBin(), command], env, logFile, readyLine);
 }
 
 /** bench/bare-worker.ts: a plain BullMQ worker that writes and fsyncs each job's bytes. */
@@ -83,9 +104,7 @@ export function startBareWorker(redisUrl: string, queue: string, dir: string, co
  * when sent `{ file, key }` over its IPC channel and answers `{ ok, error? }`.
  */
 export function startLibStorageUploader(args: string[], env: NodeJS.ProcessEnv, logFile: string): Promise<WorkerProcess> {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
-  delete childEnv.NODE_OPTIONS;
-  return startProcess(['--import', 'tsx', UPLOADER_ENTRY, ...args], childEnv, logFile, 'lib-storage uploader ready', true);
+  return startBenchScript(UPLOADER_ENTRY, args, env, logFile, 'lib-storage uploader ready');
 }
 
 /**
@@ -93,9 +112,40 @@ export function startLibStorageUploader(args: string[], env: NodeJS.ProcessEnv, 
  * when sent `{ file, remotePath }` over its IPC channel and answers `{ ok, error? }`.
  */
 export function startBasicFtpUploader(args: string[], env: NodeJS.ProcessEnv, logFile: string): Promise<WorkerProcess> {
+  return startBenchScript(FTP_UPLOADER_ENTRY, args, env, logFile, 'basic-ftp uploader ready');
+}
+
+/**
+ * bench/nats-obj-uploader.ts: @nats-io/obj's `put` on its own, the NATS peer of depot. It stores a file
+ * when sent `{ file, name }` over its IPC channel and answers `{ ok, error? }`.
+ */
+export function startNatsObjUploader(args: string[], logFile: string): Promise<WorkerProcess> {
+  return startBenchScript(NATS_UPLOADER_ENTRY, args, {}, logFile, 'nats obj uploader ready');
+}
+
+/** bench/fsync-http-server.ts: a minimal Node HTTP server that writes each PUT body to a file and fsyncs it before answering. */
+export function startFsyncHttpServer(args: string[], logFile: string): Promise<WorkerProcess> {
+  return startBenchScript(FSYNC_SERVER_ENTRY, args, {}, logFile, 'fsync http server ready');
+}
+
+/** A script of bench/ in a Node process of its own (through tsx), with an IPC channel to this one. */
+function startBenchScript(entry: string, args: string[], env: NodeJS.ProcessEnv, logFile: string, readyLine: string): Promise<WorkerProcess> {
   const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
   delete childEnv.NODE_OPTIONS;
-  return startProcess(['--import', 'tsx', FTP_UPLOADER_ENTRY, ...args], childEnv, logFile, 'basic-ftp uploader ready', true);
+  return startProcess(['--import', 'tsx', entry, ...args], childEnv, logFile, readyLine, true);
+}
+
+/**
+ * One request to a script of bench/ over its IPC channel (an upload by a peer); resolves when it
+ * answers `{ ok: true }`, rejects with its error, or when it exits first.
+ */
+export function askScript(script: WorkerProcess, request: object, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onExit = () => reject(new Error(`the ${what} exited; see ${script.logFile}`));
+    void script.exited.then(onExit);
+    script.child.once('message', (reply: { ok: boolean; error?: string }) => (reply.ok ? resolve() : reject(new Error(`${what}: ${reply.error}`))));
+    script.child.send(request);
+  });
 }
 
 /** Fields of /proc/<pid>/stat after the parenthesised name (field 3, the state, is [0]). */

@@ -42,20 +42,41 @@ export class Producer {
     else waiter.resolve(performance.now());
   }
 
+  /**
+   * Resolves with performance.now() when the completion of job `jobId` is seen (rejects when it fails):
+   * for a task that someone else adds (e.g. `depot serve`), asked for before it is added.
+   */
+  completion(jobId: string): Promise<number> {
+    return new Promise<number>((resolve, reject) => this.waiting.set(jobId, { resolve, reject }));
+  }
+
   /** Adds one store task; `done` resolves with performance.now() when its completion is seen. */
   async store(source: Source, name: string): Promise<{ jobId: string; done: Promise<number> }> {
     const taskId = newTaskId();
     const jobId = jobIdFor(taskId);
-    const done = new Promise<number>((resolve, reject) => this.waiting.set(jobId, { resolve, reject }));
+    const done = this.completion(jobId);
     await this.queue.add('store', { source, name, taskId }, { jobId });
     return { jobId, done };
+  }
+
+  /**
+   * The result of a completed store job, checked against the file it stored (size and sha256): the
+   * archive's key and how many attempts the worker made.
+   */
+  async storedArchive(jobId: string, expected: { bytes: number; sha256: string }): Promise<{ key: string; attempts: number }> {
+    const job = await this.queue.getJob(jobId);
+    const result = job?.returnvalue as { ref?: { key?: string }; attempts?: number; size?: number; sha256?: string } | undefined;
+    const key = result?.ref?.key;
+    if (!key || result?.size !== expected.bytes || result.sha256 !== expected.sha256)
+      throw new Error(`depot: unexpected result ${JSON.stringify(result)}, expected sha256 ${expected.sha256}`);
+    return { key, attempts: result.attempts ?? 0 };
   }
 
   /** Adds one retrieve task to a file at `target`; `done` as for store(). */
   async retrieve(ref: StorageRef, target: string): Promise<{ jobId: string; done: Promise<number> }> {
     const taskId = newTaskId();
     const jobId = jobIdFor(taskId);
-    const done = new Promise<number>((resolve, reject) => this.waiting.set(jobId, { resolve, reject }));
+    const done = this.completion(jobId);
     await this.queue.add('retrieve', { ref, target: { path: target }, taskId }, { jobId });
     return { jobId, done };
   }

@@ -6,13 +6,14 @@ import { s3SettingsSchema } from '../src/storage/drivers/s3';
 import { S3RVER_CREDENTIALS, startS3Server } from '../test/helpers/s3-server';
 import { BenchContext, startDepotRun, stopAll } from './context';
 import { sha256File } from './large';
-import type { UploadReply, UploadRequest } from './lib-storage-uploader';
-import { childPids, cpuSecondsOf, startLibStorageUploader, WorkerProcess } from './processes';
+import type { UploadRequest } from './lib-storage-uploader';
+import { askScript, childPids, cpuSecondsOf, startLibStorageUploader, WorkerProcess } from './processes';
 import { Producer } from './producer';
 import { writeRandomFile } from './scratch';
-import { MiB, recordRound, rotatedRounds } from './stats';
+import { ComparisonFigures, MiB, recordRound, rotatedRounds } from './stats';
 
-export interface S3Result {
+/** `serverCpu`: s3rver's. */
+export interface S3Result extends ComparisonFigures<Contender> {
   bytes: number;
   /** depot's defaults, which lib-storage and rclone are given too. */
   partSizeMiB: number;
@@ -21,13 +22,7 @@ export interface S3Result {
   depot: number[];
   libStorage: number[];
   rclone: number[];
-  /** CPU seconds (user + system) per counted run: of the contender's own process, and of s3rver meanwhile. */
-  cpu: Record<Contender, number[]>;
-  serverCpu: Record<Contender, number[]>;
-  /** VmHWM of the depot worker before its first store, and after each round (peak RSS only grows). */
-  depotIdleRss: number;
-  depotPeakRss: number[];
-  /** The same for the lib-storage process. */
+  /** VmHWM of the lib-storage process, as depotIdleRss and depotPeakRss. */
   libStorageIdleRss: number;
   libStoragePeakRss: number[];
 }
@@ -56,16 +51,6 @@ export async function runCpu(command: string, args: string[], env: NodeJS.Proces
   const children = out.trim().split('\n').at(-1) ?? '';
   const seconds = [...children.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
   return seconds.length === 2 ? seconds[0] + seconds[1] : Number.NaN;
-}
-
-/** One upload by the lib-storage process; resolves when it answers. */
-function uploadVia(uploader: WorkerProcess, request: UploadRequest): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onExit = () => reject(new Error(`the lib-storage uploader exited; see ${uploader.logFile}`));
-    void uploader.exited.then(onExit);
-    uploader.child.once('message', (reply: UploadReply) => (reply.ok ? resolve() : reject(new Error(`lib-storage upload failed: ${reply.error}`))));
-    uploader.child.send(request);
-  });
 }
 
 async function objectSize(client: S3Client, key: string): Promise<number | undefined> {
@@ -168,12 +153,8 @@ export async function s3LargeArchive(ctx: BenchContext, runs: number, bytes: num
         const seconds = ((await done) - start) / 1000;
         const cpuSeconds = worker.cpuSeconds() - cpu;
         const serverCpuSeconds = serverCpu() - server;
-        const job = await p.queue.getJob(jobId);
-        const result = job?.returnvalue as { ref?: { key?: string }; attempts?: number; size?: number; sha256?: string } | undefined;
-        const key = result?.ref?.key;
-        if (!key || result?.size !== bytes || result.sha256 !== expected)
-          throw new Error(`depot: unexpected result ${JSON.stringify(result)}, expected sha256 ${expected}`);
-        if (result.attempts !== 1) throw new Error(`depot: the store took ${result.attempts} attempts`);
+        const { key, attempts } = await p.storedArchive(jobId, { bytes: bytes, sha256: expected });
+        if (attempts !== 1) throw new Error(`depot: the store took ${attempts} attempts`);
         await expectSize(key, 'depot');
         return { seconds, cpuSeconds, serverCpuSeconds, keys: [key, `${key}.depot.json`] };
       },
@@ -182,7 +163,7 @@ export async function s3LargeArchive(ctx: BenchContext, runs: number, bytes: num
         const cpu = up.cpuSeconds();
         const server = serverCpu();
         const start = performance.now();
-        await uploadVia(up, { file: source, key });
+        await askScript(up, { file: source, key } satisfies UploadRequest, 'lib-storage uploader');
         const seconds = (performance.now() - start) / 1000;
         const cpuSeconds = up.cpuSeconds() - cpu;
         const serverCpuSeconds = serverCpu() - server;

@@ -28,6 +28,8 @@ export function rotated<T>(items: readonly T[], round: number): T[] {
 
 export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;
+/** The untimed run's file where a full-size one would take long (measurements 8 and 9): large enough for the large-file paths (≥ 8 MiB). */
+export const WARM_UP_BYTES = 64 * MiB;
 
 export function fmt(value: number, digits = 2): string {
   if (!Number.isFinite(value)) return 'n/a';
@@ -49,19 +51,31 @@ export interface Timing {
   serverCpuSeconds: number;
 }
 
+/** What a large-archive comparison keeps of each counted run besides its seconds (filled by recordRound), and the depot worker's memory. */
+export interface ComparisonFigures<C extends string> {
+  /** CPU seconds (user + system) per counted run: of the contender's own process, and of the server meanwhile. */
+  cpu: Record<C, number[]>;
+  serverCpu: Record<C, number[]>;
+  /** VmHWM of the depot worker before its first store, and after each round (peak RSS only grows). */
+  depotIdleRss: number;
+  depotPeakRss: number[];
+}
+
 /**
  * The side-by-side protocol of the large-archive comparisons: one untimed run
- * each (logins, lazy loading), then `runs` rounds in rotating order; every run
- * is settled (its upload removed, the disk flushed) before the next starts.
+ * each (logins, lazy loading; `warmUp`, e.g. with a smaller file where a full
+ * one takes long), then `runs` rounds in rotating order; every run is settled
+ * (its upload removed, the disk flushed) before the next starts.
  */
-export async function rotatedRounds<C extends string, M extends Timing>(
+export async function rotatedRounds<C extends string, M extends Pick<Timing, 'seconds'>>(
   contenders: readonly C[],
   runs: number,
   once: (who: C) => Promise<M>,
   settle: (measured: M) => Promise<void>,
   onRound: (round: Record<C, M>, index: number) => void,
+  warmUp: (who: C) => Promise<M> = once,
 ): Promise<void> {
-  for (const who of contenders) await settle(await once(who));
+  for (const who of contenders) await settle(await warmUp(who));
   for (let i = 0; i < runs; i++) {
     const round = {} as Record<C, M>;
     for (const who of rotated(contenders, i)) {
