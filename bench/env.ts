@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ftpServerAvailable } from '../test/helpers/ftp-server';
+import { NATS_SERVER } from '../test/helpers/nats-server';
 
 /** What the figures were measured on; written at the top of docs/BENCHMARKS.md. */
 export interface MachineFacts {
@@ -20,6 +21,9 @@ export interface MachineFacts {
   libStorage: string;
   proftpd: string;
   basicFtp: string;
+  curl: string;
+  natsServer: string;
+  natsObj: string;
   tmpdir: string;
   filesystem: string;
 }
@@ -49,7 +53,7 @@ export function ensureRclone(log: (line: string) => void): void {
 }
 
 export function requireTools(): void {
-  for (const tool of ['redis-server', 'openssl', 'cp', 'sync', 'rclone']) {
+  for (const tool of ['redis-server', 'openssl', 'cp', 'sync', 'rclone', 'curl', NATS_SERVER]) {
     if (!commandExists(tool)) throw new Error(`${tool} is needed by the benchmarks and is not installed`);
   }
   if (!ftpServerAvailable()) {
@@ -84,6 +88,9 @@ export function machineFacts(): MachineFacts {
     libStorage: packageVersion('@aws-sdk/lib-storage'),
     proftpd: /Version (\S+)/.exec(run('/usr/sbin/proftpd', ['-v']))?.[1] ?? '?',
     basicFtp: packageVersion('basic-ftp'),
+    curl: /^curl (\S+)/.exec(run('curl', ['--version']))?.[1] ?? '?',
+    natsServer: /\bv(\d\S*)/.exec(run(NATS_SERVER, ['--version']))?.[1] ?? '?',
+    natsObj: packageVersion('@nats-io/obj'),
     tmpdir: os.tmpdir(),
     filesystem: mount.trim(),
   };

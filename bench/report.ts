@@ -1,11 +1,13 @@
 import type { CrashResult, CrashSettings, StallResult } from './crash';
 import type { MachineFacts } from './env';
 import type { FtpResult } from './ftp';
+import type { HttpResult } from './http';
 import type { LargeResult } from './large';
 import type { MemoryResult } from './memory';
+import type { NatsResult } from './nats';
 import type { S3Result } from './s3';
 import type { LatencyRun, ScalingResult, SmallResult } from './small';
-import { fmt, fmtSpread, GiB, median, MiB, pairedRatios } from './stats';
+import { fmt, fmtSpread, GiB, median, MiB, pairedRatios, WARM_UP_BYTES } from './stats';
 
 export interface BenchResults {
   facts: MachineFacts;
@@ -24,9 +26,11 @@ export interface BenchResults {
   stalls: StallResult;
   s3: S3Result;
   ftp: FtpResult;
+  http: HttpResult;
+  nats: NatsResult;
 }
 
-interface Row {
+export interface Row {
   measurement: string;
   depot: string;
   peer: string;
@@ -36,6 +40,8 @@ interface Row {
 }
 
 const mibs = (bytes: number, seconds: number[]) => seconds.map((s) => bytes / MiB / s);
+/** The raw figures of the runs, comma-separated. */
+const list = (values: number[], digits = 0) => values.map((v) => fmt(v, digits)).join(', ');
 const mib = (bytes: number) => bytes / MiB;
 const crashLabel = (c: CrashSettings) => `${c.lockDurationMs}/${c.stalledIntervalMs} ms, new worker ${c.sameHost ? 'on the same host' : 'named as elsewhere'}`;
 
@@ -165,51 +171,71 @@ export function rows(r: BenchResults): Row[] {
   });
   list.push(...s3Rows(r.s3));
   list.push(...ftpRows(r.ftp));
+  list.push(...httpRows(r.http));
+  list.push(...natsRows(r.nats));
   return list;
 }
 
-/** One large-archive comparison on a remote store (measurements 7 and 7b): no target of its own; the ratios are reported. */
+/**
+ * One large-archive comparison on a remote store (measurements 7, 7b and 9): against the direct-library
+ * peer (with a target where the issue set one; else the ratio is reported) and rclone, where rclone has a backend for it.
+ */
 interface RemoteComparison {
   tag: string;
-  /** The store as the rows name it (S3, FTPS), its server, and the direct-library peer. */
+  /** The store as the rows name it (S3, FTPS, NATS), its server, and the direct-library peer. */
   where: string;
   server: string;
   peer: string;
   peerCall: string;
+  /** The least speed against the direct-library peer. */
+  target?: number;
   bytes: number;
-  seconds: { depot: number[]; peer: number[]; rclone: number[] };
-  cpu: { depot: number[]; peer: number[]; rclone: number[] };
+  seconds: PerContender;
+  cpu: PerContender;
   /** The server's own CPU, with the row's label, where it was measured per contender. */
-  serverCpu?: { label: string; depot: number[]; peer: number[]; rclone: number[] };
+  serverCpu?: PerContender & { label: string };
   rss: { depotPeak: number[]; depotIdle: number; peerPeak: number[]; peerIdle: number };
+}
+
+/** Figures per run of depot, the direct-library peer and rclone (when it took part). */
+interface PerContender {
+  depot: number[];
+  peer: number[];
+  rclone?: number[];
+}
+
+const reported = { target: '(reported)', met: undefined };
+
+/** A speed comparison's row: depot's MiB/s against a peer's, the median of the paired ratios, against `target` when there is one. */
+function speedRow(measurement: string, bytes: number, depotSeconds: number[], peerSeconds: number[], target?: number): Row {
+  const depotMibs = mibs(bytes, depotSeconds);
+  const peerMibs = mibs(bytes, peerSeconds);
+  const ratio = median(pairedRatios(depotMibs, peerMibs));
+  return {
+    measurement,
+    depot: `${fmtSpread(depotMibs, 0)} MiB/s`,
+    peer: `${fmtSpread(peerMibs, 0)} MiB/s`,
+    ratio: `${fmt(ratio)}×`,
+    ...(target === undefined ? reported : { target: `≥ ${fmt(target, 1)}×`, met: ratio >= target }),
+  };
 }
 
 function remoteRows(c: RemoteComparison): Row[] {
   const size = `${c.bytes / MiB} MiB`;
-  const depotMibs = mibs(c.bytes, c.seconds.depot);
   const perGiB = (cpu: number[]) => cpu.map((x) => (x * GiB) / c.bytes);
-  const reported = { target: '(reported)', met: undefined };
-  const versus = (name: string, peerSeconds: number[]): Row => {
-    const peerMibs = mibs(c.bytes, peerSeconds);
-    return {
-      measurement: `${c.tag}. large archive on ${c.where} (${size}, ${c.server}) vs ${name}`,
-      depot: `${fmtSpread(depotMibs, 0)} MiB/s`,
-      peer: `${fmtSpread(peerMibs, 0)} MiB/s`,
-      ratio: `${fmt(median(pairedRatios(depotMibs, peerMibs)))}×`,
-      ...reported,
-    };
-  };
-  const cpuRow = (measurement: string, cpu: { depot: number[]; peer: number[]; rclone: number[] }): Row => ({
+  const versus = (name: string, peerSeconds: number[], target?: number): Row =>
+    speedRow(`${c.tag}. large archive on ${c.where} (${size}, ${c.server}) vs ${name}`, c.bytes, c.seconds.depot, peerSeconds, target);
+  const cpuRow = (measurement: string, cpu: PerContender): Row => ({
     measurement,
     depot: `${fmtSpread(perGiB(cpu.depot), 1)} s`,
-    peer: `${fmtSpread(perGiB(cpu.peer), 1)} s (${fmtSpread(perGiB(cpu.rclone), 1)} s)`,
+    peer: `${fmtSpread(perGiB(cpu.peer), 1)} s${cpu.rclone ? ` (${fmtSpread(perGiB(cpu.rclone), 1)} s)` : ''}`,
     ratio: `${fmt(median(pairedRatios(cpu.depot, cpu.peer)))}×`,
     ...reported,
   });
   return [
-    versus(c.peerCall, c.seconds.peer),
-    versus('rclone copyto', c.seconds.rclone),
-    cpuRow(`${c.tag}. CPU per GiB on ${c.where}: depot worker vs ${c.peer} process (rclone)`, c.cpu),
+    versus(c.peerCall, c.seconds.peer, c.target),
+    ...(c.seconds.rclone ? [versus('rclone copyto', c.seconds.rclone)] : []),
+    cpuRow(`${c.tag}. CPU per GiB on ${c.where}: depot worker vs ${c.peer} process${c.cpu.rclone ? ' (rclone)' : ''}`, c.cpu),
     ...(c.serverCpu ? [cpuRow(c.serverCpu.label, c.serverCpu)] : []),
     {
       measurement: `${c.tag}. worker peak RSS (VmHWM) over the ${c.where} stores, vs the ${c.peer} process`,
@@ -221,7 +247,7 @@ function remoteRows(c: RemoteComparison): Row[] {
   ];
 }
 
-function s3Rows(s3: S3Result): Row[] {
+export function s3Rows(s3: S3Result): Row[] {
   return remoteRows({
     tag: '7',
     where: 'S3',
@@ -235,7 +261,7 @@ function s3Rows(s3: S3Result): Row[] {
   });
 }
 
-function ftpRows(ftp: FtpResult): Row[] {
+export function ftpRows(ftp: FtpResult): Row[] {
   return remoteRows({
     tag: '7b',
     where: 'FTPS',
@@ -255,6 +281,93 @@ function ftpRows(ftp: FtpResult): Row[] {
   });
 }
 
+/** Measurement 8 (issue 17): an upload through `POST /v1/tasks` to a stored archive against curl to a server that writes and fsyncs. */
+export function httpRows(h: HttpResult): Row[] {
+  const size = `${h.bytes / MiB} MiB`;
+  const perGiB = (cpu: number[]) => cpu.map((x) => (x * GiB) / h.bytes);
+  const workerCpu = h.cpu.depot.map((total, i) => total - h.serveCpu[i]);
+  const peak = (values: number[]) => fmt(mib(Math.max(...values)), 0);
+  return [
+    speedRow(
+      `8. upload over HTTP to a stored archive (${size}, curl multipart POST /v1/tasks → completed, filesystem driver) vs curl -T to a Node server that writes and fsyncs`,
+      h.bytes,
+      h.depot,
+      h.peer,
+      0.8,
+    ),
+    speedRow(`8. depot's upload alone (curl → 202: spooled, hashed, fsynced, queued), vs the same`, h.bytes, h.depotUpload, h.peer),
+    {
+      measurement: '8. CPU per GiB of the receiving side: depot serve + worker (serve / worker) vs the Node server',
+      depot: `${fmtSpread(perGiB(h.cpu.depot), 1)} s (${fmt(median(perGiB(h.serveCpu)), 1)} / ${fmt(median(perGiB(workerCpu)), 1)})`,
+      peer: `${fmtSpread(perGiB(h.cpu.peer), 1)} s`,
+      ratio: `${fmt(median(pairedRatios(h.cpu.depot, h.cpu.peer)))}×`,
+      ...reported,
+    },
+    {
+      measurement: '8. peak RSS (VmHWM) over the uploads: depot serve / worker vs the Node server',
+      depot: `${peak(h.servePeakRss)} / ${peak(h.workerPeakRss)} MiB (idle ${fmt(mib(h.serveIdleRss), 0)} / ${fmt(mib(h.workerIdleRss), 0)})`,
+      peer: `${peak(h.peerPeakRss)} MiB (idle ${fmt(mib(h.peerIdleRss), 0)})`,
+      ratio: '',
+      ...reported,
+    },
+  ];
+}
+
+/** Measurement 9 (issue 17): a store on a NATS object store against a direct `@nats-io/obj` put. */
+export function natsRows(n: NatsResult): Row[] {
+  return remoteRows({
+    tag: '9',
+    where: 'NATS',
+    server: 'nats-server',
+    peer: '@nats-io/obj',
+    peerCall: '@nats-io/obj put',
+    target: 0.9,
+    bytes: n.bytes,
+    seconds: { depot: n.depot, peer: n.obj },
+    cpu: { depot: n.cpu.depot, peer: n.cpu.obj },
+    serverCpu: { label: '9. nats-server CPU per GiB while storing: for depot vs for @nats-io/obj', depot: n.serverCpu.depot, peer: n.serverCpu.obj },
+    rss: { depotPeak: n.depotPeakRss, depotIdle: n.depotIdleRss, peerPeak: n.objPeakRss, peerIdle: n.objIdleRss },
+  });
+}
+
+/** Measurement 7's runs, as the raw list gives them. */
+export function s3Raw(s3: S3Result): string[] {
+  return [
+    `- large archive on S3, seconds per run (depot / lib-storage / rclone): ${list(s3.depot, 2)} / ${list(s3.libStorage, 2)} / ${list(s3.rclone, 2)}`,
+    `- on S3, CPU seconds per run of the contender (depot / lib-storage / rclone): ${list(s3.cpu.depot, 2)} / ${list(s3.cpu.libStorage, 2)} / ${list(s3.cpu.rclone, 2)}; of s3rver meanwhile: ${list(s3.serverCpu.depot, 2)} / ${list(s3.serverCpu.libStorage, 2)} / ${list(s3.serverCpu.rclone, 2)}`,
+    `- on S3, peak RSS MiB after each round (depot worker / lib-storage process): ${list(s3.depotPeakRss.map(mib))} / ${list(s3.libStoragePeakRss.map(mib))}`,
+  ];
+}
+
+/** Measurement 7b's runs, as the raw list gives them. */
+export function ftpRaw(ftp: FtpResult): string[] {
+  return [
+    `- large archive on FTPS, seconds per run (depot / basic-ftp / rclone): ${list(ftp.depot, 2)} / ${list(ftp.basicFtp, 2)} / ${list(ftp.rclone, 2)}`,
+    `- on FTPS, CPU seconds per run of the contender (depot / basic-ftp / rclone): ${list(ftp.cpu.depot, 2)} / ${list(ftp.cpu.basicFtp, 2)} / ${list(ftp.cpu.rclone, 2)}; of proftpd meanwhile: ${list(ftp.serverCpu.depot, 2)} / ${list(ftp.serverCpu.basicFtp, 2)} / ${list(ftp.serverCpu.rclone, 2)}`,
+    `- on FTPS, peak RSS MiB after each round (depot worker / basic-ftp process): ${list(ftp.depotPeakRss.map(mib))} / ${list(ftp.basicFtpPeakRss.map(mib))}`,
+  ];
+}
+
+/** Measurement 8's runs, as the raw list gives them. */
+export function httpRaw(h: HttpResult): string[] {
+  const workerCpu = h.cpu.depot.map((total, i) => total - h.serveCpu[i]);
+  return [
+    `- upload over HTTP, seconds per run (depot to the stored archive / of which until serve's 202 / the Node server): ${list(h.depot, 2)} / ${list(h.depotUpload, 2)} / ${list(h.peer, 2)}`,
+    `- over HTTP, CPU seconds per run of depot serve / depot worker (with its cp) / the Node server: ${list(h.serveCpu, 2)} / ${list(workerCpu, 2)} / ${list(h.cpu.peer, 2)}; of curl (to depot / to the Node server): ${list(h.curlCpu.depot, 2)} / ${list(h.curlCpu.peer, 2)}`,
+    `- over HTTP, peak RSS MiB after each round (depot serve / depot worker / the Node server): ${list(h.servePeakRss.map(mib))} / ${list(h.workerPeakRss.map(mib))} / ${list(h.peerPeakRss.map(mib))}`,
+    `- over HTTP, the worker's attempts per store (2: it looked for the spool file before serve had moved it there, and retried after its backoff): ${list(h.depotAttempts)}`,
+  ];
+}
+
+/** Measurement 9's runs, as the raw list gives them. */
+export function natsRaw(n: NatsResult): string[] {
+  return [
+    `- large archive on NATS, seconds per run (depot / @nats-io/obj): ${list(n.depot, 2)} / ${list(n.obj, 2)}`,
+    `- on NATS, CPU seconds per run of the contender (depot / @nats-io/obj): ${list(n.cpu.depot, 2)} / ${list(n.cpu.obj, 2)}; of nats-server meanwhile: ${list(n.serverCpu.depot, 2)} / ${list(n.serverCpu.obj, 2)}`,
+    `- on NATS, peak RSS MiB after each round (depot worker / @nats-io/obj process): ${list(n.depotPeakRss.map(mib))} / ${list(n.objPeakRss.map(mib))}`,
+  ];
+}
+
 const verdict = (met: boolean | undefined) => (met === undefined ? '' : met ? 'met' : 'MISSED');
 
 /** The table for the terminal. */
@@ -270,8 +383,6 @@ export function textTable(list: Row[]): string {
 function markdownTable(header: string[], body: string[][]): string {
   return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...body.map((row) => `| ${row.join(' | ')} |`)].join('\n');
 }
-
-const list = (values: number[], digits = 0) => values.map((v) => fmt(v, digits)).join(', ');
 
 /** docs/BENCHMARKS.md: the figures of this run, the raw runs, and the hand-written findings. */
 export function markdown(r: BenchResults, findings: string): string {
@@ -306,12 +417,10 @@ export function markdown(r: BenchResults, findings: string): string {
     `- scaling, per second (1 worker / 2 workers): ${list(r.scaling.one)} / ${list(r.scaling.two)}`,
     ...r.crash.map((c) => `- crash recovery ${crashLabel(c)}, seconds: ${list(c.seconds, 2)}`),
     `- stalled events under load with ${crashLabel(r.stalls)}: ${r.stalls.stalled} of ${r.stalls.jobs} jobs`,
-    `- large archive on S3, seconds per run (depot / lib-storage / rclone): ${list(r.s3.depot, 2)} / ${list(r.s3.libStorage, 2)} / ${list(r.s3.rclone, 2)}`,
-    `- on S3, CPU seconds per run of the contender (depot / lib-storage / rclone): ${list(r.s3.cpu.depot, 2)} / ${list(r.s3.cpu.libStorage, 2)} / ${list(r.s3.cpu.rclone, 2)}; of s3rver meanwhile: ${list(r.s3.serverCpu.depot, 2)} / ${list(r.s3.serverCpu.libStorage, 2)} / ${list(r.s3.serverCpu.rclone, 2)}`,
-    `- on S3, peak RSS MiB after each round (depot worker / lib-storage process): ${list(r.s3.depotPeakRss.map(mib))} / ${list(r.s3.libStoragePeakRss.map(mib))}`,
-    `- large archive on FTPS, seconds per run (depot / basic-ftp / rclone): ${list(r.ftp.depot, 2)} / ${list(r.ftp.basicFtp, 2)} / ${list(r.ftp.rclone, 2)}`,
-    `- on FTPS, CPU seconds per run of the contender (depot / basic-ftp / rclone): ${list(r.ftp.cpu.depot, 2)} / ${list(r.ftp.cpu.basicFtp, 2)} / ${list(r.ftp.cpu.rclone, 2)}; of proftpd meanwhile: ${list(r.ftp.serverCpu.depot, 2)} / ${list(r.ftp.serverCpu.basicFtp, 2)} / ${list(r.ftp.serverCpu.rclone, 2)}`,
-    `- on FTPS, peak RSS MiB after each round (depot worker / basic-ftp process): ${list(r.ftp.depotPeakRss.map(mib))} / ${list(r.ftp.basicFtpPeakRss.map(mib))}`,
+    ...s3Raw(r.s3),
+    ...ftpRaw(r.ftp),
+    ...httpRaw(r.http),
+    ...natsRaw(r.nats),
   ].join('\n');
   return `# depot benchmarks
 
@@ -333,6 +442,8 @@ the ratios of runs made side by side (A B A B …), because absolute times on a 
 | openssl | ${f.openssl} |
 | s3rver / @aws-sdk/lib-storage | ${f.s3rver} (started for the run, on a free loopback port) / ${f.libStorage} |
 | proftpd / basic-ftp | ${f.proftpd} (started for the run, on a free loopback port, explicit FTPS required) / ${f.basicFtp} |
+| curl | ${f.curl} |
+| nats-server / @nats-io/obj | ${f.natsServer} (started for the run, on a free loopback port, JetStream on file storage) / ${f.natsObj} |
 | disk | ${f.filesystem} at ${f.tmpdir} |
 | load average before / after | ${r.loadBefore.map((v) => fmt(v)).join(' ')} / ${r.loadAfter.map((v) => fmt(v)).join(' ')} |
 
@@ -402,6 +513,35 @@ ${raw}
   deleted there right after its run, followed by an untimed \`sync\`. CPU is user + system time of the
   contender's process (as for 7) and of proftpd: its master process and every session process it forked,
   those still running (\`/proc/<pid>/stat\`) and those ended (the master's \`cutime\`/\`cstime\`).
+- 8: one file of random bytes, sent by \`curl\` on 127.0.0.1 to (a) \`depot serve\` beside a \`depot worker\` on
+  one config (a filesystem driver with fsync on; \`http.spoolDir\` beside the driver's root, on the same
+  filesystem; one bearer token, \`\${BENCH_HTTP_TOKEN}\` in both processes' environment only, handed to curl
+  through a descriptor bash fills with a builtin): a multipart \`POST /v1/tasks\` (\`-F task=<task.json\` with a
+  taskId chosen beforehand, \`-F file=@file\`), timed from curl's start to the task's completion event (serve
+  spooled, hashed and fsynced the file and queued the task; the worker stored it from the spool: staged,
+  hashed, fsynced, published, catalogued); serve's answer (taskId, size, sha256), the job's result and the
+  archive's size on disk are checked, and serve's removal of the spool file is waited for (untimed). A store
+  the worker had to try again (it took the task before serve had moved the file into the spool) counts as
+  it came, and its attempts are listed.
+  The second row is the same runs timed only until serve's 202. (b) \`curl -T file\` (a streamed PUT) to a
+  minimal Node HTTP server in a process of its own started beforehand (bench/fsync-http-server.ts:
+  \`pipeline(request, fs.createWriteStream(file, { flush: true }))\`, i.e. written and fsynced before it answers
+  201), timed around curl; the file's size is checked. Each contender receives once untimed first (a
+  ${WARM_UP_BYTES / MiB} MiB file, to keep the measurement short); then rounds in rotating order; every file is deleted right after its run, followed by an untimed \`sync\`. CPU:
+  user + system time of serve, of the worker with its children (the \`cp\` of the kernel copy), of the Node
+  server (\`/proc\`), and of curl (bash's \`times\`).
+- 9: one nats-server (the test helper's: a free loopback port, JetStream with file storage in its own temp
+  directory; never the machine's shared server) and one file of random bytes; each contender writes into a
+  bucket of its own. depot: a worker whose one driver is \`nats\` (\`servers\`, \`bucket\`; chunk size (${r.nats.chunkKiB} KiB) and
+  timeout at their defaults), timed from enqueue of a \`path\` source to the completion event; the returned
+  sha256 is checked. @nats-io/obj: \`objm.create(bucket)\` once, then \`os.put({ name, options: { max_chunk_size } },
+  Readable.toWeb(fs.createReadStream(file)))\` with depot's chunk size and the client's native SHA-256
+  (\`setSha256Backend('native')\`, which its documentation recommends on Node), in a process of its own
+  started beforehand (bench/nats-obj-uploader.ts), timed from the request to its answer. Each contender
+  stores once untimed first (a ${WARM_UP_BYTES / MiB} MiB file); then rounds in rotating order. After each run the object's size and the object
+  store's digest (\`SHA-256=\` of the file's sha256) are checked through \`@nats-io/obj\`'s \`info\`, and the
+  contender's stream is purged, followed by an untimed \`sync\`. CPU is user + system time of the contender's
+  process and of nats-server during the run.
 
 ## Findings
 

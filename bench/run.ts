@@ -2,6 +2,9 @@
  * `npm run bench`: measures depot against its peers on this machine, prints a
  * table and writes docs/BENCHMARKS.md. BENCH_QUICK=1 makes a short smoke run
  * (fewer and smaller runs) whose figures are not meant to be kept.
+ * `npm run bench -- only=http,nats` runs only the measurements named (see ONLY: s3, ftp, http, nats)
+ * and prints their rows, writing nothing. BENCH_NODE_ARGS adds Node flags to
+ * depot's processes (e.g. `--cpu-prof --cpu-prof-dir=DIR` while investigating).
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -13,10 +16,12 @@ import { BenchContext } from './context';
 import { crashRecovery, CrashSettings, stallsUnderLoad } from './crash';
 import { ensureRclone, machineFacts, PROJECT_ROOT, requireTools } from './env';
 import { destroyFtpServer, ftpLargeArchive } from './ftp';
+import { httpUpload } from './http';
 import { largeArchive } from './large';
 import { killAllWorkers } from './processes';
 import { workerMemory } from './memory';
-import { BenchResults, markdown, rows, textTable } from './report';
+import { natsLargeArchive } from './nats';
+import { BenchResults, ftpRaw, ftpRows, httpRaw, httpRows, markdown, natsRaw, natsRows, Row, rows, s3Raw, s3Rows, textTable } from './report';
 import { s3LargeArchive } from './s3';
 import { Scratch } from './scratch';
 import { latency, scaling, smallArchives } from './small';
@@ -39,6 +44,10 @@ const PLAN = QUICK
       s3Bytes: 256 * MiB,
       ftpRuns: 1,
       ftpBytes: 256 * MiB,
+      httpRuns: 1,
+      httpBytes: 256 * MiB,
+      natsRuns: 1,
+      natsBytes: 256 * MiB,
     }
   : {
       largeRuns: 5,
@@ -54,6 +63,10 @@ const PLAN = QUICK
       s3Bytes: GiB,
       ftpRuns: 3,
       ftpBytes: GiB,
+      httpRuns: 3,
+      httpBytes: GiB,
+      natsRuns: 2,
+      natsBytes: GiB,
     };
 
 /** Worker concurrency for the small-archive loads, depot and bare worker alike. */
@@ -70,7 +83,27 @@ const CRASH_VARIANTS: CrashSettings[] = [
   SHORT_LOCKS,
 ];
 
-async function main(): Promise<void> {
+/** The measurements `only=` can pick, each with its rows and raw figures. */
+const ONLY: Record<string, (ctx: BenchContext) => Promise<{ rows: Row[]; raw: string[] }>> = {
+  s3: async (ctx) => {
+    const s3 = await s3LargeArchive(ctx, PLAN.s3Runs, PLAN.s3Bytes);
+    return { rows: s3Rows(s3), raw: s3Raw(s3) };
+  },
+  ftp: async (ctx) => {
+    const ftp = await ftpLargeArchive(ctx, PLAN.ftpRuns, PLAN.ftpBytes);
+    return { rows: ftpRows(ftp), raw: ftpRaw(ftp) };
+  },
+  http: async (ctx) => {
+    const http = await httpUpload(ctx, PLAN.httpRuns, PLAN.httpBytes);
+    return { rows: httpRows(http), raw: httpRaw(http) };
+  },
+  nats: async (ctx) => {
+    const nats = await natsLargeArchive(ctx, PLAN.natsRuns, PLAN.natsBytes);
+    return { rows: natsRows(nats), raw: natsRaw(nats) };
+  },
+};
+
+async function main(only?: string[]): Promise<void> {
   const started = Date.now();
   const log = (line: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}`);
   ensureRclone(log);
@@ -89,8 +122,20 @@ async function main(): Promise<void> {
       void Promise.allSettled([destroyFtpServer(), scratch.close(), redis.stop()]).then(() => process.exit(signal === 'SIGINT' ? 130 : 143));
     });
   }
-  const ctx: BenchContext = { redisUrl: redis.url, scratch, log, nodeArgs: [] };
+  const ctx: BenchContext = { redisUrl: redis.url, scratch, log, nodeArgs: (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean) };
   try {
+    if (only) {
+      const picked: Row[] = [];
+      const raw: string[] = [];
+      for (const name of only) {
+        log(`only ${name}`);
+        const measured = await ONLY[name](ctx);
+        picked.push(...measured.rows);
+        raw.push(...measured.raw);
+      }
+      console.log(`\n${textTable(picked)}\n\n${raw.join('\n')}\n`);
+      return;
+    }
     log(`1. large archive (${PLAN.largeBytes / MiB} MiB): depot, rclone, cp+sync+openssl; retrieve to a path: depot, cp+openssl`);
     const large = await largeArchive(ctx, PLAN.largeRuns, PLAN.largeBytes);
     log(`1. again, with a CPU-bound process keeping the other core busy`);
@@ -111,6 +156,10 @@ async function main(): Promise<void> {
     const s3 = await s3LargeArchive(ctx, PLAN.s3Runs, PLAN.s3Bytes);
     log(`7b. large archive on FTPS (${PLAN.ftpBytes / MiB} MiB, one proftpd): depot, basic-ftp uploadFrom, rclone`);
     const ftp = await ftpLargeArchive(ctx, PLAN.ftpRuns, PLAN.ftpBytes);
+    log(`8. upload over HTTP (${PLAN.httpBytes / MiB} MiB, curl): depot serve + worker to a stored archive, a Node server that writes and fsyncs`);
+    const http = await httpUpload(ctx, PLAN.httpRuns, PLAN.httpBytes);
+    log(`9. large archive on NATS (${PLAN.natsBytes / MiB} MiB, one nats-server): depot, @nats-io/obj put`);
+    const nats = await natsLargeArchive(ctx, PLAN.natsRuns, PLAN.natsBytes);
     log('removing the benchmark files');
     await scratch.remove();
     const results: BenchResults = {
@@ -129,6 +178,8 @@ async function main(): Promise<void> {
       stalls,
       s3,
       ftp,
+      http,
+      nats,
     };
     console.log(`\n${textTable(rows(results))}\n`);
     const findings = readFileSync(path.join(__dirname, 'findings.md'), 'utf8');
@@ -144,8 +195,18 @@ async function main(): Promise<void> {
   }
 }
 
+/** The measurements named by `only=a,b`, checked against ONLY; undefined without the argument. */
+function onlyArgument(arg: string | undefined): string[] | undefined {
+  if (!arg?.startsWith('only=')) return undefined;
+  const names = arg.slice('only='.length).split(',').filter(Boolean);
+  const unknown = names.filter((name) => !Object.hasOwn(ONLY, name));
+  if (names.length === 0 || unknown.length > 0)
+    throw new Error(`only= takes a list of ${Object.keys(ONLY).join(', ')}; not: ${unknown.join(', ') || '(empty)'}`);
+  return names;
+}
+
 // `npm run bench -- catalog`: the catalog's benchmarks only (bench/catalog.ts), into their own section.
-(process.argv[2] === 'catalog' ? runCatalogBenchmarks() : main()).then(
+(process.argv[2] === 'catalog' ? runCatalogBenchmarks() : Promise.resolve().then(() => main(onlyArgument(process.argv[2])))).then(
   () => process.exit(0),
   (error: Error) => {
     console.error(`bench failed: ${error.stack ?? error.message}`);
