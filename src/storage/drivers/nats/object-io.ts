@@ -89,7 +89,8 @@ export async function uploadChunks(
     held.push(data);
     heldBytes += data.length;
     if (heldBytes < size) continue;
-    let all = Buffer.concat(held, heldBytes);
+    // A read that holds whole chunks (the usual 1 MiB read) is cut as it is, not copied first.
+    let all = held.length === 1 ? held[0] : Buffer.concat(held, heldBytes);
     while (all.length >= size) {
       await publish(all.subarray(0, size));
       all = all.subarray(size);
