@@ -39,6 +39,7 @@ export function formBoundary(contentType: string | undefined): string | undefine
   return boundary !== undefined && /^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$/.test(boundary) ? boundary : undefined;
 }
 
+const CR = 0x0d;
 const CRLF = Buffer.from('\r\n');
 const HEADER_END = Buffer.from('\r\n\r\n');
 const MAX_PREAMBLE = 64 * 1024;
@@ -85,7 +86,6 @@ export class MultipartReader {
   /** The current part's body, chunk by chunk, up to the next boundary. */
   async *body(): AsyncGenerator<Buffer> {
     if (this.state !== 'body') throw new Error('MultipartReader: no part to read');
-    const keep = this.delimiter.length - 1;
     for (;;) {
       const at = this.buffer.indexOf(this.delimiter);
       if (at >= 0) {
@@ -94,10 +94,12 @@ export class MultipartReader {
         this.state = 'headers';
         return;
       }
-      if (this.buffer.length > keep) {
-        const out = this.buffer.subarray(0, this.buffer.length - keep);
-        // A copy of the tail: a view would keep the whole chunk alive.
-        this.buffer = Buffer.from(this.buffer.subarray(this.buffer.length - keep));
+      // Only an end that may begin a delimiter waits for the next chunk (almost always none), so fill() rarely has to copy a chunk.
+      const held = this.delimiterStartAtEnd();
+      if (this.buffer.length > held) {
+        const out = this.buffer.subarray(0, this.buffer.length - held);
+        // A copy of the held end: a view would keep the whole chunk alive.
+        this.buffer = Buffer.from(this.buffer.subarray(this.buffer.length - held));
         yield out;
       }
       if (!(await this.fill())) throw new MultipartError('the body ended inside a part, before the form was closed', true);
@@ -142,6 +144,17 @@ export class MultipartReader {
     const filename = parameterValue(params, 'filename');
     const contentType = fields.get('content-type');
     return { name, ...(filename !== undefined ? { filename } : {}), ...(contentType !== undefined ? { contentType } : {}) };
+  }
+
+  /** The length of the end of the buffer that is the start of a delimiter, or 0; the buffer holds no whole delimiter. */
+  private delimiterStartAtEnd(): number {
+    // The delimiter's only CR is its first byte (a boundary has none): just the last CR, if among the last (length - 1) bytes, can start one.
+    for (let at = this.buffer.length - 1; at >= Math.max(0, this.buffer.length - (this.delimiter.length - 1)); at--) {
+      if (this.buffer[at] !== CR) continue;
+      const end = this.buffer.subarray(at);
+      return end.equals(this.delimiter.subarray(0, end.length)) ? end.length : 0;
+    }
+    return 0;
   }
 
   /** Drops everything up to and including `marker`, which must come within `limit` bytes. */
