@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { SPOOL_ID } from '../contract';
 import { JOB_ID_PREFIX } from '../queue/names';
+import { GatheredWriter } from './gathered-writer';
 
 /** Where uploads arrive before they are complete; a file there is never a task's source. */
 const INCOMING = 'incoming';
@@ -76,25 +77,29 @@ export class Spool {
 
   /**
    * Writes `chunks` into `incoming/`, hashing them on the way, and fsyncs the
-   * file. Anything that goes wrong (the body cut off, too large, the disk
-   * full) removes the file before the error is passed on.
+   * file; the chunks are gathered into large writes, one in flight while the
+   * next are hashed, so they must not change once given. Anything that goes
+   * wrong (the body cut off, too large, the disk full) removes the file
+   * before the error is passed on.
    */
   async receive(id: string, chunks: AsyncIterable<Buffer>, maxBytes: number): Promise<ReceivedFile> {
     if (!SPOOL_ID.test(id)) throw new Error(`not a spool id: ${id}`);
     this.busy.add(id);
     const incoming = path.join(this.incomingDir, `${id}@${this.host}@${process.pid}`);
     let handle: FileHandle | undefined;
+    let writer: GatheredWriter | undefined;
     try {
       handle = await open(incoming, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+      writer = new GatheredWriter(handle);
       const hash = createHash('sha256');
       let size = 0;
       for await (const chunk of chunks) {
         size += chunk.length;
         if (size > maxBytes) throw new UploadTooLarge(maxBytes);
         hash.update(chunk);
-        for (let at = 0; at < chunk.length;) at += (await handle.write(chunk, at)).bytesWritten;
+        await writer.write(chunk);
       }
-      await handle.sync();
+      await writer.end();
       await handle.close();
       handle = undefined;
       const sha256 = hash.digest('hex');
@@ -113,6 +118,7 @@ export class Spool {
         },
       };
     } catch (error) {
+      await writer?.settled();
       await handle?.close().catch(() => undefined);
       await removeFile(incoming);
       this.busy.delete(id);
