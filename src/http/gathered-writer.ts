@@ -37,7 +37,7 @@ export class GatheredWriter {
   async end(): Promise<void> {
     await this.send();
     await this.writing;
-    await this.flush.settled();
+    await this.flush.done();
     await this.handle.sync();
   }
 

@@ -43,6 +43,7 @@ export async function copyThroughBuffers(from: string, fd: number, options: Kern
       options.onBytes?.(size);
       flush.wrote(n);
     }
+    await flush.done();
     return { sha256: hash.digest('hex'), size };
   } finally {
     // A read still in flight (after a failed write) must end before its buffer and descriptor go.

@@ -51,11 +51,14 @@ export function closeFd(fd: number): Promise<void> {
 /**
  * Keeps one fdatasync of `fd` in flight per `every` bytes written (none when
  * `every` is undefined), so that a large copy's final flush does not stall
- * for seconds; `settled()` before the descriptor is closed.
+ * for seconds; `done()` before the final flush, `settled()` before the
+ * descriptor is closed on any path.
  */
 export class FlushAlong {
   private since = 0;
   private flushing?: Promise<void>;
+  /** The first flush that failed: reported by done(), since a later fsync of the file need not report it again. */
+  private failure?: Error;
 
   constructor(
     private readonly fd: number,
@@ -67,11 +70,22 @@ export class FlushAlong {
     this.since += bytes;
     if (this.since < this.every || this.flushing) return;
     this.since = 0;
-    this.flushing = fdatasyncFd(this.fd).finally(() => (this.flushing = undefined));
+    // Handled here at once: a failure left for later would end the process as an unhandled rejection.
+    this.flushing = fdatasyncFd(this.fd)
+      .catch((error: unknown) => {
+        this.failure ??= error as Error;
+      })
+      .finally(() => (this.flushing = undefined));
   }
 
-  /** The flush in flight, ended; its failure is the final flush's to report. */
+  /** Every flush ended; throws the first one's failure. */
+  async done(): Promise<void> {
+    await this.flushing;
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** The flush in flight, ended (a failure is done()'s to report). */
   async settled(): Promise<void> {
-    await this.flushing?.catch(() => undefined);
+    await this.flushing;
   }
 }

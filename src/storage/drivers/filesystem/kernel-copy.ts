@@ -68,6 +68,7 @@ export async function copyInKernel(from: string, to: string, fd: number, options
       await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, CAUGHT_UP_MS))]);
     }
     if (outcome !== 0) throw copyFailed(outcome, stderr, from);
+    await flush.done();
     return { sha256: hash.digest('hex'), size };
   } finally {
     options.signal.removeEventListener('abort', abort);

@@ -1,0 +1,47 @@
+/**
+ * FlushAlong keeps an fdatasync in flight while a large file is written. A
+ * flush that fails must neither end the process (an unhandled rejection)
+ * nor be forgotten: a later fsync of the file need not report it again.
+ */
+import { closeSync, openSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { FlushAlong } from '../../../src/storage/drivers/filesystem/fd';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'depot-flush-along-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+test('a flush that fails is reported by done(), once every flush ended; settled() only waits', async () => {
+  const fd = openSync(path.join(dir, 'file'), 'w');
+  closeSync(fd); // every fdatasync of it now fails (EBADF)
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    const flush = new FlushAlong(fd, 1024);
+    flush.wrote(4096);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await expect(flush.settled()).resolves.toBeUndefined();
+    await expect(flush.done()).rejects.toMatchObject({ code: 'EBADF' });
+    expect(unhandled).toEqual([]);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+});
+
+test('flushes that succeed: done() resolves', async () => {
+  const fd = openSync(path.join(dir, 'file'), 'w');
+  try {
+    const flush = new FlushAlong(fd, 1024);
+    flush.wrote(4096);
+    await expect(flush.done()).resolves.toBeUndefined();
+  } finally {
+    closeSync(fd);
+  }
+});
