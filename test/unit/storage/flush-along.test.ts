@@ -3,7 +3,8 @@
  * flush that fails must neither end the process (an unhandled rejection)
  * nor be forgotten: a later fsync of the file need not report it again.
  */
-import { closeSync, openSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -18,8 +19,10 @@ afterEach(async () => {
 });
 
 test('a flush that fails is reported by done(), once every flush ended; settled() only waits', async () => {
-  const fd = openSync(path.join(dir, 'file'), 'w');
-  closeSync(fd); // every fdatasync of it now fails (EBADF)
+  // A FIFO cannot be flushed: every fdatasync of it fails (EINVAL), and the descriptor stays ours while the test runs.
+  const fifo = path.join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  const fd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);
   const unhandled: unknown[] = [];
   const onUnhandled = (reason: unknown) => unhandled.push(reason);
   process.on('unhandledRejection', onUnhandled);
@@ -28,10 +31,11 @@ test('a flush that fails is reported by done(), once every flush ended; settled(
     flush.wrote(4096);
     await new Promise((resolve) => setTimeout(resolve, 50));
     await expect(flush.settled()).resolves.toBeUndefined();
-    await expect(flush.done()).rejects.toMatchObject({ code: 'EBADF' });
+    await expect(flush.done()).rejects.toMatchObject({ code: 'EINVAL' });
     expect(unhandled).toEqual([]);
   } finally {
     process.off('unhandledRejection', onUnhandled);
+    closeSync(fd);
   }
 });
 
