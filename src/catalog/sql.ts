@@ -22,7 +22,7 @@ export type Dialect = 'sqlite' | 'postgres';
  */
 export interface SqlDatabase extends SqlSession {
   readonly dialect: Dialect;
-  /** Write transactions worth running at once: 1 on SQLite (one writer), WRITE_CONNECTIONS on PostgreSQL. */
+  /** Write transactions worth running at once: 1 on SQLite (one writer); on PostgreSQL fewer than its connections, so that writes gather. */
   readonly parallelWrites: number;
   transaction<T>(work: (tx: SqlSession) => Promise<T>): Promise<T>;
   close(): Promise<void>;

@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
 import type { TLSSocket } from 'node:tls';
 import { Readable, Transform, Writable } from 'node:stream';
 import type { Client } from 'basic-ftp';
 import { DepotError } from '../../../contract';
+import { FileChunks } from '../../file-chunks';
 import { pipeInto, STREAM_CHUNK } from '../../hashing-stream';
 
 /*
@@ -120,15 +119,15 @@ export async function guardedUpload(
 
 /**
  * Uploads a local file to `remote` under a watchdog, read through two reused
- * buffers and written to the data connection by this function itself: chunk
- * N+1 is read and hashed while chunk N is written, and a buffer is read into
- * again only after the socket's callback for its last write (TLS has
- * encrypted it by then). A stream of the file would hand basic-ftp a fresh
- * 1 MiB buffer per read, left to the collector — in the worker a full
- * collection every few tens of MiB (docs/BENCHMARKS.md, 7b). basic-ftp gets
- * a source that sends nothing and ends after the last write, so that it
- * ends the data connection and waits for the server's reply as usual.
- * sha256 and size are of exactly the bytes sent.
+ * buffers (FileChunks) and written to the data connection by this function
+ * itself: chunk N+1 is read and hashed while chunk N is written, and a
+ * buffer is read into again only after the socket's callback for its last
+ * write (TLS has encrypted it by then). A stream of the file would hand
+ * basic-ftp a fresh 1 MiB buffer per read, left to the collector — in the
+ * worker a full collection every few tens of MiB (docs/BENCHMARKS.md, 7b).
+ * basic-ftp gets a source that sends nothing and ends after the last write,
+ * so that it ends the data connection and waits for the server's reply as
+ * usual. sha256 and size are of exactly the bytes sent.
  */
 export async function guardedFileUpload(
   client: Client,
@@ -137,23 +136,13 @@ export async function guardedFileUpload(
   options: { timeoutMs: number; driver: string; signal: AbortSignal; onBytes?: (bytes: number) => void },
 ): Promise<{ sha256: string; size: number }> {
   const dog = new Watchdog(client, options.timeoutMs);
-  const handle = await open(file, 'r');
-  const hash = createHash('sha256');
-  let size = 0;
+  const reader = new FileChunks(file, options.signal, options.onBytes, 2);
   const send = async (): Promise<void> => {
     const socket = client.ftp.dataSocket;
     if (!socket) throw new Error('no data connection for the upload');
-    const buffers = [Buffer.allocUnsafeSlow(STREAM_CHUNK), Buffer.allocUnsafeSlow(STREAM_CHUNK)];
     let written: Promise<void> = Promise.resolve();
-    for (let i = 0; !source.destroyed; i++) {
-      options.signal.throwIfAborted();
-      const buffer = buffers[i % 2];
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, size);
-      if (bytesRead === 0) break;
-      const chunk = buffer.subarray(0, bytesRead);
-      hash.update(chunk);
-      size += bytesRead;
-      options.onBytes?.(size);
+    for await (const chunk of reader.chunks()) {
+      if (source.destroyed) break;
       // The other buffer's write is done before this one is written (and before the other is read into next).
       await written;
       dog.touch();
@@ -181,13 +170,13 @@ export async function guardedFileUpload(
   options.signal.addEventListener('abort', onAbort, { once: true });
   try {
     await client.uploadFrom(source, remote);
-    return { sha256: hash.digest('hex'), size };
+    return reader.digest();
   } catch (error) {
     throw dog.fired ? dog.error(options.driver, `upload of ${remote}`) : error;
   } finally {
     options.signal.removeEventListener('abort', onAbort);
     dog.stop();
-    await handle.close();
+    await reader.close();
   }
 }
 

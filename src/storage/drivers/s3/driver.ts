@@ -25,7 +25,7 @@ import { probeConditionalWrites } from './conditional-write-probe';
 import { isAccessDenied, isNotFound, isPreconditionFailed, toDepotError } from './errors';
 import { sameBytes, versionsBeside, Written } from './key-versions';
 import { metadataContradicts, objectMetadata, readObjectMetadata, sidecarKey } from './manifest-metadata';
-import { FileChunks } from './file-chunks';
+import { FileChunks } from '../../file-chunks';
 import { abortStaleUploads } from './multipart-sweep';
 import { uploadParts } from './multipart-upload';
 import { mapInOrder } from './parallel';

@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import { FileHandle, open } from 'node:fs/promises';
-import { STREAM_CHUNK } from '../../hashing-stream';
+import { STREAM_CHUNK } from './hashing-stream';
 
 /**
- * A local source file read in chunks into one buffer that is reused: the part
- * loop copies each chunk before it asks for the next, so no chunk is left to
- * the collector (a stream allocates a fresh one per read). sha256 and size of
- * exactly the bytes read, whatever the file's length was when it was opened.
+ * A local source file (storeFile) read in chunks into a few buffers that are
+ * reused in turn: no chunk is left to the collector, where a stream would
+ * allocate a fresh one per read (in the worker, a full collection every few
+ * tens of MiB). sha256 and size of exactly the bytes read, whatever the
+ * file's length was when it was opened.
  */
 export class FileChunks {
   ended = false;
@@ -19,14 +20,21 @@ export class FileChunks {
     private readonly signal: AbortSignal,
     /** Bytes read so far, after each chunk (a task's progress). */
     private readonly onBytes?: (bytes: number) => void,
+    /**
+     * Buffers read into in turn: a chunk stays valid until this many more
+     * have been asked for (1: until the next; 2: the next may be read while
+     * the last is still being written).
+     */
+    private readonly buffers = 1,
   ) {}
 
-  /** The file's bytes in order; each chunk is valid only until the next is asked for. */
+  /** The file's bytes in order; each chunk is valid until `buffers` more are asked for. */
   async *chunks(): AsyncGenerator<Buffer> {
     this.handle = await open(this.path, 'r');
-    const buffer = Buffer.allocUnsafeSlow(STREAM_CHUNK);
-    for (;;) {
+    const buffers = Array.from({ length: this.buffers }, () => Buffer.allocUnsafeSlow(STREAM_CHUNK));
+    for (let turn = 0; ; turn++) {
       this.signal.throwIfAborted();
+      const buffer = buffers[turn % buffers.length];
       const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, this.size);
       if (bytesRead === 0) break;
       const chunk = buffer.subarray(0, bytesRead);
