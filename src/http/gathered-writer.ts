@@ -1,12 +1,10 @@
 import type { FileHandle } from 'node:fs/promises';
-import { FlushAlong } from '../storage/drivers/filesystem/fd';
+import { FlushAlong, SYNC_EVERY } from '../storage/flush-along';
 
 /** Bytes gathered into one write. */
 const BATCH_BYTES = 1024 * 1024;
 /** Buffers gathered into one write at most: Linux's IOV_MAX, so that tiny chunks cannot pile up as objects. */
 const BATCH_BUFFERS = 1024;
-/** An fdatasync is started every this many bytes written (the filesystem driver's rule), so the final fsync is short. */
-const SYNC_EVERY = 128 * 1024 * 1024;
 
 /**
  * Writes a stream of chunks to a file in batches of about 1 MiB (one writev

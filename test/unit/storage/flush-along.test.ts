@@ -8,7 +8,7 @@ import { closeSync, constants, openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { FlushAlong } from '../../../src/storage/drivers/filesystem/fd';
+import { FlushAlong } from '../../../src/storage/flush-along';
 
 let dir: string;
 beforeEach(async () => {

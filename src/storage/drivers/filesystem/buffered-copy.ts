@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { DepotError } from '../../../contract';
-import { closeFd, FlushAlong, openFd, readAtFd, writeAllFd } from './fd';
+import { FlushAlong } from '../../flush-along';
+import { closeFd, openFd, readAtFd, writeAllFd } from './fd';
 import type { KernelCopyOptions } from './kernel-copy';
 
 /** Bytes per read: two buffers of this size, reused for the whole copy. */

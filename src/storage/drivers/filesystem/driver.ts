@@ -8,9 +8,10 @@ import type { ArchiveBody, DriverCapabilities, FileBody, FileTarget, ListOptions
 import { foreignObject, manifestDifference, parseManifest, serializeManifest } from '../../manifest';
 import { STREAM_CHUNK } from '../../hashing-stream';
 import { ArchivePaths, archivePaths, walkKeyTree } from '../../key-tree';
+import { FlushAlong, SYNC_EVERY } from '../../flush-along';
 import { probeName, runProbe } from '../../probe';
 import { DirSync } from './dir-sync';
-import { closeFd, fchmodFd, fdatasyncFd, fstatFd, fsyncFd, openFd, writeAllFd } from './fd';
+import { closeFd, fchmodFd, fstatFd, fsyncFd, openFd, writeAllFd } from './fd';
 import { copyThroughBuffers } from './buffered-copy';
 import { copyInKernel, kernelCopyAvailable, KernelCopyOptions } from './kernel-copy';
 import type { FilesystemSettings } from './types';
@@ -18,8 +19,6 @@ import { CHECK_DIR, isStagingName, notOwnDirectory, STAGING_DIR, STALE_STAGING_M
 import { ignoreFailure } from '../../../support/ignore';
 import { isInsideRoot } from '../../../support/path-inside';
 
-/** Keep one fdatasync in flight per this many bytes, so the final flush does not stall for seconds. */
-const SYNC_EVERY = 128 * 1024 * 1024;
 /** Source files from this size on are copied inside the kernel (storeFile); below it starting cp costs more than it saves. */
 const KERNEL_COPY_FROM = 8 * 1024 * 1024;
 /** Date directories remembered as flushed into their parents; a bound, not a tuning knob (a few per day are used). */
@@ -259,24 +258,19 @@ export class FilesystemDriver implements StorageDriver {
    */
   private async stage(staged: { data: string; manifest: string }, body: ArchiveBody, signal: AbortSignal): Promise<Manifest> {
     const [data, sidecar] = await createAll([staged.data, staged.manifest]);
-    let syncing: Promise<void> | undefined;
+    const flush = new FlushAlong(data, this.settings.fsync ? SYNC_EVERY : undefined);
     try {
-      let sinceSync = 0;
       for await (const chunk of body.stream as AsyncIterable<Buffer>) {
         signal.throwIfAborted();
         await writeAllFd(data, chunk);
-        sinceSync += chunk.length;
-        if (this.settings.fsync && sinceSync >= SYNC_EVERY && !syncing) {
-          sinceSync = 0;
-          syncing = fdatasyncFd(data).finally(() => (syncing = undefined));
-        }
+        flush.wrote(chunk.length);
       }
       signal.throwIfAborted();
       const manifest = body.manifest();
-      await this.completeStaged(data, sidecar, manifest, syncing);
+      await this.completeStaged(data, sidecar, manifest, flush);
       return manifest;
     } finally {
-      if (syncing) await ignoreFailure(syncing, 'the final fsync below reports what this one would');
+      await flush.settled();
       closeQuietly(data);
       closeQuietly(sidecar);
     }
@@ -304,10 +298,10 @@ export class FilesystemDriver implements StorageDriver {
     }
   }
 
-  /** The staged archive (after the flush still `syncing`, if any) and its manifest, written beside it, completed side by side. */
-  private async completeStaged(data: number, sidecar: number, manifest: Manifest, syncing?: Promise<void>): Promise<void> {
+  /** The staged archive (after its flushes along the way, if any) and its manifest, written beside it, completed side by side. */
+  private async completeStaged(data: number, sidecar: number, manifest: Manifest, flush?: FlushAlong): Promise<void> {
     const completeData = async () => {
-      await syncing;
+      await flush?.done();
       await this.complete(data);
     };
     const writeSidecar = async () => {

@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { DepotError } from '../../../contract';
-import { FlushAlong, readAtFd } from './fd';
+import { FlushAlong } from '../../flush-along';
+import { readAtFd } from './fd';
 
 /** Bytes hashed per read of the staged file: one buffer, reused for the whole copy. */
 const SEGMENT = 1024 * 1024;
