@@ -63,10 +63,8 @@ async function writeAll(handle: FileHandle, buffers: Buffer[]): Promise<void> {
   let rest = buffers;
   while (rest.length > 0) {
     let { bytesWritten } = await handle.writev(rest);
-    while (rest.length > 0 && bytesWritten >= rest[0].length) {
-      bytesWritten -= rest[0].length;
-      rest = rest.slice(1);
-    }
-    if (bytesWritten > 0) rest = [rest[0].subarray(bytesWritten), ...rest.slice(1)];
+    let whole = 0;
+    while (whole < rest.length && bytesWritten >= rest[whole].length) bytesWritten -= rest[whole++].length;
+    rest = bytesWritten > 0 ? [rest[whole].subarray(bytesWritten), ...rest.slice(whole + 1)] : rest.slice(whole);
   }
 }
