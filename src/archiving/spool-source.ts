@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout } from 'node:timers/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DepotError, SPOOL_ID } from '../contract';
 import { STREAM_CHUNK } from '../storage/hashing-stream';
 import { openSourceFile } from './path-policy';
@@ -61,6 +61,6 @@ async function missingCode(file: string): Promise<string | undefined> {
       const code = (error as NodeJS.ErrnoException).code ?? 'error';
       if (code !== 'ENOENT' || Date.now() >= until) return code;
     }
-    await setTimeout(POLL_MS);
+    await sleep(POLL_MS);
   }
 }
