@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { FileHandle, open } from 'node:fs/promises';
+import { DepotError } from '../contract';
 import { STREAM_CHUNK } from './hashing-stream';
 
 /**
@@ -30,12 +31,12 @@ export class FileChunks {
 
   /** The file's bytes in order; each chunk is valid until `buffers` more are asked for. */
   async *chunks(): AsyncGenerator<Buffer> {
-    this.handle = await open(this.path, 'r');
+    this.handle = await open(this.path, 'r').catch(sourceFailed);
     const buffers = Array.from({ length: this.buffers }, () => Buffer.allocUnsafeSlow(STREAM_CHUNK));
     for (let turn = 0; ; turn++) {
       this.signal.throwIfAborted();
       const buffer = buffers[turn % buffers.length];
-      const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, this.size);
+      const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, this.size).catch(sourceFailed);
       if (bytesRead === 0) break;
       const chunk = buffer.subarray(0, bytesRead);
       this.hash.update(chunk);
@@ -54,4 +55,9 @@ export class FileChunks {
   async close(): Promise<void> {
     await this.handle?.close();
   }
+}
+
+/** The source's failure as the task's, not the backend's: never a failover or a breaker's count. */
+function sourceFailed(error: Error): never {
+  throw new DepotError('source_unavailable', `reading the source failed: ${error.message}`, { cause: error });
 }
