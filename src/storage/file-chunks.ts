@@ -58,6 +58,6 @@ export class FileChunks {
 }
 
 /** The source's failure as the task's, not the backend's: never a failover or a breaker's count. */
-function sourceFailed(error: Error): never {
+export function sourceFailed(error: Error): never {
   throw new DepotError('source_unavailable', `reading the source failed: ${error.message}`, { cause: error });
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { DepotError } from '../../../contract';
+import { sourceFailed } from '../../file-chunks';
 import { FlushAlong } from '../../flush-along';
 import { closeFd, openFd, readAtFd, writeAllFd } from './fd';
 import type { KernelCopyOptions } from './kernel-copy';
@@ -17,12 +17,7 @@ const SEGMENT = 1024 * 1024;
  * source does meanwhile. `from` is a /proc/<pid>/fd link, as for copyInKernel.
  */
 export async function copyThroughBuffers(from: string, fd: number, options: KernelCopyOptions): Promise<{ sha256: string; size: number }> {
-  let source: number;
-  try {
-    source = await openFd(from, constants.O_RDONLY);
-  } catch (error) {
-    throw new DepotError('source_unavailable', `reading the source failed: ${(error as Error).message}`, { cause: error });
-  }
+  const source = await openFd(from, constants.O_RDONLY).catch(sourceFailed);
   const buffers = [Buffer.allocUnsafe(SEGMENT), Buffer.allocUnsafe(SEGMENT)];
   const hash = createHash('sha256');
   let size = 0;
@@ -55,7 +50,5 @@ export async function copyThroughBuffers(from: string, fd: number, options: Kern
 }
 
 function readSource(fd: number, buffer: Buffer, position: number): Promise<number> {
-  return readAtFd(fd, buffer, position).catch((error: Error) => {
-    throw new DepotError('source_unavailable', `reading the source failed: ${error.message}`, { cause: error });
-  });
+  return readAtFd(fd, buffer, position).catch(sourceFailed);
 }
