@@ -114,7 +114,7 @@ const PG_RECORD_STORED = `WITH ${INPUT},
   ON CONFLICT (event_key) DO NOTHING`;
 
 /** A row for a PG_RECORD_* statement, and the archive it is for. */
-interface InputRow {
+export interface InputRow {
   statement: string;
   ref: string;
   input: Record<string, unknown>;
@@ -138,7 +138,7 @@ async function runRows(tx: SqlSession, rows: InputRow[]): Promise<void> {
  * as no archive comes twice and no other write comes between (that one
  * closes the statements so far, so that nothing changes order with it).
  */
-function statementsOf(batch: readonly PendingWrite[]): Array<(tx: SqlSession) => Promise<void>> {
+export function statementsOf(batch: readonly PendingWrite[]): Array<(tx: SqlSession) => Promise<void>> {
   const statements: Array<(tx: SqlSession) => Promise<void>> = [];
   let open = new Map<string, InputRow[]>();
   let refs = new Set<string>();
@@ -165,7 +165,7 @@ function statementsOf(batch: readonly PendingWrite[]): Array<(tx: SqlSession) =>
 }
 
 /** An operation's write waiting for its commit. */
-interface PendingWrite {
+export interface PendingWrite {
   work: (tx: SqlSession) => Promise<void>;
   /** PostgreSQL: a row of a PG_RECORD_* statement, which takes the rows of every write of its kind waiting with it. */
   row?: InputRow;
